@@ -1,0 +1,158 @@
+"""OpenPGP through GnuPG: decrypt in memory, nothing written but by gpg's own keyring.
+
+Plaintext goes through pipes only, and is discarded unless gpg reports that it
+decrypted and that the integrity check passed: on a tampered message gpg may
+already have written part of the plaintext before it notices.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from .._fs import private_dir
+from ..errors import DecryptionError, KeyringError
+
+RECIPIENT_UID = "ingest recipient <recipient@ingest.invalid>"
+_ARMOR = b"-----BEGIN PGP MESSAGE-----"
+
+
+def is_openpgp(head: bytes) -> bool:
+    """True for an OpenPGP message: ASCII armour, or a PKESK/SKESK first packet."""
+    if head.lstrip()[: len(_ARMOR)] == _ARMOR:
+        return True
+    if not head or not head[0] & 0x80:
+        return False
+    first = head[0]
+    tag = first & 0x3F if first & 0x40 else (first >> 2) & 0x0F
+    return tag in (1, 3)  # public-key or symmetric-key encrypted session key
+
+
+def _gpg() -> str:
+    path = shutil.which("gpg")
+    if not path:
+        raise DecryptionError("GnuPG (gpg) is not installed: run the README's set-up command")
+    return path
+
+
+def _run(home: Path, args: list[str], data: bytes = b"",
+         passphrase: str | None = None) -> tuple[int, bytes, list[str]]:
+    """Run gpg on ``data``; the passphrase travels through a private pipe, never argv."""
+    private_dir(home)
+    cmd = [_gpg(), "--homedir", str(home), "--batch", "--no-tty", "--yes",
+           "--status-fd", "2", "--pinentry-mode", "loopback"]
+    pass_fds: tuple[int, ...] = ()
+    read_end = -1
+    if passphrase is not None:
+        read_end, write_end = os.pipe()
+        os.write(write_end, passphrase.encode() + b"\n")
+        os.close(write_end)
+        cmd += ["--passphrase-fd", str(read_end)]
+        pass_fds = (read_end,)
+    try:
+        proc = subprocess.run(cmd + args, input=data, capture_output=True,
+                              pass_fds=pass_fds, check=False)
+    finally:
+        if read_end >= 0:
+            os.close(read_end)
+    status = [line[9:] for line in proc.stderr.decode("utf-8", "replace").splitlines()
+              if line.startswith("[GNUPG:] ")]
+    return proc.returncode, proc.stdout, status
+
+
+def decrypt_openpgp(data: bytes, home: Path, passphrase: str | None = None,
+                    member: str = "delivery") -> bytes:
+    """Decrypt an OpenPGP message to our key (in ``home``) or with a passphrase."""
+    code, plain, status = _run(home, ["--decrypt"], data, passphrase)
+    words = {line.split(" ", 1)[0] for line in status}
+    ok = code == 0 and "DECRYPTION_OKAY" in words and "DECRYPTION_FAILED" not in words
+    if ok and ("GOODMDC" in words or "DECRYPTION_INFO" in words):
+        return plain
+    del plain  # possibly partial plaintext of a tampered message: never used
+    raise DecryptionError(_explain(member, status, words, passphrase is not None))
+
+
+def _explain(member: str, status: list[str], words: set[str], had_passphrase: bool) -> str:
+    missing = [line.split()[1] for line in status if line.startswith("NO_SECKEY")]
+    if "BAD_PASSPHRASE" in words or ("DECRYPTION_FAILED" in words and "NEED_PASSPHRASE_SYM"
+                                     in words):
+        return (f"{member}: wrong passphrase for the OpenPGP message or its key; "
+                "check --passphrase-file or INGEST_PASSPHRASE")
+    if missing and "DECRYPTION_OKAY" not in words:
+        return (f"{member}: encrypted to OpenPGP key {', '.join(missing)}, which this keyring "
+                "does not hold; import it with 'ingest keys import-pgp FILE'")
+    if "NEED_PASSPHRASE_SYM" in words and not had_passphrase:
+        return f"{member}: encrypted with a passphrase; give it with --passphrase-file"
+    if "BADMDC" in words or "DECRYPTION_FAILED" in words:
+        return (f"{member}: OpenPGP integrity check failed: the file is tampered or "
+                "damaged; ask the sender to send it again")
+    if "NODATA" in words:
+        return f"{member}: not an OpenPGP message, or it is truncated"
+    return (f"{member}: OpenPGP decryption failed (truncated or damaged file); "
+            "ask the sender to send it again")
+
+
+def ensure_recipient_key(home: Path) -> str:
+    """The fingerprint of this keyring's own OpenPGP key, generated on first use."""
+    fpr = recipient_fingerprint(home)
+    if fpr:
+        return fpr
+    code, _, _ = _run(home, ["--passphrase", "", "--quick-gen-key", RECIPIENT_UID,
+                             "future-default", "default", "never"])
+    fpr = recipient_fingerprint(home)
+    if code != 0 or not fpr:
+        raise KeyringError(f"could not create the OpenPGP key in {home}")
+    return fpr
+
+
+def recipient_fingerprint(home: Path) -> str | None:
+    if not home.exists():
+        return None
+    proc = subprocess.run([_gpg(), "--homedir", str(home), "--batch", "--with-colons",
+                           "--list-secret-keys"], capture_output=True, check=False)
+    for line in proc.stdout.decode().splitlines():
+        if line.startswith("fpr:"):
+            return line.split(":")[9]
+    return None
+
+
+def export_public_key(home: Path) -> bytes:
+    code, out, _ = _run(home, ["--armor", "--export", RECIPIENT_UID])
+    if code != 0 or not out:
+        raise KeyringError("no OpenPGP key to export: run 'ingest keys init'")
+    return out
+
+
+def import_key(home: Path, key_data: bytes, passphrase: str | None = None) -> list[str]:
+    """Import a (possibly passphrase-protected) secret key; returns fingerprints."""
+    code, _, status = _run(home, ["--import"], key_data, passphrase)
+    fprs = [line.split()[2] for line in status if line.startswith("IMPORT_OK")]
+    if code != 0 or not fprs:
+        raise KeyringError("the OpenPGP key could not be imported (wrong passphrase, or "
+                           "not a key file)")
+    return sorted(set(fprs))
+
+
+def encrypt_openpgp(data: bytes, home: Path, *, recipient_key: bytes | None = None,
+                    passphrase: str | None = None, armor: bool = False,
+                    compress: bool = True) -> bytes:
+    """Encrypt as a sender would: to a public key, or symmetrically with a passphrase.
+
+    Used by the delivery generator; ``home`` is the sender's own GnuPG home.
+    """
+    args = ["--trust-model", "always", "-z", "6" if compress else "0"]
+    if armor:
+        args.append("--armor")
+    if passphrase is not None:
+        code, out, _ = _run(home, [*args, "--symmetric", "--cipher-algo", "AES256"],
+                            data, passphrase)
+    else:
+        if recipient_key is None:
+            raise KeyringError("encrypt_openpgp needs a recipient key or a passphrase")
+        imported = import_key(home, recipient_key)
+        code, out, _ = _run(home, [*args, "--encrypt", "--recipient", imported[0]], data)
+    if code != 0:
+        raise DecryptionError("gpg could not encrypt the delivery")
+    return out

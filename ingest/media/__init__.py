@@ -1,0 +1,133 @@
+"""Open a delivery: a folder, a file, or containers nested in each other.
+
+Containers are recognised by content (magic bytes), never by extension. Every
+container format is one module with an object satisfying
+:class:`~ingest.media._base.Container`, listed in :data:`CONTAINERS`.
+Encrypted layers (OpenPGP) are peeled by :mod:`ingest.crypto` as they are met.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MediaError, guard
+from ._base import Container, Limits, Member, OpenContext
+from .checksums import verify_checksums
+from .directory import read_directory
+
+CONTAINERS: list[Container] = []
+"""Container formats, tried in order on each member's first bytes."""
+
+HEAD = 65536
+
+
+def _register_builtin() -> None:
+    from importlib import import_module
+
+    for module in ("tar", "iso", "sevenzip", "zip"):
+        try:
+            mod = import_module(f"{__name__}.{module}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith(__name__):
+                continue  # format not built in
+            raise
+        CONTAINERS.append(mod.CONTAINER)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A delivery opened in memory: its fingerprint and its leaf members."""
+
+    source: str
+    sha256: str
+    members: list[Member] = field(repr=False)
+    warnings: list[str] = field(default_factory=list)
+    checksums_verified: int = 0
+
+    @property
+    def id(self) -> str:
+        return self.sha256[:16]
+
+
+def fingerprint(path: Path) -> str:
+    """SHA-256 of a file, or of the sorted (name, SHA-256) list of a folder's files."""
+    if path.is_file():
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
+    listing = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        if rel.startswith(".") or "/." in rel:
+            continue
+        listing.update(f"{rel}\0{fingerprint(file)}\n".encode())
+    return listing.hexdigest()
+
+
+def open_delivery(path: str | Path, *, passphrase: str | None = None,
+                  gnupg_home: Path | None = None, limits: Limits | None = None) -> Delivery:
+    """Open ``path`` and expand every container and encrypted layer, in memory."""
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(f"{path}: no such file or folder")
+    ctx = OpenContext(passphrase=passphrase, limits=limits or Limits())
+    with guard(f"reading {path.name}", MediaError):
+        if path.is_dir():
+            top = read_directory(path, ctx.limits)
+            sha = fingerprint(path)
+        else:
+            data = path.read_bytes()
+            top = [Member(path.name, data)]
+            sha = hashlib.sha256(data).hexdigest()
+    leaves, verified = expand(top, ctx, gnupg_home)
+    return Delivery(str(path), sha, leaves, ctx.warnings, verified)
+
+
+def expand(members: list[Member], ctx: OpenContext, gnupg_home: Path | None,
+           depth: int = 0) -> tuple[list[Member], int]:
+    """Verify checksums at this level, then open containers and decrypt, recursively."""
+    if depth > ctx.limits.max_nesting:
+        raise MediaError(f"containers nested deeper than {ctx.limits.max_nesting} levels; "
+                         "refused")
+    members, verified = verify_checksums(members)
+    leaves: list[Member] = []
+    for member in members:
+        inner = _open_one(member, ctx, gnupg_home)
+        if inner is None:
+            leaves.append(member)
+            continue
+        found, count = expand(inner, ctx, gnupg_home, depth + 1)
+        leaves.extend(found)
+        verified += count
+    return leaves, verified
+
+
+def _open_one(member: Member, ctx: OpenContext, gnupg_home: Path | None) -> list[Member] | None:
+    from ..crypto.openpgp import decrypt_openpgp, is_openpgp
+
+    head = member.data[:HEAD]
+    if is_openpgp(head):
+        if gnupg_home is None:
+            raise MediaError(f"{member.name}: OpenPGP-encrypted, but no GnuPG home was given")
+        plain = decrypt_openpgp(member.data, gnupg_home, ctx.passphrase, member.name)
+        name = member.name
+        for suffix in (".gpg", ".pgp", ".asc"):
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        return [Member(name if name != member.name else member.name + ".decrypted", plain)]
+    for container in CONTAINERS:
+        if container.sniff(head):
+            with guard(f"{member.name}: opening {container.kind}", MediaError):
+                return container.open(member, ctx)
+    return None
+
+
+_register_builtin()
+
+__all__ = ["CONTAINERS", "Delivery", "Limits", "Member", "OpenContext", "expand",
+           "fingerprint", "open_delivery"]

@@ -1,0 +1,59 @@
+"""What every container opener shares: the member type, limits, the protocol."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Member:
+    """One file of a delivery, its bytes held in memory (never written to disk).
+
+    ``name`` is the path inside the delivery, '/'-separated; nested containers
+    add their own name as a prefix (``disc.iso/cases.7z/cases.csv``).
+    """
+
+    name: str
+    data: bytes = field(repr=False)
+
+    @property
+    def basename(self) -> str:
+        return self.name.rsplit("/", 1)[-1]
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that stop hostile containers (bombs, deep nesting)."""
+
+    max_expanded_bytes: int = 16 * 2**30
+    max_expansion_ratio: float = 1000.0
+    max_nesting: int = 6
+    max_members: int = 100_000
+
+
+@dataclass
+class OpenContext:
+    """What an opener may need: the secret, the limits, and a place for warnings."""
+
+    passphrase: str | None = None
+    limits: Limits = field(default_factory=Limits)
+    warnings: list[str] = field(default_factory=list)
+    expanded_bytes: int = 0
+
+
+class Container(Protocol):
+    """A container format: recognised by content, opened in memory."""
+
+    kind: str
+
+    def sniff(self, head: bytes) -> bool:
+        """True when ``head`` (the first 64 KiB) is this format."""
+        ...
+
+    def open(self, member: Member, ctx: OpenContext) -> list[Member]:
+        """The members inside, names prefixed with ``member.name + '/'``."""
+        ...

@@ -1,0 +1,64 @@
+"""What every reader returns, and header matching shared by all of them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from ..errors import SchemaMismatchError
+from ..schema import Dataset
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """A table as the sender delivered it, in the schema's column order.
+
+    Text formats give Utf8 columns; Excel and Access give the types their cells
+    carry (Date, Float64, Int64, Boolean, Utf8), which coercion understands.
+    Row ``i`` of ``frame`` is data row ``i + 1`` of the member.
+    """
+
+    member: str
+    format: str
+    frame: pl.DataFrame = field(repr=False)
+    encoding: str | None = None
+    trailer_count: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return self.frame.height
+
+
+def normalise_header(name: object) -> str:
+    return re.sub(r"[\s\-]+", "_", str(name).strip().lstrip("\ufeff")).upper()
+
+
+def match_columns(found: list[str], dataset: Dataset, member: str) -> dict[str, str]:
+    """Map each schema source column to the member's column; list every difference."""
+    by_norm: dict[str, str] = {}
+    for name in found:
+        by_norm.setdefault(normalise_header(name), name)
+    wanted = {normalise_header(s): s for s in dataset.source_names}
+    missing = [s for n, s in wanted.items() if n not in by_norm]
+    extra = [str(f) for n, f in by_norm.items() if n not in wanted]
+    if missing or len(found) != len(by_norm):
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if extra:
+            parts.append("unexpected " + ", ".join(extra[:20]))
+        if len(found) != len(by_norm):
+            parts.append("repeated column names")
+        raise SchemaMismatchError(
+            f"{member}: the header does not match schema '{dataset.name}': "
+            + "; ".join(parts) + ". Check that the right file and schema were given")
+    return {s: by_norm[n] for n, s in wanted.items()}
+
+
+def header_score(cells: list[object], dataset: Dataset) -> int:
+    """How many schema source names appear among ``cells``."""
+    wanted = {normalise_header(s) for s in dataset.source_names}
+    return sum(1 for c in cells if c is not None and normalise_header(c) in wanted)

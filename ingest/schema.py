@@ -1,0 +1,94 @@
+"""How a dataset is described: source columns, clean columns, parsing, policies.
+
+A dataset module in ``schemas/`` builds a :class:`Dataset`: the column specs
+below drive reading and coercion (text to typed values), and a pandera
+``DataFrameSchema`` (polars backend) holds every rule the clean table must
+satisfy. Coercion failures and rule failures both become quarantine reasons.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Literal
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    import pandera.polars as pa
+
+Kind = Literal["string", "date", "category", "float", "bool"]
+Policy = Literal["keep", "pseudonymise", "restrict", "drop"]
+
+
+@dataclass(frozen=True)
+class Column:
+    source: str
+    """Name in the delivery (matched case-insensitively, spaces and case ignored)."""
+    name: str
+    """Clean name in every output."""
+    kind: Kind
+    nullable: bool = False
+    policy: Policy = "keep"
+    """keep; pseudonymise (keyed HMAC-SHA-256); restrict (restricted master key); drop."""
+    width: int | None = None
+    """Zero-pad numbers that a spreadsheet or database stored as numbers to this width."""
+    date_formats: tuple[str, ...] = ("%m/%d/%Y", "%Y-%m-%d")
+    true_values: tuple[str, ...] = ("Y",)
+    false_values: tuple[str, ...] = ("N",)
+
+
+@dataclass(frozen=True)
+class Features:
+    """Which columns feed the training matrix, and the label(s)."""
+
+    labels: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    numeric: tuple[str, ...] = ()
+    derived: tuple[str, ...] = ()
+    """Named derived numbers the dataset module computes (see ``Dataset.derive``)."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    version: str
+    columns: tuple[Column, ...]
+    rules: Callable[[date], pa.DataFrameSchema]
+    """Builds the pandera schema for a delivery date (rules may depend on it)."""
+    table: str | None = None
+    """Table name inside a database (Access); None: the one whose columns match."""
+    encodings: tuple[str, ...] = ("utf-8", "cp1252")
+    """Encodings the sender may use, tried in order (strict UTF-8 first)."""
+    null_tokens: tuple[str, ...] = ("", "NA", ".", "NULL")
+    unique: tuple[str, ...] = ()
+    """Columns whose repeats are quarantined (the first occurrence is kept)."""
+    features: Features = field(default_factory=Features)
+    derive: Callable | None = None
+    """Optional: polars expressions for derived feature columns, by name."""
+
+    @property
+    def source_names(self) -> list[str]:
+        return [c.source for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        raise KeyError(name)
+
+
+def load_dataset(name: str) -> Dataset:
+    """The dataset named ``name`` from the ``schemas`` package (``schemas/<name>.py``)."""
+    if not name.isidentifier():
+        raise UsageError(f"'{name}' is not a schema name")
+    try:
+        module = importlib.import_module(f"schemas.{name}")
+    except ModuleNotFoundError:
+        raise UsageError(f"no schema '{name}': expected a module schemas/{name}.py") from None
+    dataset = getattr(module, "DATASET", None)
+    if not isinstance(dataset, Dataset):
+        raise UsageError(f"schemas/{name}.py defines no DATASET")
+    return dataset

@@ -1,0 +1,137 @@
+"""Validation: parse, check against the dataset's pandera schema, split the rows.
+
+A pipeline in three steps, each giving row-level reasons:
+1. parsers (:mod:`.coerce`): text to typed values; a cell that cannot be parsed
+   is a reason;
+2. the pandera schema (polars backend) at full depth, lazily, so every failing
+   rule of every row is collected; only row indexes, columns and rule names are
+   kept: pandera's failure cases carry raw values and never leave this module;
+3. uniqueness: the first occurrence is kept, later ones are quarantined with the
+   row number of the first.
+
+Rows delivered = rows accepted + rows quarantined, always.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import polars as pl
+
+from ..errors import IngestError, guard
+from ..readers import SourceTable
+from ..schema import Dataset
+from .coerce import coerce
+
+ROW = "_row"
+REASONS = "_reasons"
+FIRST_ROW = "_first_row"
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Accepted clean rows, quarantined source rows with reasons, and counts."""
+
+    accepted: pl.DataFrame = field(repr=False)
+    quarantined: pl.DataFrame = field(repr=False)
+    """Source columns as delivered (text), plus ``_row``, ``_reasons`` and, for
+    duplicates, ``_first_row`` (the row kept)."""
+    rows_in: int
+    reasons: dict[str, int]
+    """Rule -> number of rows failing it (a row may fail several)."""
+
+    @property
+    def rows_accepted(self) -> int:
+        return self.accepted.height
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.quarantined.height
+
+
+def validate(source: SourceTable, dataset: Dataset, delivery_date: date) -> ValidationResult:
+    """Split ``source`` into accepted and quarantined rows, a reason for each of the latter."""
+    with guard("validation"):
+        clean, parse_failures = coerce(source.frame, dataset,
+                                       excel_serials=source.format in ("xlsx", "xls", "xlsb"))
+        flags = _rule_failures(clean, dataset, delivery_date, parse_failures)
+        flags = flags.hstack(_duplicates(clean, dataset))
+        return _split(source, clean, flags, dataset)
+
+
+def _rule_failures(clean: pl.DataFrame, dataset: Dataset, delivery_date: date,
+                   parse_failures: pl.DataFrame) -> pl.DataFrame:
+    """One boolean column per failed rule, true on rows that break it."""
+    import pandera.errors
+    from pandera.config import ValidationDepth, config_context
+
+    schema = dataset.rules(delivery_date)
+    n = clean.height
+    columns: dict[str, pl.Series] = {c: parse_failures[c] for c in parse_failures.columns
+                                     if parse_failures[c].any()}
+    unparsed = {c.split(":", 1)[0] for c in columns}
+    try:
+        with config_context(validation_enabled=True,
+                            validation_depth=ValidationDepth.SCHEMA_AND_DATA):
+            schema.validate(clean, lazy=True)
+        return pl.DataFrame(columns) if columns else pl.DataFrame({"_": [False] * n}).clear(n)
+    except pandera.errors.SchemaErrors as exc:
+        # only where and which rule: failure cases and the message quote raw values
+        cases = exc.failure_cases.select("schema_context", "column", "check", "index")
+    if cases["index"].null_count():
+        raise IngestError("validation: a schema-level check failed (column types or order); "
+                          "the schema module is inconsistent with its column specs")
+    # rule names without their arguments: "lab_value:greater_than_or_equal_to"
+    check = pl.col("check").str.replace(r"\(.*$", "")
+    cases = cases.with_columns(
+        pl.when(pl.col("schema_context") == "Column").then(pl.col("column") + ":" + check)
+        .otherwise(check).alias("rule"))
+    # a cell that could not be parsed is reported once, as such, not again as null
+    cases = cases.filter(pl.col("column").is_null() | ~pl.col("column").is_in(list(unparsed))
+                         | (pl.col("check") != "not_nullable"))
+    for rule, group in cases.group_by("rule"):
+        mask = pl.Series([False] * n)
+        mask = mask.scatter(group["index"].cast(pl.Int64), True)
+        columns[str(rule[0])] = mask
+    return pl.DataFrame(columns)
+
+
+def _duplicates(clean: pl.DataFrame, dataset: Dataset) -> pl.DataFrame:
+    out = {}
+    for name in dataset.unique:
+        out[f"{name}:duplicate"] = clean.select(
+            pl.col(name).is_not_null() & ~pl.col(name).is_first_distinct()).to_series()
+    return pl.DataFrame(out)
+
+
+def _split(source: SourceTable, clean: pl.DataFrame, flags: pl.DataFrame,
+           dataset: Dataset) -> ValidationResult:
+    flags = flags.drop([c for c in flags.columns if c == "_"])
+    n = clean.height
+    reasons = {c: int(flags[c].sum()) for c in flags.columns if flags[c].any()}
+    if reasons:
+        bad = pl.Series("bad", [False] * n)
+        for name in reasons:
+            bad = bad | flags[name]
+        # "a; b" per row, from the columns it fails
+        reason_text = flags.select(
+            pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c)) for c in reasons],
+                          separator="; ", ignore_nulls=True).alias(REASONS)).to_series()
+    else:
+        bad = pl.Series("bad", [False] * n)
+        reason_text = pl.Series(REASONS, [None] * n, dtype=pl.Utf8)
+    rows = pl.int_range(1, n + 1, eager=True).alias(ROW)
+    quarantined = (source.frame.with_columns(pl.all().cast(pl.Utf8))
+                   .with_columns(rows, reason_text).filter(bad))
+    if dataset.unique:
+        first = clean.with_row_index(ROW, offset=1).select(pl.coalesce([
+            pl.when(pl.col(u).is_not_null() & ~pl.col(u).is_first_distinct())
+            .then(pl.col(ROW).first().over(u)) for u in dataset.unique]).alias(FIRST_ROW))
+        quarantined = quarantined.with_columns(first.to_series().filter(bad))
+    accepted = clean.filter(~bad)
+    assert accepted.height + quarantined.height == n
+    return ValidationResult(accepted, quarantined, n, dict(sorted(reasons.items())))
+
+
+__all__ = ["ValidationResult", "validate"]

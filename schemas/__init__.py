@@ -1,0 +1,1 @@
+"""Dataset schemas: one module per dataset, each defining ``DATASET``."""
