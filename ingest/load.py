@@ -1,0 +1,80 @@
+"""Read published outputs back: one delivery's folder, or a root of many."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+from .errors import UsageError
+from .keys import Keyring
+from .settings import Settings, load_settings
+from .writers import MANIFEST, read_parquet
+
+
+def output_dirs(path: str | Path) -> list[Path]:
+    """The delivery folders at ``path`` (itself, or its children), oldest id first."""
+    path = Path(path)
+    if (path / MANIFEST).is_file():
+        return [path]
+    found = sorted(p for p in path.iterdir() if (p / MANIFEST).is_file()) \
+        if path.is_dir() else []
+    if not found:
+        raise UsageError(f"{path} is not an output folder: it holds no {MANIFEST}; "
+                         "give the --out folder of 'ingest run' or one delivery inside it")
+    return found
+
+
+def manifest(folder: str | Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / MANIFEST).read_text())
+
+
+def _table_file(folder: Path) -> Path:
+    doc = manifest(folder)
+    for out in doc["outputs"]:
+        if out["kind"] == "parquet":
+            return folder / out["path"]
+    raise UsageError(f"{folder}: the manifest lists no Parquet output")
+
+
+def load_arrow(path: str | Path, columns: list[str] | None = None,
+               settings: Settings | None = None) -> pa.Table:
+    keyring = Keyring.open(settings or load_settings())
+    folders = output_dirs(path)
+    tables = []
+    for folder in folders:
+        table = read_parquet(_table_file(folder), keyring, columns)
+        if len(folders) > 1:
+            table = table.append_column(
+                "delivery_id", pa.array([folder.name] * table.num_rows, pa.string()))
+        tables.append(table)
+    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 \
+        else tables[0]
+
+
+def load(path: str | Path, columns: list[str] | None = None, filters: pl.Expr | None = None,
+         as_: Literal["polars", "pandas", "arrow"] = "polars",
+         settings: Settings | None = None) -> Any:
+    """The cleaned table of one delivery, or of every delivery under ``path``.
+
+    Keys come from the keyring (``INGEST_HOME``). With several deliveries the
+    table has a ``delivery_id`` column. ``filters`` is a polars expression.
+
+    >>> df = ingest.load("out/")                      # doctest: +SKIP
+    >>> df = ingest.load("out/", columns=["sex", "hospitalized"])  # doctest: +SKIP
+    """
+    table = load_arrow(path, columns, settings)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    if filters is not None:
+        frame = frame.filter(filters)
+    if as_ == "polars":
+        return frame
+    if as_ == "arrow":
+        return frame.to_arrow()
+    if as_ == "pandas":
+        return frame.to_pandas()
+    raise UsageError(f"as_ must be 'polars', 'pandas' or 'arrow', not {as_!r}")

@@ -1,0 +1,208 @@
+"""The library path: one delivery through every stage, without an orchestrator.
+
+The stages are plain functions that hand each other plain values (a Delivery, a
+SourceTable, a ValidationResult, bytes); the Prefect flow composes the very same
+functions as tasks. Read top to bottom, this module is the list of steps.
+"""
+
+from __future__ import annotations
+
+import getpass
+import platform
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import __version__
+from .errors import ValidationRejected
+from .keys import Keyring
+from .media import Delivery, Limits, open_delivery
+from .readers import SourceTable, read_delivery_table
+from .schema import Dataset, load_dataset
+from .settings import Settings, load_settings
+from .validate import ValidationResult, validate
+from .writers import (
+    Staging,
+    apply_policies,
+    delivery_lock,
+    encrypt_jsonl,
+    encrypt_parquet,
+    is_published,
+    restricted_columns,
+)
+
+
+@dataclass
+class RunSummary:
+    """What a run did, in counts and hashes only: safe to print, log and store."""
+
+    delivery_id: str
+    delivery_sha256: str
+    schema: str
+    rows_in: int = 0
+    rows_accepted: int = 0
+    rows_quarantined: int = 0
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    output_dir: str = ""
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    skipped: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- stages ------------------------------------------------------------------------
+
+def open_stage(path: str | Path, settings: Settings, passphrase: str | None) -> Delivery:
+    limits = Limits(max_expanded_bytes=settings.max_expanded_bytes,
+                    max_expansion_ratio=settings.max_expansion_ratio,
+                    max_nesting=settings.max_nesting)
+    return open_delivery(path, passphrase=passphrase, gnupg_home=settings.gnupg_home,
+                         limits=limits)
+
+
+def read_stage(delivery: Delivery, dataset: Dataset) -> SourceTable:
+    return read_delivery_table(delivery.members, dataset)
+
+
+def validate_stage(table: SourceTable, dataset: Dataset, delivery_date: date,
+                   max_quarantine_share: float) -> ValidationResult:
+    result = validate(table, dataset, delivery_date)
+    share = result.rows_quarantined / max(result.rows_in, 1)
+    if share > max_quarantine_share:
+        raise ValidationRejected(
+            f"{result.rows_quarantined} of {result.rows_in} rows ({share:.1%}) break the "
+            f"schema's rules, more than the {max_quarantine_share:.1%} allowed: nothing was "
+            "published. Check the schema and the delivery, or raise "
+            "INGEST_MAX_QUARANTINE_SHARE")
+    return result
+
+
+def encrypt_stage(result: ValidationResult, dataset: Dataset,
+                  keyring: Keyring) -> dict[str, tuple[bytes, str]]:
+    """Every data output as ciphertext in memory, by file name."""
+    clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
+    recipient = keyring.age_recipient()
+    return {
+        f"{dataset.name}.parquet": (
+            encrypt_parquet(clean.to_arrow(), keyring, restricted_columns(dataset)), "parquet"),
+        f"{dataset.name}.jsonl.age": (encrypt_jsonl(clean, recipient), "jsonl"),
+        "quarantine.jsonl.age": (encrypt_jsonl(result.quarantined, recipient), "quarantine"),
+    }
+
+
+def publish_stage(files: dict[str, tuple[bytes, str]], summary: RunSummary, manifest: dict,
+                  out: Path, force: bool) -> Path:
+    with Staging(out, summary.delivery_id) as staging:
+        for name, (data, kind) in files.items():
+            staging.add(name, data, kind)
+        manifest["outputs"] = [asdict(o) for o in staging.outputs]
+        final = staging.publish(manifest, force=force)
+        summary.outputs = [asdict(o) for o in staging.outputs]
+    return final
+
+
+def build_manifest(delivery: Delivery, table: SourceTable, result: ValidationResult,
+                   dataset: Dataset, keyring: Keyring, delivery_date: date,
+                   started: datetime) -> dict[str, Any]:
+    """Everything about the run but the data: fingerprints, counts, key ids, versions."""
+    import pandera
+    import pyarrow
+
+    return {
+        "format": "ingest-manifest/1",
+        "delivery": {"id": delivery.id, "sha256": delivery.sha256,
+                     "source": Path(delivery.source).name,
+                     "checksums_verified": delivery.checksums_verified,
+                     "delivery_date": delivery_date.isoformat()},
+        "read": {"member": table.member, "format": table.format, "encoding": table.encoding,
+                 "trailer_count": table.trailer_count},
+        "schema": {"name": dataset.name, "version": dataset.version},
+        "rows": {"in": result.rows_in, "accepted": result.rows_accepted,
+                 "quarantined": result.rows_quarantined},
+        "quarantine_reasons": result.reasons,
+        "keys": {"general": keyring.master_key("general").id,
+                 "restricted": keyring.master_key("restricted").id,
+                 "pseudonym": keyring.pseudonym_key().id,
+                 "age_recipient": str(keyring.age_recipient())},
+        "columns": {"restricted": restricted_columns(dataset),
+                    "dropped": [c.name for c in dataset.columns if c.policy == "drop"]},
+        "versions": {"ingest": __version__, "polars": pl.__version__,
+                     "pyarrow": pyarrow.__version__, "pandera": pandera.__version__},
+        "run": {"started": started.isoformat(timespec="seconds"),
+                "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+                "user": getpass.getuser(), "host": socket.gethostname(),
+                "python": platform.python_version()},
+        "warnings": list(delivery.warnings),
+    }
+
+
+# -- the whole run -----------------------------------------------------------------
+
+Timer = Callable[[str], Any]
+
+
+def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
+                 out: str | Path, passphrase: str | None = None,
+                 delivery_date: date | None = None, force: bool = False,
+                 settings: Settings | None = None) -> RunSummary:
+    """Open, decrypt, read, validate and publish one delivery. Returns counts only."""
+    settings = settings or load_settings()
+    dataset = load_dataset(schema) if isinstance(schema, str) else schema
+    keyring = Keyring.open(settings)
+    out = Path(out)
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    stages: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        t0 = time.perf_counter()
+        value = fn(*args)
+        stages[name] = round(time.perf_counter() - t0, 3)
+        return value
+
+    delivery = timed("open", open_stage, path, settings, passphrase)
+    summary = RunSummary(delivery.id, delivery.sha256, dataset.name,
+                         warnings=list(delivery.warnings))
+    with delivery_lock(out, delivery.id):
+        if is_published(out, delivery.id) and not force:
+            return _already(summary, out)
+        table = timed("read", read_stage, delivery, dataset)
+        when = delivery_date or date.today()
+        result = timed("validate", validate_stage, table, dataset, when,
+                       settings.max_quarantine_share)
+        files = timed("encrypt", encrypt_stage, result, dataset, keyring)
+        manifest = build_manifest(delivery, table, result, dataset, keyring, when, started)
+        summary.rows_in, summary.rows_accepted = result.rows_in, result.rows_accepted
+        summary.rows_quarantined = result.rows_quarantined
+        summary.quarantine_reasons = result.reasons
+        final = timed("publish", publish_stage, files, summary, manifest, out, force)
+    summary.output_dir = str(final)
+    summary.stage_seconds = stages
+    summary.seconds = round(time.perf_counter() - clock, 3)
+    return summary
+
+
+def _already(summary: RunSummary, out: Path) -> RunSummary:
+    """The summary of the earlier run, from its manifest: the run is idempotent."""
+    import json
+
+    folder = out / summary.delivery_id
+    manifest = json.loads((folder / "manifest.json").read_text())
+    summary.rows_in = manifest["rows"]["in"]
+    summary.rows_accepted = manifest["rows"]["accepted"]
+    summary.rows_quarantined = manifest["rows"]["quarantined"]
+    summary.quarantine_reasons = manifest["quarantine_reasons"]
+    summary.outputs = manifest["outputs"]
+    summary.output_dir = str(folder)
+    summary.skipped = True
+    return summary

@@ -1,0 +1,51 @@
+"""Column policies applied before anything is written.
+
+keep: as is; pseudonymise: keyed HMAC-SHA-256 token (hex), the same person gets
+the same token in every delivery under one key, so deliveries link; restrict:
+kept, but encrypted under the restricted master key; drop: never written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import polars as pl
+
+from ..keys import SecretKey
+from ..schema import Dataset
+
+
+def pseudonymise(values: pl.Series, key: SecretKey) -> pl.Series:
+    """HMAC-SHA-256 of each value under ``key``, as 64 hex digits; nulls stay null."""
+    base = hmac.new(key.material, digestmod=hashlib.sha256)
+
+    def token(value: str) -> str:
+        mac = base.copy()
+        mac.update(value.encode("utf-8"))
+        return mac.hexdigest()
+
+    uniques = values.unique().drop_nulls()
+    mapping = pl.DataFrame({"v": uniques, "t": [token(v) for v in uniques.to_list()]})
+    return (values.to_frame("v").join(mapping, on="v", how="left", maintain_order="left")
+            ["t"].alias(values.name))
+
+
+def apply_policies(frame: pl.DataFrame, dataset: Dataset, key: SecretKey) -> pl.DataFrame:
+    """The table as it may leave the pipeline: pseudonymised, dropped, categories typed."""
+    out: list[pl.Series] = []
+    for col in dataset.columns:
+        if col.policy == "drop":
+            continue
+        series = frame[col.name]
+        if col.policy == "pseudonymise":
+            series = pseudonymise(series, key)
+        elif col.kind == "category":
+            series = series.cast(pl.Categorical)
+        out.append(series)
+    return pl.DataFrame(out)
+
+
+def restricted_columns(dataset: Dataset) -> list[str]:
+    """Columns under the restricted master key: identifiers and quasi-identifiers."""
+    return [c.name for c in dataset.columns if c.policy in ("restrict", "pseudonymise")]

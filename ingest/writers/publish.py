@@ -1,0 +1,122 @@
+"""Outputs appear atomically or not at all.
+
+A run writes into a private staging folder beside the output root, fsyncs every
+file, writes the manifest last, then renames the folder into place in one step
+(an atomic exchange when a forced re-run replaces earlier outputs). A killed run
+leaves only a staging folder, removed by the next run. One lock per delivery
+keeps two runs of the same delivery from publishing at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._fs import FILE_MODE, fsync_dir, private_dir
+from ..errors import AlreadyProcessed, OutputError
+
+MANIFEST = "manifest.json"
+_RENAME_EXCHANGE = 2
+
+
+@dataclass(frozen=True)
+class Output:
+    path: str
+    kind: str
+    sha256: str
+    bytes: int
+
+
+def delivery_dir(root: Path, delivery_id: str) -> Path:
+    return root / delivery_id
+
+
+def is_published(root: Path, delivery_id: str) -> bool:
+    return (delivery_dir(root, delivery_id) / MANIFEST).is_file()
+
+
+@contextlib.contextmanager
+def delivery_lock(root: Path, delivery_id: str) -> Iterator[None]:
+    """Hold an exclusive lock for ``delivery_id`` under ``root`` (blocks until free)."""
+    locks = private_dir(root / ".locks")
+    fd = os.open(locks / f"{delivery_id}.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+class Staging:
+    """A folder of outputs that becomes ``root/<delivery_id>`` only on :meth:`publish`."""
+
+    def __init__(self, root: Path, delivery_id: str) -> None:
+        self.root = private_dir(root)
+        self.delivery_id = delivery_id
+        _remove_stale(self.root, delivery_id)
+        self.path = self.root / f".staging-{delivery_id}-{secrets.token_hex(4)}"
+        self.path.mkdir(mode=0o700)
+        self.outputs: list[Output] = []
+
+    def add(self, name: str, data: bytes, kind: str) -> Output:
+        target = self.path / name
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        out = Output(name, kind, hashlib.sha256(data).hexdigest(), len(data))
+        self.outputs.append(out)
+        return out
+
+    def publish(self, manifest: dict, force: bool = False) -> Path:
+        """Write the manifest, then move the folder into place in one rename."""
+        data = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
+        self.add(MANIFEST, data, "manifest")
+        fsync_dir(self.path)
+        final = delivery_dir(self.root, self.delivery_id)
+        if final.exists():
+            if not force:
+                raise AlreadyProcessed(f"delivery {self.delivery_id} is already processed "
+                                       f"in {final}; use --force to replace its outputs")
+            _exchange(self.path, final)
+            shutil.rmtree(self.path)  # now holds the replaced outputs
+        else:
+            os.rename(self.path, final)
+        fsync_dir(self.root)
+        return final
+
+    def discard(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.path.exists():
+            self.discard()
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two folders atomically (Linux renameat2 RENAME_EXCHANGE)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd = -100
+    res = libc.renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE)
+    if res != 0:
+        err = ctypes.get_errno()
+        raise OutputError(f"could not replace {b}: {os.strerror(err)}")
+
+
+def _remove_stale(root: Path, delivery_id: str) -> None:
+    """Staging folders of this delivery left by a killed run (we hold its lock)."""
+    for stale in root.glob(f".staging-{delivery_id}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
