@@ -8,6 +8,7 @@ functions as tasks. Read top to bottom, this module is the list of steps.
 from __future__ import annotations
 
 import getpass
+import logging
 import platform
 import socket
 import time
@@ -21,7 +22,7 @@ import polars as pl
 
 from . import __version__
 from .errors import ValidationRejected
-from .keys import Keyring
+from .keys import Keyring, session
 from .media import Delivery, Limits, open_delivery
 from .readers import SourceTable, read_delivery_table
 from .schema import Dataset, load_dataset
@@ -36,6 +37,8 @@ from .writers import (
     is_published,
     restricted_columns,
 )
+
+logger = logging.getLogger("ingest")
 
 
 @dataclass
@@ -62,11 +65,12 @@ class RunSummary:
 
 # -- stages ------------------------------------------------------------------------
 
-def open_stage(path: str | Path, settings: Settings, passphrase: str | None) -> Delivery:
+def open_stage(path: str | Path, settings: Settings) -> Delivery:
+    """Media and decryption; the passphrase comes from this process's session."""
     limits = Limits(max_expanded_bytes=settings.max_expanded_bytes,
                     max_expansion_ratio=settings.max_expansion_ratio,
                     max_nesting=settings.max_nesting)
-    return open_delivery(path, passphrase=passphrase, gnupg_home=settings.gnupg_home,
+    return open_delivery(path, passphrase=session.passphrase(), gnupg_home=settings.gnupg_home,
                          limits=limits)
 
 
@@ -148,17 +152,27 @@ def build_manifest(delivery: Delivery, table: SourceTable, result: ValidationRes
 
 # -- the whole run -----------------------------------------------------------------
 
-Timer = Callable[[str], Any]
+StageRunner = Callable[..., Any]
+"""Runs one stage: ``runner(name, fn, *args)``. The Prefect flow passes one that
+makes each stage a task; the library path just calls it, timing it."""
+
+
+def call_stage(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+    return fn(*args)
 
 
 def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
                  out: str | Path, passphrase: str | None = None,
                  delivery_date: date | None = None, force: bool = False,
-                 settings: Settings | None = None) -> RunSummary:
+                 settings: Settings | None = None, stage: StageRunner = call_stage,
+                 log: logging.Logger | logging.LoggerAdapter | None = None) -> RunSummary:
     """Open, decrypt, read, validate and publish one delivery. Returns counts only."""
     settings = settings or load_settings()
     dataset = load_dataset(schema) if isinstance(schema, str) else schema
     keyring = Keyring.open(settings)
+    log = log or logger
+    if passphrase is not None:
+        session.set_passphrase(passphrase)
     out = Path(out)
     started = datetime.now(UTC)
     clock = time.perf_counter()
@@ -166,20 +180,28 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
 
     def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
         t0 = time.perf_counter()
-        value = fn(*args)
+        value = stage(name, fn, *args)
         stages[name] = round(time.perf_counter() - t0, 3)
         return value
 
-    delivery = timed("open", open_stage, path, settings, passphrase)
+    delivery = timed("open-media", open_stage, path, settings)
+    log.info("delivery %s opened: %d member(s), %d checksum(s) verified",
+             delivery.id, len(delivery.members), delivery.checksums_verified)
+    for warning in delivery.warnings:
+        log.warning(warning)
     summary = RunSummary(delivery.id, delivery.sha256, dataset.name,
                          warnings=list(delivery.warnings))
     with delivery_lock(out, delivery.id):
         if is_published(out, delivery.id) and not force:
+            log.info("delivery %s is already processed; nothing to do", delivery.id)
             return _already(summary, out)
         table = timed("read", read_stage, delivery, dataset)
+        log.info("read %d rows from %s (%s)", table.rows, table.member, table.format)
         when = delivery_date or date.today()
         result = timed("validate", validate_stage, table, dataset, when,
                        settings.max_quarantine_share)
+        log.info("%d rows accepted, %d quarantined", result.rows_accepted,
+                 result.rows_quarantined)
         files = timed("encrypt", encrypt_stage, result, dataset, keyring)
         manifest = build_manifest(delivery, table, result, dataset, keyring, when, started)
         summary.rows_in, summary.rows_accepted = result.rows_in, result.rows_accepted
@@ -189,6 +211,7 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
     summary.output_dir = str(final)
     summary.stage_seconds = stages
     summary.seconds = round(time.perf_counter() - clock, 3)
+    log.info("published %d outputs to %s", len(summary.outputs), final)
     return summary
 
 

@@ -1,0 +1,337 @@
+"""The ``ingest`` command.
+
+Every failure ends with one line saying what went wrong and what to do, and a
+non-zero exit status; no traceback, no data value, no key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from .errors import IngestError, UsageError
+from .settings import Settings, load_settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(home=getattr(args, "home", None))
+        return int(args.func(args, settings) or 0)
+    except IngestError as exc:
+        print(f"ingest: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ingest: interrupted; nothing was published", file=sys.stderr)
+        return 130
+
+
+# -- commands ----------------------------------------------------------------------
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from .keys import session
+
+    session.set_passphrase(session.resolve_passphrase(args.passphrase_file,
+                                                      args.passphrase_prompt))
+    started = time.perf_counter()
+    if args.no_prefect:
+        from .pipeline import run_delivery
+
+        summary = run_delivery(args.delivery, schema=args.schema, out=args.out,
+                               delivery_date=args.delivery_date, force=args.force,
+                               settings=settings).to_json()
+    else:
+        summary = run_flow(settings, delivery=str(Path(args.delivery).resolve()),
+                           out=str(Path(args.out).resolve()), schema=args.schema,
+                           delivery_date=args.delivery_date, force=args.force)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    _report(summary, args.json)
+    return 0
+
+
+def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
+    """Run the Prefect flow in this process against our server (or the user's)."""
+    use_prefect(settings)
+    from flows.ingest_delivery import ingest_delivery
+
+    state = ingest_delivery(**params, return_state=True)
+    if state.is_completed():
+        return state.result()
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, IngestError):
+        raise error
+    raise IngestError(f"the flow run ended {state.type.value.lower()}; "
+                      "see 'ingest server status' for the server log")
+
+
+def use_prefect(settings: Settings) -> None:
+    """Point Prefect at our managed server unless the user set PREFECT_API_URL."""
+    from flows.server import ensure_server, prefect_environment
+
+    os.environ.update(prefect_environment(settings))
+    os.environ["PREFECT_API_URL"] = ensure_server(settings)
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from .crypto.openpgp import encrypt_openpgp, export_public_key
+    from .keys import Keyring
+    from .synth import generate, to_delimited
+
+    ring = Keyring.init(settings)
+    demo = settings.home / "demo"
+    folder = demo / f"delivery-{args.rows}"
+    print(f"Generating the reference delivery: {args.rows:,} rows, Windows-1252 CSV, "
+          "OpenPGP-encrypted to this keyring's key ...", flush=True)
+    frame, truth = generate(args.rows, seed=args.seed)
+    cipher = encrypt_openpgp(to_delimited(frame), demo / "sender-gnupg",
+                             recipient_key=export_public_key(ring.gnupg_home))
+    del frame
+    _write_delivery(folder, {"cases.csv.gpg": cipher})
+    (demo / f"truth-{args.rows}.json").write_text(json.dumps(truth.to_json()))
+    out = Path(args.out) if args.out else demo / "out"
+    print(f"Running the Prefect flow on {folder} ...", flush=True)
+    started = time.perf_counter()
+    summary = run_flow(settings, delivery=str(folder), out=str(out.resolve()),
+                       schema="reference", delivery_date=truth.delivery_date, force=True)
+    summary["seconds"] = round(time.perf_counter() - started, 3)
+    _report(summary, False)
+    from .load import load
+
+    accepted = load(summary["output_dir"], columns=["case_id"], settings=settings).height
+    ok = (summary["rows_in"] == truth.rows and summary["rows_accepted"] == truth.accepted
+          and summary["rows_quarantined"] == truth.quarantined == summary["rows_in"] - accepted)
+    print(f"\nChecked against the generator's truth: {'all rows accounted for' if ok else 'MISMATCH'}")
+    print(f"Load it in Python:  import ingest; df = ingest.load({str(out)!r})")
+    return 0 if ok else 1
+
+
+def _write_delivery(folder: Path, files: dict[str, bytes]) -> None:
+    import hashlib
+
+    from ._fs import private_dir, write_private
+
+    private_dir(folder)
+    sums = []
+    for name, data in files.items():
+        write_private(folder / name, data)
+        sums.append(f"{hashlib.sha256(data).hexdigest()}  {name}\n")
+    write_private(folder / "SHA256SUMS", "".join(sums).encode())
+
+
+def cmd_synth(args: argparse.Namespace, settings: Settings) -> int:
+    from .synth import generate, to_delimited
+
+    frame, truth = generate(args.rows, seed=args.seed,
+                            delivery_date=args.delivery_date or date(2026, 6, 30))
+    sep = "\t" if args.format == "tsv" else ","
+    data = to_delimited(frame, separator=sep, encoding=args.encoding)
+    name = f"cases.{args.format}"
+    if args.encrypt == "pgp":
+        from .crypto.openpgp import encrypt_openpgp, export_public_key
+        from .keys import Keyring
+
+        ring = Keyring.init(settings)
+        data = encrypt_openpgp(data, settings.home / "demo" / "sender-gnupg",
+                               recipient_key=export_public_key(ring.gnupg_home))
+        name += ".gpg"
+    elif args.encrypt == "pgp-passphrase":
+        from .crypto.openpgp import encrypt_openpgp
+        from .keys import session
+
+        secret = session.resolve_passphrase(args.passphrase_file, prompt=True)
+        if not secret:
+            raise UsageError("--encrypt pgp-passphrase needs --passphrase-file")
+        data = encrypt_openpgp(data, settings.home / "demo" / "sender-gnupg",
+                               passphrase=secret)
+        name += ".gpg"
+    else:
+        print("ingest: warning: writing a plaintext synthetic delivery", file=sys.stderr)
+    out = Path(args.out)
+    _write_delivery(out, {name: data})
+    (out.parent / f"{out.name}.truth.json").write_text(json.dumps(truth.to_json(), indent=1))
+    print(f"wrote {out / name} ({args.rows} rows; truth in {out.name}.truth.json)")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
+    from .keys import Keyring
+
+    if args.keys_cmd == "init":
+        ring = Keyring.init(settings)
+        print(f"keyring ready at {ring.home}")
+        print(f"  general master key     {ring.master_key('general').id}")
+        print(f"  restricted master key  {ring.master_key('restricted').id}")
+        print(f"  pseudonymisation key   {ring.pseudonym_key().id}")
+        print(f"  age recipient          {ring.age_recipient()}")
+        return 0
+    if args.keys_cmd == "import-pgp":
+        from .crypto.openpgp import import_key
+        from .keys import session
+
+        ring = Keyring.open(settings)
+        secret = session.resolve_passphrase(args.passphrase_file, args.passphrase_prompt)
+        fprs = import_key(ring.gnupg_home, Path(args.file).read_bytes(), secret)
+        print("imported OpenPGP key(s): " + ", ".join(fprs))
+        return 0
+    if args.keys_cmd == "export-pgp":
+        from .crypto.openpgp import export_public_key
+
+        ring = Keyring.open(settings)
+        sys.stdout.buffer.write(export_public_key(ring.gnupg_home))
+        return 0
+    raise UsageError("keys: say init, import-pgp or export-pgp")
+
+
+def cmd_server(args: argparse.Namespace, settings: Settings) -> int:
+    from flows import server
+
+    if args.server_cmd == "start":
+        print(server.ensure_server(settings))
+    elif args.server_cmd == "stop":
+        print("stopped" if server.stop_server(settings) else "not running")
+    else:
+        print(json.dumps(server.server_status(settings), indent=2, default=str))
+    return 0
+
+
+def cmd_cat(args: argparse.Namespace, settings: Settings) -> int:
+    from .export import stream_table
+
+    columns = args.columns.split(",") if args.columns else None
+    stream_table(args.path, columns=columns, fmt=args.format, sink=sys.stdout.buffer)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from .export import export_plaintext
+
+    if not args.plaintext:
+        raise UsageError("export writes plaintext: say so with --plaintext")
+    print("ingest: warning: writing PLAINTEXT Parquet; keep it on an encrypted volume",
+          file=sys.stderr)
+    columns = args.columns.split(",") if args.columns else None
+    for path in export_plaintext(args.path, Path(args.out), columns=columns):
+        print(path)
+    return 0
+
+
+# -- output ------------------------------------------------------------------------
+
+def _report(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        keys = ("delivery_sha256", "rows_in", "rows_accepted", "rows_quarantined",
+                "quarantine_reasons", "outputs", "seconds", "output_dir", "skipped",
+                "warnings")
+        doc = {k: summary[k] for k in keys}
+        doc["outputs"] = [{k: o[k] for k in ("path", "kind", "sha256")} for o in doc["outputs"]]
+        print(json.dumps(doc))
+        return
+    note = "  (already processed: outputs unchanged)" if summary.get("skipped") else ""
+    print(f"\nDelivery {summary['delivery_id']}{note}")
+    print(f"  rows delivered    {summary['rows_in']:>10,}")
+    print(f"  rows accepted     {summary['rows_accepted']:>10,}")
+    print(f"  rows quarantined  {summary['rows_quarantined']:>10,}")
+    for rule, count in summary["quarantine_reasons"].items():
+        print(f"    {count:>8,}  {rule}")
+    print(f"  outputs in {summary['output_dir']}")
+    for out in summary["outputs"]:
+        print(f"    {out['path']:<24} {out['kind']:<11} sha256 {out['sha256'][:16]}…")
+    for warning in summary.get("warnings", []):
+        print(f"  warning: {warning}")
+    print(f"  time taken        {summary['seconds']:>9.2f} s")
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected a date as YYYY-MM-DD") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ingest", description="Confidential data deliveries in, validated encrypted "
+        "data out.")
+    parser.add_argument("--home", help="keyring and state folder (default: $INGEST_HOME, "
+                        "else the per-user data folder)")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    def passphrase_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--passphrase-file", metavar="F",
+                       help="file holding the passphrase or password (else "
+                       "$INGEST_PASSPHRASE)")
+        p.add_argument("--passphrase-prompt", action="store_true",
+                       help="ask for the passphrase without echo")
+
+    run = sub.add_parser("run", help="ingest one delivery through the Prefect flow")
+    run.add_argument("delivery", help="a file, a folder (mounted disc), an image or archive")
+    run.add_argument("--schema", default="reference", help="dataset schema (schemas/NAME.py)")
+    run.add_argument("--out", required=True, help="output root; one folder per delivery")
+    run.add_argument("--delivery-date", type=_date, help="the delivery's date (default today)")
+    run.add_argument("--force", action="store_true",
+                     help="replace the outputs of an already processed delivery")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--no-prefect", action="store_true",
+                     help="run the library path in this process, without Prefect")
+    passphrase_options(run)
+    run.set_defaults(func=cmd_run)
+
+    demo = sub.add_parser("demo", help="generate the reference delivery and run the flow on it")
+    demo.add_argument("--rows", type=int, default=400_000)
+    demo.add_argument("--seed", type=int, default=2026)
+    demo.add_argument("--out", help="output root (default $INGEST_HOME/demo/out)")
+    demo.set_defaults(func=cmd_demo)
+
+    synth = sub.add_parser("synth", help="write a synthetic reference delivery and its truth")
+    synth.add_argument("--rows", type=int, default=400_000)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--format", choices=["csv", "tsv"], default="csv")
+    synth.add_argument("--encoding", default="cp1252")
+    synth.add_argument("--encrypt", choices=["pgp", "pgp-passphrase", "none"], default="pgp")
+    synth.add_argument("--delivery-date", type=_date)
+    synth.add_argument("--out", required=True, help="folder to write the delivery into")
+    passphrase_options(synth)
+    synth.set_defaults(func=cmd_synth)
+
+    keys = sub.add_parser("keys", help="the keyring")
+    keys_sub = keys.add_subparsers(dest="keys_cmd", metavar="ACTION")
+    keys_sub.add_parser("init", help="create any missing key")
+    imp = keys_sub.add_parser("import-pgp", help="import a recipient's OpenPGP secret key")
+    imp.add_argument("file")
+    passphrase_options(imp)
+    keys_sub.add_parser("export-pgp", help="print this keyring's OpenPGP public key")
+    keys.set_defaults(func=cmd_keys)
+
+    server = sub.add_parser("server", help="the local Prefect server this tool manages")
+    server.add_argument("server_cmd", choices=["status", "start", "stop"], nargs="?",
+                        default="status")
+    server.set_defaults(func=cmd_server)
+
+    cat = sub.add_parser("cat", help="stream a decrypted table to stdout (for R, pipes)")
+    cat.add_argument("path")
+    cat.add_argument("--format", choices=["arrow", "parquet"], default="arrow")
+    cat.add_argument("--columns", help="comma-separated column names")
+    cat.set_defaults(func=cmd_cat)
+
+    export = sub.add_parser("export", help="write plaintext Parquet (encrypted volumes only)")
+    export.add_argument("path")
+    export.add_argument("--plaintext", action="store_true", required=True)
+    export.add_argument("--out", required=True)
+    export.add_argument("--columns")
+    export.set_defaults(func=cmd_export)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())
