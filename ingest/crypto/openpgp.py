@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .._fs import private_dir
+from .._fs import private_dir, write_private
 from ..errors import DecryptionError, KeyringError
 
 RECIPIENT_UID = "ingest recipient <recipient@ingest.invalid>"
@@ -40,7 +40,7 @@ def _gpg() -> str:
 def _run(home: Path, args: list[str], data: bytes = b"",
          passphrase: str | None = None) -> tuple[int, bytes, list[str]]:
     """Run gpg on ``data``; the passphrase travels through a private pipe, never argv."""
-    private_dir(home)
+    _prepare_home(home)
     cmd = [_gpg(), "--homedir", str(home), "--batch", "--no-tty", "--yes",
            "--status-fd", "2", "--pinentry-mode", "loopback"]
     pass_fds: tuple[int, ...] = ()
@@ -62,6 +62,15 @@ def _run(home: Path, args: list[str], data: bytes = b"",
     return proc.returncode, proc.stdout, status
 
 
+def _prepare_home(home: Path) -> None:
+    """A private GnuPG home whose agent never caches a passphrase: each run must
+    present it again, and nothing lingers in the agent's memory."""
+    private_dir(home)
+    conf = home / "gpg-agent.conf"
+    if not conf.exists():
+        write_private(conf, b"default-cache-ttl 0\nmax-cache-ttl 0\nallow-loopback-pinentry\n")
+
+
 def decrypt_openpgp(data: bytes, home: Path, passphrase: str | None = None,
                     member: str = "delivery") -> bytes:
     """Decrypt an OpenPGP message to our key (in ``home``) or with a passphrase."""
@@ -76,7 +85,11 @@ def decrypt_openpgp(data: bytes, home: Path, passphrase: str | None = None,
 
 def _explain(member: str, status: list[str], words: set[str], had_passphrase: bool) -> str:
     missing = [line.split()[1] for line in status if line.startswith("NO_SECKEY")]
-    if "BAD_PASSPHRASE" in words or ("DECRYPTION_FAILED" in words and "NEED_PASSPHRASE_SYM"
+    # "ERROR pkdecrypt_failed <code>": the low 16 bits are gpg-error's code; 11 is
+    # GPG_ERR_BAD_PASSPHRASE (the secret key's passphrase was wrong)
+    codes = {int(p[2]) & 0xFFFF for p in (line.split() for line in status)
+             if len(p) == 3 and p[0] == "ERROR" and p[2].isdigit()}
+    if "BAD_PASSPHRASE" in words or 11 in codes or ("DECRYPTION_FAILED" in words and "NEED_PASSPHRASE_SYM"
                                      in words):
         return (f"{member}: wrong passphrase for the OpenPGP message or its key; "
                 "check --passphrase-file or INGEST_PASSPHRASE")

@@ -44,6 +44,12 @@ def match_columns(found: list[str], dataset: Dataset, member: str) -> dict[str, 
     wanted = {normalise_header(s): s for s in dataset.source_names}
     missing = [s for n, s in wanted.items() if n not in by_norm]
     extra = [str(f) for n, f in by_norm.items() if n not in wanted]
+    if len(missing) > len(wanted) / 2:
+        # probably no header at all: the first row may be data, so it is not quoted
+        raise SchemaMismatchError(
+            f"{member}: no header row with the columns of schema '{dataset.name}' was found "
+            f"({len(wanted) - len(missing)} of {len(wanted)} names present); the file needs "
+            "a header row naming " + ", ".join(dataset.source_names))
     if missing or len(found) != len(by_norm):
         parts = []
         if missing:

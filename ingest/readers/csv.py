@@ -69,8 +69,11 @@ def split_trailer(text: str) -> tuple[str, int | None]:
 
 
 def _delimiter(header: str, dataset: Dataset) -> str:
-    best = max(_DELIMITERS, key=lambda d: header_score(header.split(d), dataset))
-    if header_score(header.split(best), dataset) == 0:
+    def cells(d: str) -> list[str]:
+        return [c.strip().strip('"') for c in header.split(d)]
+
+    best = max(_DELIMITERS, key=lambda d: header_score(cells(d), dataset))
+    if header_score(cells(best), dataset) == 0:
         return ","
     return best
 

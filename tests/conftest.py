@@ -1,0 +1,70 @@
+"""Shared fixtures: a private keyring per test session, synthetic deliveries."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from ingest.synth import Truth, generate, to_delimited
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DELIVERY_DATE = date(2026, 6, 30)
+
+
+def shared_fixture(*parts: str) -> Path:
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.fail(f"shared fixture missing: {path} (expected ../shared beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def keyring_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One keyring for the whole session (GnuPG key generation takes a moment)."""
+    from ingest.keys import Keyring
+    from ingest.settings import load_settings
+
+    home = tmp_path_factory.mktemp("ingest-home")
+    Keyring.init(load_settings(home=home))
+    return home
+
+
+@pytest.fixture
+def home(keyring_home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("INGEST_HOME", str(keyring_home))
+    monkeypatch.delenv("INGEST_PASSPHRASE", raising=False)
+    return keyring_home
+
+
+@pytest.fixture(scope="session")
+def table_20k() -> tuple[pl.DataFrame, Truth]:
+    return generate(20_000, seed=7, delivery_date=DELIVERY_DATE)
+
+
+@pytest.fixture
+def pgp_delivery(home: Path, tmp_path: Path,
+                 table_20k: tuple[pl.DataFrame, Truth]) -> Callable[..., tuple[Path, Truth]]:
+    """Write an OpenPGP-encrypted CSV delivery (to the keyring's key) into a folder."""
+    from ingest.crypto.openpgp import encrypt_openpgp, export_public_key
+
+    def make(frame: pl.DataFrame | None = None, truth: Truth | None = None,
+             name: str = "delivery", **csv: object) -> tuple[Path, Truth]:
+        if frame is None:
+            frame, truth = table_20k
+        assert truth is not None
+        data = to_delimited(frame, **csv)  # type: ignore[arg-type]
+        cipher = encrypt_openpgp(data, tmp_path / "sender",
+                                 recipient_key=export_public_key(home / "gnupg"))
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "cases.csv.gpg").write_bytes(cipher)
+        (tmp_path / f"{name}.truth.json").write_text(json.dumps(truth.to_json()))
+        return folder, truth
+
+    return make

@@ -1,0 +1,93 @@
+"""OpenPGP through the real GnuPG: good, wrong, tampered and truncated messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingest.crypto.openpgp import (
+    decrypt_openpgp,
+    encrypt_openpgp,
+    export_public_key,
+    import_key,
+    is_openpgp,
+)
+from ingest.errors import DecryptionError, KeyringError
+
+PLAIN = b"CASE_ID,PERS_ID\r\n" + b"0000000001,PCANARY01\r\n" * 2000
+
+
+@pytest.fixture
+def gnupg(home: Path) -> Path:
+    return home / "gnupg"
+
+
+@pytest.mark.parametrize("armor", [False, True])
+@pytest.mark.parametrize("compress", [False, True])
+def test_to_our_key(gnupg: Path, tmp_path: Path, armor: bool, compress: bool) -> None:
+    cipher = encrypt_openpgp(PLAIN, tmp_path, recipient_key=export_public_key(gnupg),
+                             armor=armor, compress=compress)
+    assert is_openpgp(cipher[:64])
+    assert decrypt_openpgp(cipher, gnupg) == PLAIN
+
+
+def test_with_a_passphrase(gnupg: Path, tmp_path: Path) -> None:
+    cipher = encrypt_openpgp(PLAIN, tmp_path, passphrase="correct horse")
+    assert decrypt_openpgp(cipher, gnupg, "correct horse") == PLAIN
+    with pytest.raises(DecryptionError, match="wrong passphrase") as err:
+        decrypt_openpgp(cipher, gnupg, "wrong horse", member="cases.csv.gpg")
+    assert "wrong horse" not in str(err.value) and "cases.csv.gpg" in str(err.value)
+    with pytest.raises(DecryptionError, match="passphrase"):
+        decrypt_openpgp(cipher, gnupg, None)
+
+
+def test_to_a_key_we_do_not_hold(tmp_path: Path, gnupg: Path) -> None:
+    other = tmp_path / "other"
+    from ingest.crypto.openpgp import ensure_recipient_key
+
+    ensure_recipient_key(other)
+    cipher = encrypt_openpgp(PLAIN, tmp_path / "s", recipient_key=export_public_key(other))
+    with pytest.raises(DecryptionError, match="import it with 'ingest keys import-pgp"):
+        decrypt_openpgp(cipher, gnupg)
+
+
+@pytest.mark.parametrize("where", ["header", "middle", "end"])
+def test_tampered_message_fails_and_yields_nothing(gnupg: Path, tmp_path: Path,
+                                                   where: str) -> None:
+    cipher = bytearray(encrypt_openpgp(PLAIN, tmp_path, recipient_key=export_public_key(gnupg),
+                                       compress=False))
+    pos = {"header": 20, "middle": len(cipher) // 2, "end": len(cipher) - 5}[where]
+    cipher[pos] ^= 0x01
+    with pytest.raises(DecryptionError) as err:
+        decrypt_openpgp(bytes(cipher), gnupg, member="cases.csv.gpg")
+    assert "CANARY" not in str(err.value)
+
+
+def test_truncated_message(gnupg: Path, tmp_path: Path) -> None:
+    cipher = encrypt_openpgp(PLAIN, tmp_path, recipient_key=export_public_key(gnupg))
+    with pytest.raises(DecryptionError):
+        decrypt_openpgp(cipher[: len(cipher) // 2], gnupg)
+
+
+def test_import_a_passphrase_protected_secret_key(tmp_path: Path) -> None:
+    import subprocess
+
+    sender = tmp_path / "agency"
+    sender.mkdir(mode=0o700)
+    subprocess.run(["gpg", "--homedir", str(sender), "--batch", "--pinentry-mode", "loopback",
+                    "--passphrase", "key-pass", "--quick-gen-key", "Recipient <r@x.invalid>",
+                    "future-default", "default", "never"], check=True, capture_output=True)
+    secret = subprocess.run(["gpg", "--homedir", str(sender), "--batch", "--pinentry-mode",
+                             "loopback", "--passphrase", "key-pass", "--armor",
+                             "--export-secret-keys"], check=True, capture_output=True).stdout
+    public = subprocess.run(["gpg", "--homedir", str(sender), "--armor", "--export"],
+                            check=True, capture_output=True).stdout
+    mine = tmp_path / "mine"
+    import_key(mine, secret, "key-pass")
+    cipher = encrypt_openpgp(PLAIN, tmp_path / "s", recipient_key=public)
+    assert decrypt_openpgp(cipher, mine, "key-pass") == PLAIN
+    with pytest.raises(DecryptionError, match="wrong passphrase"):
+        decrypt_openpgp(cipher, mine, "nope")
+    with pytest.raises(KeyringError):
+        import_key(tmp_path / "third", b"not a key")

@@ -1,0 +1,90 @@
+"""CSV and TSV: encodings decided not guessed, trailers, quoting, headers."""
+
+from __future__ import annotations
+
+import codecs
+
+import polars as pl
+import pytest
+
+from ingest.errors import ReadError, SchemaMismatchError
+from ingest.readers.csv import read_delimited
+from ingest.schema import load_dataset
+from ingest.synth import to_delimited
+
+DATASET = load_dataset("reference")
+
+
+@pytest.fixture(scope="module")
+def frame(table_20k) -> pl.DataFrame:
+    return table_20k[0].head(2000)
+
+
+@pytest.mark.parametrize(("encoding", "bom", "expected"), [
+    ("cp1252", False, "cp1252"),
+    ("utf-8", False, "utf-8"),
+    ("utf-8", True, "utf-8-sig"),
+])
+def test_encodings_round_trip(frame, encoding, bom, expected) -> None:
+    table = read_delimited(to_delimited(frame, encoding=encoding, bom=bom), DATASET, "c.csv")
+    assert table.encoding == expected
+    assert table.frame.equals(frame)
+
+
+def test_utf16_unicode_text_from_excel(frame) -> None:
+    data = codecs.BOM_UTF16_LE + to_delimited(frame, separator="\t", trailer=False,
+                                              encoding="utf-16-le")
+    table = read_delimited(data, DATASET, "c.txt")
+    assert (table.format, table.encoding) == ("tsv", "utf-16")
+    assert table.frame.equals(frame)
+
+
+def test_latin1_when_the_schema_allows_it(frame) -> None:
+    import dataclasses
+
+    latin = frame.with_columns(pl.col("CMNT").str.replace_all("[€’—]", "e"))
+    dataset = dataclasses.replace(DATASET, encodings=("utf-8", "latin-1"))
+    table = read_delimited(to_delimited(latin, encoding="latin-1"), dataset, "c.csv")
+    assert table.encoding == "latin-1"
+    assert table.frame.equals(latin)
+
+
+def test_an_encoding_outside_the_schema_fails_clearly(frame) -> None:
+    data = to_delimited(frame.head(20), encoding="cp1252") + b"\x81\x8d"
+    with pytest.raises(ReadError, match="none of the encodings the schema allows"):
+        read_delimited(data, DATASET, "c.csv")
+
+
+def test_trailer_is_checked_and_not_data(frame) -> None:
+    data = to_delimited(frame)
+    assert data.endswith(b"TOTAL RECORDS: 2000\r\n")
+    assert read_delimited(data, DATASET, "c.csv").trailer_count == 2000
+    lying = data.replace(b"TOTAL RECORDS: 2000", b"TOTAL RECORDS: 2001")
+    with pytest.raises(ReadError, match="trailer says 2001 records but 2000"):
+        read_delimited(lying, DATASET, "c.csv")
+
+
+def test_tsv_and_embedded_line_breaks(frame) -> None:
+    table = read_delimited(to_delimited(frame, separator="\t"), DATASET, "c.tsv")
+    assert table.format == "tsv"
+    assert table.frame["CMNT"].str.contains("\r\n").any()
+    assert table.frame.equals(frame)
+
+
+def test_reordered_columns_are_matched_by_name(frame) -> None:
+    shuffled = frame.select(list(reversed(frame.columns)))
+    assert read_delimited(to_delimited(shuffled), DATASET, "c.csv").frame.equals(frame)
+
+
+def test_header_differences_are_listed(frame) -> None:
+    bad = frame.rename({"DX_CD": "DIAG"}).drop("SEX")
+    with pytest.raises(SchemaMismatchError) as err:
+        read_delimited(to_delimited(bad), DATASET, "c.csv")
+    assert "missing SEX, DX_CD" in str(err.value) and "unexpected DIAG" in str(err.value)
+
+
+def test_parse_errors_do_not_quote_the_data(frame) -> None:
+    data = to_delimited(frame.head(50), trailer=False) + b'"SECRET-VALUE","unclosed\r\n'
+    with pytest.raises(ReadError) as err:
+        read_delimited(data, DATASET, "c.csv")
+    assert "SECRET" not in str(err.value)

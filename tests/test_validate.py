@@ -1,0 +1,89 @@
+"""Validation: every rule of the reference schema really runs on the data."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from ingest.readers import SourceTable
+from ingest.schema import load_dataset
+from ingest.validate import validate
+
+DATASET = load_dataset("reference")
+GOOD = {
+    "CASE_ID": "0000000001", "PERS_ID": "P0000ABCD", "DOB": "01/02/1980", "SEX": "F",
+    "CNTY_FIPS": "01001", "RPT_DT": "03/04/2020", "DX_CD": "A01.1", "LAB_VAL": "1.5",
+    "HOSP_YN": "N", "CMNT": "",
+}
+
+
+def run(*changes: dict[str, str], delivery: date = date(2026, 6, 30)):
+    rows = [GOOD | {"CASE_ID": f"{i + 2:010d}"} | c for i, c in enumerate(changes)]
+    frame = pl.DataFrame([GOOD, *rows])
+    return validate(SourceTable("t.csv", "csv", frame), DATASET, delivery)
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"DX_CD": "U07.1"}, "diagnosis_code:str_matches"),
+    ({"DX_CD": "A1"}, "diagnosis_code:str_matches"),
+    ({"DOB": "02/30/1980"}, "birth_date:not_a_date"),
+    ({"DOB": "12/31/1899"}, "birth_date:greater_than_or_equal_to"),
+    ({"DOB": "03/05/2020"}, "birth_date_not_after_report_date"),
+    ({"RPT_DT": "12/31/2014", "DOB": "01/01/2000"}, "report_date:in_range"),
+    ({"RPT_DT": "07/01/2026"}, "report_date:in_range"),
+    ({"LAB_VAL": "-0.1"}, "lab_value:greater_than_or_equal_to"),
+    ({"LAB_VAL": "abc"}, "lab_value:not_a_number"),
+    ({"SEX": "Q"}, "sex:isin"),
+    ({"HOSP_YN": "yes"}, "hospitalized:not_a_boolean"),
+    ({"HOSP_YN": ""}, "hospitalized:not_nullable"),
+    ({"CNTY_FIPS": "1001"}, "county_fips:str_matches"),
+    ({"CASE_ID": "12345"}, "case_id:str_matches"),
+    ({"PERS_ID": "p0000abcd"}, "person_id:str_matches"),
+    ({"CMNT": "x" * 501}, "comments:str_length"),
+    ({"CASE_ID": "0000000001"}, "case_id:duplicate"),
+])
+def test_a_broken_row_is_quarantined_with_its_reason(change: dict, reason: str) -> None:
+    result = run(change)
+    assert result.rows_in == 2
+    assert result.rows_accepted == 1
+    assert result.quarantined["_reasons"].to_list() == [reason]
+    assert result.reasons == {reason: 1}
+
+
+def test_boundary_values_are_valid() -> None:
+    result = run({"DOB": "01/01/1900"}, {"DOB": "03/04/2020"}, {"RPT_DT": "01/01/2015",
+                 "DOB": "01/01/2015"}, {"RPT_DT": "06/30/2026"}, {"LAB_VAL": "0"},
+                 {"CMNT": "é" * 500}, {"SEX": "X"}, {"LAB_VAL": "NA"}, {"LAB_VAL": "."},
+                 {"LAB_VAL": "NULL"}, {"LAB_VAL": ""})
+    assert result.rows_quarantined == 0, result.quarantined["_reasons"].to_list()
+    assert result.accepted["lab_value"].null_count() == 4
+
+
+def test_duplicate_names_the_first_row_and_keeps_it() -> None:
+    result = run({"CASE_ID": "0000000001", "SEX": "M"})
+    assert result.accepted["sex"].to_list() == ["F"]
+    assert result.quarantined["_first_row"].to_list() == [1]
+    assert result.quarantined["_row"].to_list() == [2]
+
+
+def test_a_row_breaking_several_rules_lists_them_all() -> None:
+    result = run({"DX_CD": "??", "LAB_VAL": "-3"})
+    assert result.quarantined["_reasons"].to_list() == [
+        "diagnosis_code:str_matches; lab_value:greater_than_or_equal_to"]
+
+
+def test_generated_delivery_quarantines_exactly_the_truth(table_20k) -> None:
+    from ingest.readers.csv import read_delimited
+    from ingest.synth import EXPECTED_REASON, to_delimited
+
+    frame, truth = table_20k
+    table = read_delimited(to_delimited(frame), DATASET, "cases.csv")
+    result = validate(table, DATASET, truth.delivery_date)
+    assert result.rows_accepted + result.rows_quarantined == result.rows_in == truth.rows
+    got = dict(zip(result.quarantined["_row"].to_list(),
+                   result.quarantined["_reasons"].to_list(), strict=True))
+    assert set(got) == set(truth.bad_rows)
+    for row, kind in truth.bad_rows.items():
+        assert got[row].startswith(EXPECTED_REASON[kind]), (row, kind, got[row])
