@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load": "ingest.load",
-    "load_arrow": "ingest.load",
-    "manifest": "ingest.load",
+    "load": "ingest.outputs",
+    "load_arrow": "ingest.outputs",
+    "manifest": "ingest.outputs",
     "run_delivery": "ingest.pipeline",
     "RunSummary": "ingest.pipeline",
     "open_delivery": "ingest.media",
@@ -32,7 +32,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from .errors import IngestError
     from .keys import Keyring
-    from .load import load, load_arrow, manifest
+    from .outputs import load, load_arrow, manifest
     from .media import open_delivery
     from .pipeline import RunSummary, run_delivery
     from .schema import load_dataset

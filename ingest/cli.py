@@ -106,7 +106,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                        schema="reference", delivery_date=truth.delivery_date, force=True)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     _report(summary, False)
-    from .load import load
+    from .outputs import load
 
     accepted = load(summary["output_dir"], columns=["case_id"], settings=settings).height
     ok = (summary["rows_in"] == truth.rows and summary["rows_accepted"] == truth.accepted

@@ -1,0 +1,18 @@
+"""Sparse feature matrices for training, and their encrypted outputs.
+
+    fm = ingest.features.build(ingest.load("out/<id>"), dataset)
+    files = ingest.features.save(fm, keyring.age_recipient())   # name -> ciphertext
+    fm = ingest.features.load("out/<id>")                        # keyring's identity
+    next_fm = ingest.features.build(next_table, dataset, encoding=fm.encoding)
+
+``fm.X`` is CSR float32, ``fm.y`` the label, ``fm.feature_names`` the columns,
+``fm.class_weight`` balanced weights, ``fm.encoding`` the fitted, reusable
+:class:`Encoding` (JSON-serialisable).
+"""
+
+from .encoding import UNSEEN, CategoricalSpec, Encoding, LabelSpec, NumericSpec
+from .matrix import FeatureMatrix, balanced, build
+from .store import JSON, NPZ, load, save
+
+__all__ = ["JSON", "NPZ", "UNSEEN", "CategoricalSpec", "Encoding", "FeatureMatrix",
+           "LabelSpec", "NumericSpec", "balanced", "build", "load", "save"]

@@ -1,0 +1,143 @@
+"""Feature outputs, encrypted: ``features.npz.age`` and ``features.json.age``.
+
+Both are standard formats sealed with age (X25519, via pyrage), so a holder of
+the identity can also open them without this package::
+
+    age -d -i identity features.npz.age > /encrypted/volume/features.npz
+    scipy.sparse.load_npz(...)             # X; y is in the same archive
+
+The npz is written to memory and encrypted there: no plaintext touches disk.
+It uses scipy's own key names for X (``data``, ``indices``, ``indptr``,
+``shape``, ``format``), so ``scipy.sparse.load_npz`` reads X directly; the
+label is stored beside it as ``y`` (one label) or ``y_data``/``y_indices``/
+``y_indptr``/``y_shape`` (several).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyrage
+import scipy.sparse as sp
+
+from ..errors import DecryptionError, OutputError, UsageError
+from .encoding import Encoding
+from .matrix import FeatureMatrix
+
+NPZ = "features.npz.age"
+JSON = "features.json.age"
+FORMAT = "ingest-features/1"
+
+
+def save(fm: FeatureMatrix, recipient: object) -> dict[str, bytes]:
+    """The two encrypted outputs, by file name, ready for the publisher.
+
+    ``recipient`` is an age recipient (``Keyring.age_recipient()``).
+    """
+    arrays: dict[str, Any] = {
+        "format": np.array(b"csr"), "shape": np.array(fm.X.shape, dtype=np.int64),
+        "data": fm.X.data, "indices": fm.X.indices, "indptr": fm.X.indptr,
+    }
+    if isinstance(fm.y, np.ndarray):
+        arrays["y"] = fm.y
+    elif fm.y is not None:
+        y = sp.csr_matrix(fm.y)
+        arrays |= {"y_data": y.data, "y_indices": y.indices, "y_indptr": y.indptr,
+                   "y_shape": np.array(y.shape, dtype=np.int64)}
+    sink = io.BytesIO()
+    np.savez_compressed(sink, **arrays)
+    doc = {
+        "format": FORMAT,
+        "shape": list(fm.shape),
+        "feature_names": fm.feature_names,
+        "labels": fm.label_names,
+        # JSON keys are strings: keep the class values' types as pairs
+        "class_weight": _weights_to_json(fm.class_weight, several=len(fm.label_names) > 1),
+        "encoding": fm.encoding.to_json(),
+    }
+    meta = json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    return {NPZ: pyrage.encrypt(sink.getvalue(), [recipient]),
+            JSON: pyrage.encrypt(meta, [recipient])}
+
+
+def load(path: str | Path, identity: object | None = None) -> FeatureMatrix:
+    """The feature matrix of one delivery.
+
+    ``path`` is a delivery's output folder, the output root when it holds a
+    single delivery, or the ``features.npz.age`` file. Without ``identity`` the
+    age identity of the keyring (``INGEST_HOME``) is used.
+    """
+    npz_path = _locate(Path(path))
+    json_path = npz_path.with_name(JSON)
+    if not json_path.is_file():
+        raise UsageError(f"{json_path.parent}: {NPZ} has no {JSON} beside it; both are needed")
+    if identity is None:
+        from ..keys import Keyring
+        from ..settings import load_settings
+
+        identity = Keyring.open(load_settings()).age_identity()
+    plain_npz = _decrypt(npz_path, identity)
+    doc = json.loads(_decrypt(json_path, identity))
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise OutputError(f"{json_path.name}: not a feature description ({FORMAT})")
+    try:
+        with np.load(io.BytesIO(plain_npz), allow_pickle=False) as z:
+            X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]),
+                              shape=tuple(int(v) for v in z["shape"]))
+            y: np.ndarray | sp.csr_matrix | None = None
+            if "y" in z:
+                y = z["y"]
+            elif "y_data" in z:
+                y = sp.csr_matrix((z["y_data"], z["y_indices"], z["y_indptr"]),
+                                  shape=tuple(int(v) for v in z["y_shape"]))
+    except (KeyError, ValueError, OSError):
+        raise OutputError(f"{npz_path.name}: the archive is incomplete or damaged") from None
+    encoding = Encoding.from_json(doc["encoding"])
+    names = list(doc["feature_names"])
+    if X.shape[1] != len(names) or names != list(encoding.feature_names):
+        raise OutputError(f"{npz_path.parent}: {NPZ} and {JSON} do not belong together "
+                          "(feature counts differ)")
+    weights = _weights_from_json(doc["class_weight"], several=len(doc["labels"]) > 1)
+    return FeatureMatrix(X, y, names, weights, encoding)
+
+
+def _locate(path: Path) -> Path:
+    if path.is_file():
+        return path if path.name == NPZ else path.with_name(NPZ)
+    if (path / NPZ).is_file():
+        return path / NPZ
+    from ..load import output_dirs
+
+    folders = output_dirs(path)
+    if len(folders) > 1:
+        raise UsageError(f"{path} holds {len(folders)} deliveries; give the folder of one "
+                         "(each delivery has its own feature matrix)")
+    found = folders[0] / NPZ
+    if not found.is_file():
+        raise UsageError(f"{folders[0]}: no {NPZ}; this delivery was published without "
+                         "features")
+    return found
+
+
+def _decrypt(path: Path, identity: object) -> bytes:
+    try:
+        return pyrage.decrypt(path.read_bytes(), [identity])
+    except pyrage.DecryptError:
+        raise DecryptionError(f"{path.name}: cannot be decrypted: wrong identity, tampered "
+                              "or truncated") from None
+
+
+def _weights_to_json(weights: dict[Any, Any], several: bool) -> Any:
+    if several:
+        return {label: [[k, v] for k, v in w.items()] for label, w in weights.items()}
+    return [[k, v] for k, v in weights.items()]
+
+
+def _weights_from_json(doc: Any, several: bool) -> dict[Any, Any]:
+    if several:
+        return {label: {k: v for k, v in pairs} for label, pairs in doc.items()}
+    return {k: v for k, v in doc}
