@@ -49,8 +49,8 @@ def reference_table(rows: int, seed: int, dataset: Dataset) -> pl.DataFrame:
     return apply_policies(accepted, dataset, SecretKey("bench", bytes(32)))
 
 
-def sklearn_csr(table: pl.DataFrame, dataset: Dataset, encoder: Any = None
-                ) -> tuple[sp.csr_matrix, Any]:
+def sklearn_csr(table: pl.DataFrame, dataset: Dataset, encoder: Any = None,
+                dtype: Any = np.float32) -> tuple[sp.csr_matrix, Any]:
     """The same matrix the scikit-learn way (fit when ``encoder`` is None)."""
     from sklearn.preprocessing import OneHotEncoder
 
@@ -59,7 +59,7 @@ def sklearn_csr(table: pl.DataFrame, dataset: Dataset, encoder: Any = None
     cats = table.select(pl.col(c).cast(pl.String) for c in spec.categorical).to_numpy()
     nums = table.select(*spec.numeric, **{d: dataset.derive()[d] for d in spec.derived})
     if encoder is None:
-        encoder = OneHotEncoder(handle_unknown="ignore", dtype=np.float32)
+        encoder = OneHotEncoder(handle_unknown="ignore", dtype=dtype)
         onehot = encoder.fit_transform(cats)
     else:
         onehot = encoder.transform(cats)
@@ -67,9 +67,9 @@ def sklearn_csr(table: pl.DataFrame, dataset: Dataset, encoder: Any = None
     for name in nums.columns:
         col = nums[name]
         missing = col.is_null().to_numpy()
-        values = col.fill_null(0.0).to_numpy().astype(np.float32)
-        blocks.append(sp.csr_matrix(np.column_stack([values, missing.astype(np.float32)])))
-    return sp.hstack(blocks, format="csr", dtype=np.float32), encoder
+        values = col.fill_null(0.0).to_numpy().astype(dtype)
+        blocks.append(sp.csr_matrix(np.column_stack([values, missing.astype(dtype)])))
+    return sp.hstack(blocks, format="csr", dtype=dtype), encoder
 
 
 def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -101,6 +101,8 @@ def main() -> None:
 
     ours_fit, fm = best_of(args.repeat, lambda: features.build(table, dataset))
     sk_fit, (X_sk, encoder) = best_of(args.repeat, lambda: sklearn_csr(table, dataset))
+    sk64_fit, (X_sk64, _) = best_of(args.repeat,
+                                    lambda: sklearn_csr(table, dataset, dtype=np.float64))
     ours_tr, fm2 = best_of(args.repeat,
                            lambda: features.build(second, dataset, encoding=fm.encoding))
     sk_tr, _ = best_of(args.repeat, lambda: sklearn_csr(second, dataset, encoder))
@@ -111,11 +113,13 @@ def main() -> None:
           f"(scikit-learn {X_sk.shape[1]:,} columns, nnz {X_sk.nnz:,}, same nnz: {same_nnz})")
     print(f"{'':28}{'ours':>10}{'sklearn':>10}{'ratio':>8}")
     print(f"{'fit + encode (s)':28}{ours_fit:10.3f}{sk_fit:10.3f}{sk_fit / ours_fit:7.1f}x")
+    print(f"{'  sklearn default float64':28}{'':10}{sk64_fit:10.3f}{sk64_fit / ours_fit:7.1f}x")
     print(f"{'encode, reused encoding (s)':28}{ours_tr:10.3f}{sk_tr:10.3f}"
           f"{sk_tr / ours_tr:7.1f}x   ({second.height:,} rows)")
     mb = 1 / 2**20
     print(f"{'CSR memory (MiB)':28}{matrix_bytes(fm.X) * mb:10.1f}"
-          f"{matrix_bytes(X_sk) * mb:10.1f}   (data + indices + indptr)")
+          f"{matrix_bytes(X_sk) * mb:10.1f}   (data + indices + indptr; sklearn float64: "
+          f"{matrix_bytes(X_sk64) * mb:.1f})")
     print(f"  ours: data {fm.X.data.dtype}, indices {fm.X.indices.dtype}, "
           f"indptr {fm.X.indptr.dtype}; sklearn: data {X_sk.data.dtype}, "
           f"indices {X_sk.indices.dtype}, indptr {X_sk.indptr.dtype}")

@@ -209,7 +209,8 @@ def cmd_cat(args: argparse.Namespace, settings: Settings) -> int:
     from .export import stream_table
 
     columns = args.columns.split(",") if args.columns else None
-    stream_table(args.path, columns=columns, fmt=args.format, sink=sys.stdout.buffer)
+    stream_table(args.path, columns=columns, fmt=args.format, sink=sys.stdout.buffer,
+                 settings=settings)
     return 0
 
 
@@ -221,7 +222,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     print("ingest: warning: writing PLAINTEXT Parquet; keep it on an encrypted volume",
           file=sys.stderr)
     columns = args.columns.split(",") if args.columns else None
-    for path in export_plaintext(args.path, Path(args.out), columns=columns):
+    for path in export_plaintext(args.path, Path(args.out), columns=columns,
+                                 settings=settings):
         print(path)
     return 0
 

@@ -20,8 +20,9 @@ from typing import Any
 
 import polars as pl
 
-from . import __version__
+from . import __version__, features
 from .errors import ValidationRejected
+from .features import Encoding
 from .keys import Keyring, session
 from .media import Delivery, Limits, open_delivery
 from .readers import SourceTable, read_delivery_table
@@ -91,12 +92,21 @@ def validate_stage(table: SourceTable, dataset: Dataset, delivery_date: date,
     return result
 
 
-def encrypt_stage(result: ValidationResult, dataset: Dataset,
-                  keyring: Keyring) -> dict[str, tuple[bytes, str]]:
-    """Every data output as ciphertext in memory, by file name."""
+def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
+                  previous: Encoding | None = None) -> dict[str, tuple[bytes, str]]:
+    """Every data output as ciphertext in memory, by file name.
+
+    The feature matrix reuses ``previous`` (the last delivery's encoding) so
+    that columns line up across deliveries.
+    """
     clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
     recipient = keyring.age_recipient()
-    return {
+    files = {}
+    if dataset.features.labels or dataset.features.categorical or dataset.features.numeric:
+        matrix = features.build(clean, dataset, encoding=previous)
+        files = {name: (data, "features") for name, data in
+                 features.save(matrix, recipient).items()}
+    return files | {
         f"{dataset.name}.parquet": (
             encrypt_parquet(clean.to_arrow(), keyring, restricted_columns(dataset)), "parquet"),
         f"{dataset.name}.jsonl.age": (encrypt_jsonl(clean, recipient), "jsonl"),
@@ -202,7 +212,8 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
                        settings.max_quarantine_share)
         log.info("%d rows accepted, %d quarantined", result.rows_accepted,
                  result.rows_quarantined)
-        files = timed("encrypt", encrypt_stage, result, dataset, keyring)
+        previous = features.latest_encoding(out, keyring.age_identity(), exclude=delivery.id)
+        files = timed("encrypt", encrypt_stage, result, dataset, keyring, previous)
         manifest = build_manifest(delivery, table, result, dataset, keyring, when, started)
         summary.rows_in, summary.rows_accepted = result.rows_in, result.rows_accepted
         summary.rows_quarantined = result.rows_quarantined

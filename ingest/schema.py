@@ -49,6 +49,8 @@ class Features:
     numeric: tuple[str, ...] = ()
     derived: tuple[str, ...] = ()
     """Named derived numbers the dataset module computes (see ``Dataset.derive``)."""
+    scale: tuple[str, ...] = ()
+    """Numeric or derived features to standardise (fitted on the first delivery)."""
 
 
 @dataclass(frozen=True)

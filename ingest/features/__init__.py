@@ -12,7 +12,7 @@
 
 from .encoding import UNSEEN, CategoricalSpec, Encoding, LabelSpec, NumericSpec
 from .matrix import FeatureMatrix, balanced, build
-from .store import JSON, NPZ, load, save
+from .store import JSON, NPZ, latest_encoding, load, save
 
 __all__ = ["JSON", "NPZ", "UNSEEN", "CategoricalSpec", "Encoding", "FeatureMatrix",
-           "LabelSpec", "NumericSpec", "balanced", "build", "load", "save"]
+           "LabelSpec", "NumericSpec", "balanced", "build", "latest_encoding", "load", "save"]

@@ -119,12 +119,15 @@ class Encoding:
     def _clashing(self) -> list[str]:
         seen: set[str] = set()
         columns: list[str] = []
-        for spec in (*self.categorical, *self.numeric):
+        for spec in self._blocks():
             for name in spec.feature_names():
                 if name in seen and spec.name not in columns:
                     columns.append(spec.name)
                 seen.add(name)
         return columns or ["a column"]
+
+    def _blocks(self) -> tuple[CategoricalSpec | NumericSpec, ...]:
+        return (*self.categorical, *self.numeric)
 
     @property
     def width(self) -> int:
@@ -134,7 +137,7 @@ class Encoding:
     def offsets(self) -> list[int]:
         """First matrix column of each categorical, then each numeric block."""
         out, at = [], 0
-        for spec in (*self.categorical, *self.numeric):
+        for spec in self._blocks():
             out.append(at)
             at += spec.width
         return out

@@ -10,8 +10,8 @@ of each row sorted without a sort. Values that are exactly 0 are then removed.
 Categories are mapped through the table's dictionary codes: only the few
 distinct values are looked up in the vocabulary (a Python dict over the
 vocabulary, never over rows) and the per-row codes are translated with one
-numpy ``searchsorted``. That is what makes this several times faster than
-scikit-learn's ``OneHotEncoder`` on object arrays plus ``hstack``.
+numpy gather through a code -> column table. That is what makes this several
+times faster than scikit-learn's ``OneHotEncoder`` on object arrays plus ``hstack``.
 """
 
 from __future__ import annotations
@@ -135,9 +135,9 @@ def _check_columns(table: pl.DataFrame, dataset: Dataset) -> None:
         col = known.get(name)
         if col is not None and col.policy in _NOT_FEATURES:
             raise UsageError(
-                f"column {name} is {_NOT_FEATURES[col.policy]} by the schema, so it may not be a feature "
-                "(its values would reach the feature outputs); declare a coarser derived "
-                "feature in the schema's derive() instead")
+                f"column {name} is {_NOT_FEATURES[col.policy]} by the schema, so it may not "
+                "be a feature (its values would reach the feature outputs); declare a coarser "
+                "derived feature in the schema's derive() instead")
 
 
 def _check_reuse(encoding: Encoding, dataset: Dataset) -> None:
@@ -232,11 +232,18 @@ def _category_positions(series: pl.Series, spec: CategoricalSpec) -> np.ndarray:
         distinct_codes = distinct.to_physical().to_numpy()
         target = np.fromiter((position.get(v, unseen) for v in distinct.cast(pl.String)),
                              dtype=np.int32, count=distinct.len())
-        order = np.argsort(distinct_codes)
         row_codes = codes.fill_null(0).to_numpy()
-        at = np.searchsorted(distinct_codes[order], row_codes)
-        np.minimum(at, len(order) - 1, out=at)
-        mapped = target[order][at]
+        top = int(distinct_codes.max())
+        if top < max(16 * series.len(), 2**24):
+            # a dense code -> column table: one gather, no search
+            table = np.full(top + 1, unseen, dtype=np.int32)
+            table[distinct_codes] = target
+            mapped = table[np.minimum(row_codes, top)]
+        else:  # a global dictionary far larger than this column: binary search
+            order = np.argsort(distinct_codes)
+            at = np.searchsorted(distinct_codes[order], row_codes)
+            np.minimum(at, len(order) - 1, out=at)
+            mapped = target[order][at]
         out = np.where(null, out, mapped)
     return out
 

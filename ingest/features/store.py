@@ -110,7 +110,7 @@ def _locate(path: Path) -> Path:
         return path if path.name == NPZ else path.with_name(NPZ)
     if (path / NPZ).is_file():
         return path / NPZ
-    from ..load import output_dirs
+    from ..outputs import output_dirs
 
     folders = output_dirs(path)
     if len(folders) > 1:
@@ -141,3 +141,30 @@ def _weights_from_json(doc: Any, several: bool) -> dict[Any, Any]:
     if several:
         return {label: {k: v for k, v in pairs} for label, pairs in doc.items()}
     return {k: v for k, v in doc}
+
+
+def latest_encoding(root: str | Path, identity: object,
+                    exclude: str | None = None) -> Encoding | None:
+    """The encoding of the most recent earlier delivery under ``root``, if any.
+
+    Reusing it keeps the feature columns of every delivery aligned: a category
+    first seen later goes to its column's unseen bucket instead of shifting columns.
+    """
+    from ..outputs import manifest
+
+    root = Path(root)
+    if not root.is_dir():
+        return None
+    earlier = []
+    for folder in root.iterdir():
+        if folder.name == exclude or not (folder / JSON).is_file():
+            continue
+        try:
+            earlier.append((manifest(folder)["run"]["finished"], folder))
+        except (OSError, KeyError, ValueError):
+            continue
+    if not earlier:
+        return None
+    folder = max(earlier)[1]
+    doc = json.loads(_decrypt(folder / JSON, identity))
+    return Encoding.from_json(doc["encoding"])

@@ -52,6 +52,12 @@ def clean_name(raw: str, container: str) -> str:
     return "/".join(parts)
 
 
+def is_hidden(clean: str) -> bool:
+    """Dot-files and macOS ``__MACOSX`` forks are not part of a delivery (as for a folder)."""
+    parts = clean.split("/")
+    return parts[0] == "__MACOSX" or any(p.startswith(".") for p in parts)
+
+
 class Intake:
     """One container's members: clean unique names, counted against the limits."""
 
@@ -63,9 +69,14 @@ class Intake:
         self.produced = 0
         self._names: set[str] = set()
 
-    def name(self, raw: str) -> str:
-        """The member's full name (``container/inner``), refused if unsafe or repeated."""
+    def name(self, raw: str) -> str | None:
+        """The member's full name (``container/inner``), refused if unsafe or repeated.
+
+        None for hidden files, which are skipped as the folder reader skips them.
+        """
         inner = clean_name(raw, self.container.name)
+        if is_hidden(inner):
+            return None
         full = f"{self.container.name}/{inner}"
         if full in self._names:
             raise MediaError(f"{full}: the {self.kind} holds two members of this name; "
@@ -73,9 +84,9 @@ class Intake:
         self._names.add(full)
         return full
 
-    def count_entry(self) -> None:
-        """Count one entry of any type, so a million empty entries cannot stall us."""
-        self.entries += 1
+    def count_entry(self, n: int = 1) -> None:
+        """Count entries of any type, so a million empty entries cannot stall us."""
+        self.entries += n
         if self.entries > self.ctx.limits.max_members:
             raise MediaError(f"{self.container.name}: the {self.kind} holds more than "
                              f"{self.ctx.limits.max_members} entries; refused")

@@ -157,6 +157,8 @@ def _entry(tar: tarfile.TarFile, info: tarfile.TarInfo, intake: Intake) -> Membe
     if not info.isreg():
         intake.refuse_special(info.name, f"tar entry of unknown type {info.type!r}")
     name = intake.name(info.name)
+    if name is None:
+        return None
     intake.admit(name, info.size)
     fh = tar.extractfile(info)
     if fh is None:  # pragma: no cover - isreg() entries always have a file object
@@ -231,7 +233,8 @@ def _single(member: Member, plain: bytes, intake: Intake) -> Member:
         if base.lower().endswith(suffix) and len(base) > len(suffix):
             base = base[: -len(suffix)] + replacement
             break
-    name = intake.name(base)
+    name = intake.name(base.lstrip(".") or "data")
+    assert name is not None  # not hidden: no leading dot, no folder
     intake.admit(name, len(plain))
     intake.take(name, len(plain))
     return Member(name, plain)

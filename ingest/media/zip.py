@@ -1,0 +1,163 @@
+"""ZIP archives, plain or encrypted (WinZip AES-256; legacy ZipCrypto with a warning).
+
+pyzipper reads both encryptions from a BytesIO; every member is read into
+memory. OOXML workbooks and OpenDocument files are ZIPs too, but they are
+spreadsheets for the readers: :meth:`ZipContainer.sniff` leaves them alone.
+"""
+
+from __future__ import annotations
+
+import io
+import lzma
+import stat
+import struct
+import zlib
+from collections.abc import Iterator
+
+import pyzipper
+from pyzipper import BadZipFile, LargeZipFile
+
+from ..errors import DecryptionError, IngestError, MediaError
+from ._base import Member, OpenContext
+from ._safety import Intake, read_capped
+
+_LOCAL = b"PK\x03\x04"
+_EMPTY = b"PK\x05\x06"
+_SPANNED = b"PK\x07\x08"
+_OFFICE_PARTS = {b"[Content_Types].xml", b"_rels/.rels"}
+_OFFICE_FIRST = (b"docProps/", b"xl/", b"word/", b"ppt/")
+"""Where OOXML writers (openpyxl, Excel) start when [Content_Types].xml comes last."""
+_UNIX_CREATORS = {3, 19}  # Unix, OS X: external_attr holds a POSIX mode
+_ENCRYPTED, _DESCRIPTOR, _STRONG = 0x1, 0x8, 0x40
+
+_FOREIGN = (BadZipFile, LargeZipFile, RuntimeError, EOFError, OSError, zlib.error,
+            lzma.LZMAError, ValueError, NotImplementedError, struct.error, UnicodeError)
+"""What pyzipper and the decompressors raise on a wrong password or damaged data."""
+
+
+def local_names(head: bytes) -> Iterator[bytes]:
+    """Names of the entries whose local headers lie in ``head``, in archive order.
+
+    Walking the headers (rather than searching the bytes) keeps a stored
+    workbook *inside* a delivery ZIP from making the delivery look like one.
+    """
+    pos = 4 if head.startswith(_SPANNED) else 0
+    while head[pos:pos + 4] == _LOCAL and pos + 30 <= len(head):
+        flags, size, name_len, extra_len = (struct.unpack_from("<H", head, pos + 6)[0],
+                                             *struct.unpack_from("<I", head, pos + 18),
+                                             *struct.unpack_from("<HH", head, pos + 26))
+        yield head[pos + 30:pos + 30 + name_len]
+        if flags & _DESCRIPTOR or size == 0xFFFFFFFF:
+            return  # size unknown here (streamed or ZIP64): stop walking
+        pos += 30 + name_len + extra_len + size
+
+
+def is_office_zip(head: bytes) -> bool:
+    """True for an OOXML (xlsx, docx) or OpenDocument (ods) file."""
+    for index, name in enumerate(local_names(head)):
+        first = index == 0 and (name == b"mimetype" or name.startswith(_OFFICE_FIRST))
+        if first or name in _OFFICE_PARTS:
+            return True
+    return False
+
+
+class ZipContainer:
+    """ZIP archives, but not the OOXML and OpenDocument files built on ZIP."""
+
+    kind = "ZIP archive"
+
+    def sniff(self, head: bytes) -> bool:
+        if head.startswith(_EMPTY):
+            return True
+        start = head[4:] if head.startswith(_SPANNED) else head
+        return start.startswith(_LOCAL) and not is_office_zip(head)
+
+    def open(self, member: Member, ctx: OpenContext) -> list[Member]:
+        intake = Intake(member, ctx, self.kind)
+        try:
+            archive = pyzipper.AESZipFile(io.BytesIO(member.data))
+        except _FOREIGN:
+            raise MediaError(f"{member.name}: the ZIP archive is truncated or damaged (its "
+                             "table of contents is unreadable); ask the sender to send it "
+                             "again") from None
+        with archive:
+            entries = _plan(archive, intake)
+            return [_read(archive, info, name, intake) for info, name in entries]
+
+
+def _plan(archive: pyzipper.AESZipFile, intake: Intake) -> list[tuple[pyzipper.ZipInfo, str]]:
+    """Check every entry before reading any: names, types, encryption."""
+    entries = []
+    weak = False
+    for info in archive.infolist():
+        intake.count_entry()
+        if info.is_dir():
+            continue
+        mode = info.external_attr >> 16
+        if info.create_system in _UNIX_CREATORS and stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+            intake.refuse_special(info.filename, _special_kind(mode))
+        name = intake.name(info.filename)
+        if name is None:
+            continue
+        if info.flag_bits & _STRONG:
+            raise MediaError(f"{name}: uses PKWARE strong encryption, which is not supported; "
+                             "ask the sender for WinZip AES-256 or 7-Zip AES-256")
+        if info.flag_bits & _ENCRYPTED:
+            if intake.ctx.passphrase is None:
+                raise DecryptionError(f"{name}: the ZIP member is encrypted; give the password "
+                                      "with --passphrase-file")
+            weak = weak or getattr(info, "wz_aes_version", None) is None
+        entries.append((info, name))
+    if weak:
+        intake.ctx.warnings.append(f"{intake.container.name}: uses legacy ZipCrypto, which is "
+                                   "weak; ask the sender for AES-256")
+    return entries
+
+
+def _special_kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    return "special file"
+
+
+def _read(archive: pyzipper.AESZipFile, info: pyzipper.ZipInfo, name: str,
+          intake: Intake) -> Member:
+    """One member into memory; the CRC (or AES HMAC) is checked by pyzipper at the end."""
+    encrypted = bool(info.flag_bits & _ENCRYPTED)
+    password = intake.ctx.passphrase
+    pwd = password.encode() if encrypted and password is not None else None
+    intake.admit(name, info.file_size, info.compress_size)
+    try:
+        with archive.open(info, pwd=pwd) as fh:
+            data = read_capped(fh.read, name, intake, cap=info.file_size)
+    except IngestError:
+        raise
+    except NotImplementedError:
+        raise MediaError(f"{name}: the ZIP member uses a compression method that is not "
+                         "supported; ask the sender to use Deflate") from None
+    except RuntimeError:
+        if encrypted:
+            raise DecryptionError(f"{name}: wrong password for the ZIP member (or its "
+                                  "encryption header is damaged); give the right password "
+                                  "with --passphrase-file") from None
+        raise MediaError(f"{name}: the ZIP member could not be read; ask the sender to send "
+                         "it again") from None
+    except _FOREIGN:
+        if encrypted:
+            raise DecryptionError(f"{name}: the ZIP member could not be decrypted: the "
+                                  "password is wrong or the file is damaged; check "
+                                  "--passphrase-file, else ask the sender to send it again"
+                                  ) from None
+        raise MediaError(f"{name}: the ZIP member is truncated or damaged (CRC check failed); "
+                         "ask the sender to send it again") from None
+    if len(data) != info.file_size:
+        raise MediaError(f"{name}: the ZIP member is shorter than declared; it is truncated, "
+                         "ask the sender to send it again")
+    return Member(name, data)
+
+
+CONTAINER = ZipContainer()
