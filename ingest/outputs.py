@@ -46,7 +46,8 @@ def load_arrow(path: str | Path, columns: list[str] | None = None,
     folders = output_dirs(path)
     tables = []
     for folder in folders:
-        table = read_parquet(_table_file(folder), keyring, columns)
+        table = read_parquet(_table_file(folder), keyring, columns,
+                             delivery_sha256=manifest(folder)["delivery"]["sha256"])
         if len(folders) > 1:
             table = table.append_column(
                 "delivery_id", pa.array([folder.name] * table.num_rows, pa.string()))

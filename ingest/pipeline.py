@@ -20,8 +20,8 @@ from typing import Any
 
 import polars as pl
 
-from . import __version__, features
-from .errors import ValidationRejected
+from . import __version__, audit, features
+from .errors import IngestError, ValidationRejected
 from .features import Encoding
 from .keys import Keyring, session
 from .media import Delivery, Limits, open_delivery
@@ -93,7 +93,8 @@ def validate_stage(table: SourceTable, dataset: Dataset, delivery_date: date,
 
 
 def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
-                  previous: Encoding | None = None) -> dict[str, tuple[bytes, str]]:
+                  sha256: str, previous: Encoding | None = None
+                  ) -> dict[str, tuple[bytes, str]]:
     """Every data output as ciphertext in memory, by file name.
 
     The feature matrix reuses ``previous`` (the last delivery's encoding) so
@@ -101,14 +102,15 @@ def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
     """
     clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
     recipient = keyring.age_recipient()
-    files = {}
+    name = f"{dataset.name}.parquet"
+    parquet = encrypt_parquet(clean.to_arrow(), keyring, restricted_columns(dataset), name,
+                              sha256)
+    files = {name: (parquet.pop(name), "parquet")}
+    files |= {n: (data, "key-material") for n, data in parquet.items()}
     if dataset.features.labels or dataset.features.categorical or dataset.features.numeric:
         matrix = features.build(clean, dataset, encoding=previous)
-        files = {name: (data, "features") for name, data in
-                 features.save(matrix, recipient).items()}
+        files |= {n: (data, "features") for n, data in features.save(matrix, recipient).items()}
     return files | {
-        f"{dataset.name}.parquet": (
-            encrypt_parquet(clean.to_arrow(), keyring, restricted_columns(dataset)), "parquet"),
         f"{dataset.name}.jsonl.age": (encrypt_jsonl(clean, recipient), "jsonl"),
         "quarantine.jsonl.age": (encrypt_jsonl(result.quarantined, recipient), "quarantine"),
     }
@@ -123,6 +125,12 @@ def publish_stage(files: dict[str, tuple[bytes, str]], summary: RunSummary, mani
         final = staging.publish(manifest, force=force)
         summary.outputs = [asdict(o) for o in staging.outputs]
     return final
+
+
+def register_output_root(settings: Settings, out: Path) -> None:
+    from .custody import register_output_root as register
+
+    register(settings, out)
 
 
 def build_manifest(delivery: Delivery, table: SourceTable, result: ValidationResult,
@@ -184,7 +192,6 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
     if passphrase is not None:
         session.set_passphrase(passphrase)
     out = Path(out)
-    started = datetime.now(UTC)
     clock = time.perf_counter()
     stages: dict[str, float] = {}
 
@@ -194,6 +201,29 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
         stages[name] = round(time.perf_counter() - t0, 3)
         return value
 
+    try:
+        summary = _run(path, dataset, keyring, settings, out, delivery_date, force, timed, log)
+    except IngestError as exc:
+        audit.append(settings.audit_log, "run", outcome="failed", schema=dataset.name,
+                     source=Path(path).name, error=type(exc).__name__)
+        raise
+    summary.stage_seconds = stages
+    summary.seconds = round(time.perf_counter() - clock, 3)
+    audit.append(settings.audit_log, "run",
+                 outcome="already-processed" if summary.skipped else "published",
+                 delivery_sha256=summary.delivery_sha256, schema=dataset.name,
+                 schema_version=dataset.version,
+                 keys={r: k.id for r, k in keyring.current_master_keys().items()},
+                 rows={"in": summary.rows_in, "accepted": summary.rows_accepted,
+                       "quarantined": summary.rows_quarantined},
+                 outputs={o["path"]: o["sha256"] for o in summary.outputs})
+    return summary
+
+
+def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Settings, out: Path,
+         delivery_date: date | None, force: bool, timed: Callable[..., Any],
+         log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
+    started = datetime.now(UTC)
     delivery = timed("open-media", open_stage, path, settings)
     log.info("delivery %s opened: %d member(s), %d checksum(s) verified",
              delivery.id, len(delivery.members), delivery.checksums_verified)
@@ -213,15 +243,15 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
         log.info("%d rows accepted, %d quarantined", result.rows_accepted,
                  result.rows_quarantined)
         previous = features.latest_encoding(out, keyring.age_identity(), exclude=delivery.id)
-        files = timed("encrypt", encrypt_stage, result, dataset, keyring, previous)
+        files = timed("encrypt", encrypt_stage, result, dataset, keyring, delivery.sha256,
+                      previous)
         manifest = build_manifest(delivery, table, result, dataset, keyring, when, started)
         summary.rows_in, summary.rows_accepted = result.rows_in, result.rows_accepted
         summary.rows_quarantined = result.rows_quarantined
         summary.quarantine_reasons = result.reasons
+        register_output_root(settings, out)
         final = timed("publish", publish_stage, files, summary, manifest, out, force)
     summary.output_dir = str(final)
-    summary.stage_seconds = stages
-    summary.seconds = round(time.perf_counter() - clock, 3)
     log.info("published %d outputs to %s", len(summary.outputs), final)
     return summary
 

@@ -267,8 +267,8 @@ def test_7z_inside_an_iso_with_checksums(tmp_path: Path) -> None:
 
 
 def test_zip_inside_a_tar(tmp_path: Path) -> None:
-    inner = make_zip({**FILES, "cases.csv.md5": hashlib.md5(FILES["cases.csv"]).hexdigest().encode()},
-                     PASSWORD)
+    digest = hashlib.md5(FILES["cases.csv"]).hexdigest().encode()
+    inner = make_zip({**FILES, "cases.csv.md5": digest}, PASSWORD)
     tape = make_tar({"delivery/cases.zip": inner}, "gz")
     delivery = deliver(tmp_path, "tape.tgz", tape, passphrase=PASSWORD)
     assert contents(delivery) == prefixed("tape.tgz/delivery/cases.zip", FILES)
@@ -580,3 +580,10 @@ def test_clean_names(raw: str, clean: str) -> None:
 def test_unsafe_names(raw: str) -> None:
     with pytest.raises(MediaError, match="c.zip"):
         clean_name(raw, "c.zip")
+
+
+def test_iso_cut_inside_its_last_file(tmp_path: Path) -> None:
+    data = make_iso(FILES)
+    tail = FILES["cases.csv"][-64:]
+    end = data.index(tail) + len(tail)
+    refused(tmp_path, "disc.iso", data[: end - 10], MediaError)

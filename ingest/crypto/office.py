@@ -57,7 +57,7 @@ def is_encrypted_office(head: bytes, data: bytes) -> bool:
         return False
     try:
         return bool(msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted())
-    except _FOREIGN:
+    except Exception:  # noqa: BLE001 - not recognisably encrypted: the readers will judge it
         return False
 
 

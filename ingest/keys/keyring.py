@@ -78,17 +78,50 @@ class Keyring:
     def master_key(self, role: str) -> SecretKey:
         if role not in MASTER_ROLES:
             raise KeyringError(f"unknown master key role '{role}'")
-        return self._read_key(self.settings.keys_dir / f"{role}.json")
+        path = self.settings.keys_dir / f"{role}.json"
+        if not path.exists():
+            raise KeyringError(f"not authorised: this keyring holds no '{role}' master key")
+        return self._read_key(path)
+
+    def current_master_keys(self) -> dict[str, SecretKey]:
+        """The master key of each role this keyring holds (a reader may hold only some)."""
+        return {role: self._read_key(self.settings.keys_dir / f"{role}.json")
+                for role in MASTER_ROLES if (self.settings.keys_dir / f"{role}.json").exists()}
 
     def master_keys_by_id(self) -> dict[str, SecretKey]:
-        """Every master key this keyring holds, by id (what a reader may unwrap with)."""
-        found: dict[str, SecretKey] = {}
-        for role in MASTER_ROLES:
-            path = self.settings.keys_dir / f"{role}.json"
-            if path.exists():
+        """Every master key this keyring holds, by id: current ones, and retired ones
+        while a rotation is re-wrapping outputs."""
+        found = {key.id: key for key in self.current_master_keys().values()}
+        retired = self.settings.keys_dir / "retired"
+        if retired.is_dir():
+            for path in retired.glob("*.json"):
                 key = self._read_key(path)
                 found[key.id] = key
         return found
+
+    def kms_factory(self):  # -> ingest.keys.kms.KmsFactory
+        from .kms import local_kms_factory
+
+        return local_kms_factory(self.current_master_keys(), self.master_keys_by_id())
+
+    def begin_rotation(self, role: str) -> tuple[SecretKey, SecretKey]:
+        """Make a new master key for ``role``; the old one is kept aside (retired/)
+        until :meth:`finish_rotation`. Returns (old, new)."""
+        old = self.master_key(role)
+        retired = private_dir(self.settings.keys_dir / "retired")
+        self._write_key(retired / f"{old.id}.json", old)
+        new = SecretKey(_new_id(role), secrets.token_bytes(32))
+        self._write_key(self.settings.keys_dir / f"{role}.json", new)
+        return old, new
+
+    def finish_rotation(self) -> list[str]:
+        """Destroy retired master keys: outputs no longer open with them."""
+        retired = self.settings.keys_dir / "retired"
+        gone = []
+        for path in sorted(retired.glob("*.json")) if retired.is_dir() else []:
+            gone.append(path.stem)
+            path.unlink()
+        return gone
 
     def pseudonym_key(self) -> SecretKey:
         return self._read_key(self.settings.keys_dir / "pseudonym.json")

@@ -109,6 +109,7 @@ def expand(members: list[Member], ctx: OpenContext, gnupg_home: Path | None,
 def _open_one(member: Member, ctx: OpenContext, gnupg_home: Path | None) -> list[Member] | None:
     from ..crypto.office import decrypt_office, is_encrypted_office
     from ..crypto.openpgp import decrypt_openpgp, is_openpgp
+    from ..errors import DecryptionError
 
     head = member.data[:HEAD]
     if is_openpgp(head):
@@ -123,7 +124,9 @@ def _open_one(member: Member, ctx: OpenContext, gnupg_home: Path | None) -> list
         return [Member(name if name != member.name else member.name + ".decrypted", plain)]
     if is_encrypted_office(head, member.data):
         # a password-protected workbook: decrypted in memory, same name, for the readers
-        return [Member(member.name, decrypt_office(member.data, ctx.passphrase, member.name))]
+        with guard(f"{member.name}: decrypting the workbook", DecryptionError):
+            return [Member(member.name, decrypt_office(member.data, ctx.passphrase,
+                                                       member.name))]
     for container in CONTAINERS:
         if container.sniff(head):
             with guard(f"{member.name}: opening {container.kind}", MediaError):

@@ -93,7 +93,8 @@ class Intake:
 
     def refuse_special(self, raw: str, what: str) -> NoReturn:
         """Links, devices and fifos could point outside the delivery: never followed."""
-        raise MediaError(f"{self.container.name}/{raw}: a {what} inside the {self.kind}; links "
+        shown = _CONTROL.sub("?", raw)
+        raise MediaError(f"{self.container.name}/{shown}: a {what} inside the {self.kind}; links "
                          "and special files are refused, ask the sender for plain files")
 
     def admit(self, name: str, size: int, compressed: int | None = None) -> None:

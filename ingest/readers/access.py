@@ -75,17 +75,7 @@ def read(data: bytes, dataset: Dataset, member: str) -> SourceTable:
         mapping = match_columns([c.name for c in columns], dataset, f"{member} (table {name})")
         by_name = {c.name: c for c in columns}
         wanted = [by_name[mapping[s]] for s in dataset.source_names]
-        for spec, column in zip(dataset.columns, wanted, strict=True):
-            if _kind(column) is None:
-                raise ReadError(
-                    f"{member}: column {column.name} of table {name} has an Access type "
-                    f"({column.type}) that mdbtools cannot export; ask the sender to change "
-                    f"it to a standard type (for {spec.name}: {spec.kind}) or to export CSV")
-        raw = db.export(name, [c.name for c in columns])
-        expected = db.count(name)
-    if raw.height != expected:
-        raise ReadError(f"{member}: table {name} has {expected} rows but {raw.height} were "
-                        "exported; the database may be damaged, ask for it again")
+        raw = _export(db, name, wanted)
     frame = pl.DataFrame([
         _typed(raw.get_column(column.name), column, spec, member).alias(spec.source)
         for spec, column in zip(dataset.columns, wanted, strict=True)])
@@ -94,10 +84,42 @@ def read(data: bytes, dataset: Dataset, member: str) -> SourceTable:
                        "utf-8", None, notes)
 
 
+def read_table(data: bytes, table: str, member: str = "database") -> pl.DataFrame:
+    """Any table of the database, typed as in :func:`read`, without a schema.
+
+    Dates mdbtools cannot print keep the column as text.
+    """
+    with _database(data, member) as db:
+        tables = db.tables()
+        if table not in tables:
+            raise ReadError(f"{member}: no table {table} (tables: "
+                            f"{', '.join(sorted(tables)) or 'none'})")
+        raw = _export(db, table, tables[table])
+    return pl.DataFrame([_typed(raw.get_column(c.name), c, None, member)
+                         for c in tables[table]])
+
+
 def list_tables(data: bytes, member: str = "database") -> dict[str, int]:
     """Every user table and its row count, as mdbtools reports them."""
     with _database(data, member) as db:
         return {name: db.count(name) for name in db.tables()}
+
+
+def _export(db: _Database, table: str, wanted: list[AccessColumn]) -> pl.DataFrame:
+    """The table's text, all columns, after checking the wanted ones can be exported."""
+    for column in wanted:
+        if _kind(column) is None:
+            raise ReadError(
+                f"{db.member}: column {column.name} of table {table} has an Access type "
+                f"({column.type}) that mdbtools cannot export (attachment, multi-value or "
+                "Date/Time Extended); ask the sender to change it to a standard type, "
+                "or to export CSV")
+    raw = db.export(table, [c.name for c in db.tables()[table]])
+    expected = db.count(table)
+    if raw.height != expected:
+        raise ReadError(f"{db.member}: table {table} has {expected} rows but {raw.height} "
+                        "were exported; the database may be damaged, ask for it again")
+    return raw
 
 
 # --- mdbtools over a memory file ----------------------------------------------------------
@@ -154,8 +176,7 @@ class _Database:
             return pl.DataFrame({n: pl.Series([], dtype=pl.Utf8) for n in names})
         try:
             return pl.read_csv(io.BytesIO(out), has_header=False, new_columns=names,
-                               infer_schema=False, quote_char='"', encoding="utf8",
-                               missing_utf8_is_empty_string=False)
+                               infer_schema=False, quote_char='"', encoding="utf8")
         except (pl.exceptions.ComputeError, pl.exceptions.ShapeError):
             raise ReadError(f"{self.member}: the export of table {table} could not be "
                             "parsed (invalid UTF-8 or a broken row); ask the sender for "
@@ -267,7 +288,8 @@ def _kind(column: AccessColumn) -> str | None:
     return None  # Unknown_00xx: attachments, multi-value, Date/Time Extended
 
 
-def _typed(text: pl.Series, column: AccessColumn, spec: Column, member: str) -> pl.Series:
+def _typed(text: pl.Series, column: AccessColumn, spec: Column | None,
+           member: str) -> pl.Series:
     """The exported text as Access typed it; text where a value does not parse."""
     kind = _kind(column)
     present = text.is_not_null() & (text != "")
@@ -290,7 +312,7 @@ def _typed(text: pl.Series, column: AccessColumn, spec: Column, member: str) -> 
     else:
         typed = text.str.strptime(pl.Datetime("us"), DATETIME_FORMAT, strict=False, exact=True)
     if (present & typed.is_null()).any():
-        if kind != "date" or spec.kind != "date":
+        if kind != "date" or spec is None or spec.kind != "date":
             return text
         rendered = typed.dt.strftime(_date_format(spec))
         return pl.select(pl.when(typed.is_not_null()).then(rendered).otherwise(text)) \
@@ -315,4 +337,4 @@ def _reader():  # noqa: ANN202
 
 READERS = _reader()
 
-__all__ = ["READERS", "list_tables", "password_encrypted", "read", "sniff"]
+__all__ = ["READERS", "list_tables", "password_encrypted", "read", "read_table", "sniff"]

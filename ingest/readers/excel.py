@@ -293,22 +293,19 @@ def _finish(column: _Column) -> pl.Series:
     stray = t.is_not_null() & (t.str.strip_chars() != "") & ~genuine
     pure = not column.errors and not frame.select(stray.any()).item()
     if pure:
-        return _narrow(frame.select(pl.when(genuine).then(v).alias(spec.source)).to_series())
+        typed_column = frame.select(pl.when(genuine).then(v).alias(spec.source)).to_series()
+        return typed_column if spec.kind in ("date", "float", "bool") else _narrow(typed_column)
     return frame.select(
         pl.coalesce(pl.when(genuine).then(render).otherwise(t), pl.col("e"))
         .alias(spec.source)).to_series()
 
 
 def _narrow(series: pl.Series) -> pl.Series:
-    """Dates without a time as Date; whole numbers as Int64."""
-    if isinstance(series.dtype, pl.Datetime):
-        midnight = series.drop_nulls()
-        if (midnight.dt.truncate("1d") == midnight).all():
-            return series.dt.date()
-    if series.dtype == pl.Float64:
-        values = series.drop_nulls()
-        if ((values == values.floor()) & (values.abs() < 2.0**53)).all():
-            return series.cast(pl.Int64)
+    """Whole numbers as Int64: an identifier keeps every digit."""
+    values = series.drop_nulls()
+    if series.dtype == pl.Float64 and \
+            ((values == values.floor()) & (values.abs() < 2.0**53)).all():
+        return series.cast(pl.Int64)
     return series
 
 

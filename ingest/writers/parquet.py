@@ -1,83 +1,139 @@
-"""Parquet Modular Encryption: AES-GCM, encrypted footer, a key per column class.
+"""Parquet Modular Encryption: AES-GCM, encrypted footer, a master key per column class.
 
 pyarrow's CryptoFactory makes a fresh data key for every file and column and has
-the KMS (:mod:`ingest.keys.kms`) wrap it with a master key: restricted columns
-under the restricted master key, every other column and the footer under the
-general one. The wrapped keys travel inside the file; master keys never do.
+the KMS (:mod:`ingest.keys.kms`) wrap it: restricted columns under the
+"restricted" master key, every other column and the footer under "general".
+The wrapped keys live in a small key-material file beside the Parquet file
+(``_KEY_MATERIAL_FOR_<name>.json``, pyarrow's external key material), so a
+master key can be rotated by re-wrapping them, without rewriting the data.
+
+Each file is bound to its delivery: the delivery's SHA-256 sits in the
+encrypted, authenticated footer, and readers check it against the manifest, so
+a file moved from one delivery's folder to another's is detected.
 """
 
 from __future__ import annotations
 
-import io
+import secrets
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pyarrow.parquet.encryption as pe
 
 from ..errors import KeyringError, OutputError
 from ..keys import Keyring
-from ..keys.kms import crypto_factory
 
 PARQUET_ENCRYPTED_MAGIC = b"PARE"
+KEY_MATERIAL_PREFIX = "_KEY_MATERIAL_FOR_"
+META_DELIVERY = b"ingest.delivery_sha256"
+META_RESTRICTED = b"ingest.restricted_columns"
 
 
-def encrypt_parquet(table: pa.Table, keyring: Keyring, restricted: list[str]) -> bytes:
-    """The table as encrypted Parquet bytes (written to memory, then published)."""
-    general = keyring.master_key("general")
-    secret = keyring.master_key("restricted")
-    keys = {general.id: general, secret.id: secret}
-    column_keys = {general.id: [c for c in table.column_names if c not in restricted]}
-    if restricted:
-        column_keys[secret.id] = [c for c in table.column_names if c in restricted]
+def key_material_name(parquet_name: str) -> str:
+    return f"{KEY_MATERIAL_PREFIX}{parquet_name}.json"
+
+
+def encrypt_parquet(table: pa.Table, keyring: Keyring, restricted: list[str], name: str,
+                    delivery_sha256: str) -> dict[str, bytes]:
+    """The encrypted Parquet file and its key material, as bytes by file name.
+
+    Both are built in a private in-memory file system; nothing touches the disk
+    until the publisher writes the ciphertext.
+    """
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    restricted = [c for c in table.column_names if c in restricted]
+    general = [c for c in table.column_names if c not in restricted]
+    column_keys = {"general": general} | ({"restricted": restricted} if restricted else {})
     config = pe.EncryptionConfiguration(
-        footer_key=general.id,
-        column_keys={k: v for k, v in column_keys.items() if v},
-        encryption_algorithm="AES_GCM_V1",
-        plaintext_footer=False,
-        double_wrapping=True,
-        internal_key_material=True,
-    )
-    props = crypto_factory(keys).file_encryption_properties(pe.KmsConnectionConfig(), config)
-    sink = io.BytesIO()
-    pq.write_table(table, sink, encryption_properties=props, compression="zstd",
-                   row_group_size=128 * 1024)
-    return sink.getvalue()
+        footer_key="general", column_keys=column_keys, encryption_algorithm="AES_GCM_V1",
+        plaintext_footer=False, double_wrapping=True, internal_key_material=False)
+    meta = dict(table.schema.metadata or {})
+    meta[META_DELIVERY] = delivery_sha256.encode()
+    meta[META_RESTRICTED] = ",".join(restricted).encode()
+    table = table.replace_schema_metadata(meta)
 
-
-def decryption_properties(keyring: Keyring) -> pe.FileDecryptionProperties:
-    factory = crypto_factory(keyring.master_keys_by_id())
-    return factory.file_decryption_properties(pe.KmsConnectionConfig(),
-                                             pe.DecryptionConfiguration())
-
-
-def read_parquet(path: Path, keyring: Keyring, columns: list[str] | None = None) -> pa.Table:
-    """Decrypt and read ``columns`` (default all) of an encrypted output file."""
-    props = decryption_properties(keyring)
+    memory = MemoryFileSystem()
+    fs = pafs.PyFileSystem(pafs.FSSpecHandler(memory))
+    folder = f"/ingest-{secrets.token_hex(8)}"
+    path = f"{folder}/{name}"
     try:
-        pf = pq.ParquetFile(path, decryption_properties=props)
-    except OSError as exc:
-        raise _explain(path, exc) from None
+        factory = pe.CryptoFactory(keyring.kms_factory())
+        props = factory.file_encryption_properties(pe.KmsConnectionConfig(), config, path, fs)
+        with fs.open_output_stream(path) as sink:
+            pq.write_table(table, sink, encryption_properties=props, compression="zstd",
+                           row_group_size=128 * 1024)
+        return {name: memory.cat(path),
+                key_material_name(name): memory.cat(f"{folder}/{key_material_name(name)}")}
+    finally:
+        memory.rm(folder, recursive=True)
+
+
+def read_parquet(path: Path, keyring: Keyring, columns: list[str] | None = None,
+                 delivery_sha256: str | None = None) -> pa.Table:
+    """Decrypt and read ``columns`` (default all) of an encrypted output file.
+
+    With ``delivery_sha256`` the file must belong to that delivery.
+    """
+    pf = open_parquet(path, keyring)
+    meta = pf.schema_arrow.metadata or {}
+    if delivery_sha256 and meta.get(META_DELIVERY, b"").decode() != delivery_sha256:
+        raise OutputError(f"{path}: this file belongs to another delivery than its "
+                          "folder's manifest says; outputs were moved or swapped")
     names = pf.schema_arrow.names
     wanted = columns or names
     unknown = [c for c in wanted if c not in names]
     if unknown:
         raise OutputError(f"{path.name}: no column {', '.join(unknown)}")
+    restricted = [c for c in meta.get(META_RESTRICTED, b"").decode().split(",") if c]
+    if "restricted" not in keyring.current_master_keys():
+        denied = [c for c in wanted if c in restricted]
+        if denied:
+            raise KeyringError(f"not authorised for column {', '.join(denied)}: this keyring "
+                               "holds only the general master key; ask for columns "
+                               + ", ".join(c for c in names if c not in restricted))
     try:
-        return pf.read(columns=wanted)
+        table = pf.read(columns=wanted)
     except OSError as exc:
-        raise _explain(path, exc, wanted) from None
+        raise _explain(path, exc) from None
+    return table.replace_schema_metadata(
+        {k: v for k, v in meta.items() if not k.startswith(b"ingest.")})
 
 
-def _explain(path: Path, exc: OSError, columns: list[str] | None = None) -> Exception:
+def open_parquet(path: Path, keyring: Keyring) -> pq.ParquetFile:
+    factory = pe.CryptoFactory(keyring.kms_factory())
+    try:
+        props = factory.file_decryption_properties(pe.KmsConnectionConfig(),
+                                                   pe.DecryptionConfiguration(), str(path))
+        return pq.ParquetFile(path, decryption_properties=props)
+    except OSError as exc:
+        raise _explain(path, exc) from None
+
+
+def rotate_parquet(path: Path, keyring: Keyring) -> None:
+    """Re-wrap the file's keys under the keyring's current master keys (no data rewrite)."""
+    factory = pe.CryptoFactory(keyring.kms_factory())
+    try:
+        factory.rotate_master_keys(pe.KmsConnectionConfig(), str(path), double_wrapping=True,
+                                   cache_lifetime_seconds=1)
+    except OSError as exc:
+        raise _explain(path, exc) from None
+    material = path.with_name(key_material_name(path.name))
+    material.chmod(0o600)
+
+
+def _explain(path: Path, exc: OSError) -> Exception:
     text = str(exc)
     if "not authorised" in text or "not in this keyring" in text:
-        which = f" for one of the columns {', '.join(columns)}" if columns else ""
-        return KeyringError(f"{path.name}: not authorised{which}: this keyring lacks the "
-                            "master key it was encrypted with (restricted columns need the "
-                            "restricted key)")
+        return KeyringError(f"{path.name}: not authorised: this keyring lacks the master key "
+                            "it was encrypted with (a retired or another site's key)")
     if "does not unwrap" in text:
-        return KeyringError(f"{path.name}: the keyring's master key does not match the one "
-                            "this file was written with (wrong or rotated key)")
+        return OutputError(f"{path.name}: its key material was altered; restore the output "
+                           "from backup or re-run the delivery with --force")
+    if "key material" in text.lower() or "No such file" in text:
+        return OutputError(f"{path.name}: its key material file "
+                           f"{key_material_name(path.name)} is missing or damaged")
     return OutputError(f"{path.name}: cannot be decrypted: damaged, tampered, or not an "
                        "output of this tool")
