@@ -26,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "func"):
         parser.print_help()
         return 2
+    os.umask(0o077)  # whatever this process writes is the owner's alone
     try:
         settings = load_settings(home=getattr(args, "home", None))
         return int(args.func(args, settings) or 0)
@@ -190,7 +191,33 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         ring = Keyring.open(settings)
         sys.stdout.buffer.write(export_public_key(ring.gnupg_home))
         return 0
-    raise UsageError("keys: say init, import-pgp or export-pgp")
+    if args.keys_cmd == "rotate":
+        from .custody import rotate
+
+        roles = ("general", "restricted") if args.role == "all" else (args.role,)
+        done = rotate(settings, roles)
+        for role, ids in done["keys"].items():
+            print(f"{role}: {ids['retired']} retired and destroyed, now {ids['current']}")
+        print(f"re-wrapped the keys of {done['files_rewrapped']} Parquet output(s)")
+        return 0
+    raise UsageError("keys: say init, import-pgp, export-pgp or rotate")
+
+
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from .custody import verify_outputs
+    from .keys import Keyring
+
+    for entry in verify_outputs(args.path, Keyring.open(settings)):
+        print(f"{entry['delivery_id']}: {entry['outputs_checked']} outputs verified")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    from . import audit
+
+    lines = audit.verify(settings.audit_log)
+    print(f"audit log {settings.audit_log}: {lines} entries, chain intact")
+    return 0
 
 
 def cmd_server(args: argparse.Namespace, settings: Settings) -> int:
@@ -313,7 +340,17 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     passphrase_options(imp)
     keys_sub.add_parser("export-pgp", help="print this keyring's OpenPGP public key")
+    rot = keys_sub.add_parser("rotate", help="replace master keys; re-wrap every output")
+    rot.add_argument("--role", choices=["general", "restricted", "all"], default="all")
     keys.set_defaults(func=cmd_keys)
+
+    verify = sub.add_parser("verify", help="check outputs against manifest and encryption")
+    verify.add_argument("path")
+    verify.set_defaults(func=cmd_verify)
+
+    aud = sub.add_parser("audit", help="the audit trail")
+    aud.add_argument("audit_cmd", choices=["verify"])
+    aud.set_defaults(func=cmd_audit)
 
     server = sub.add_parser("server", help="the local Prefect server this tool manages")
     server.add_argument("server_cmd", choices=["status", "start", "stop"], nargs="?",

@@ -1,0 +1,127 @@
+"""Column keys, key rotation, delivery binding, tamper detection, the audit trail."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import ingest
+from ingest import audit
+from ingest.custody import rotate, verify_outputs
+from ingest.errors import DecryptionError, KeyringError, OutputError
+from ingest.keys import Keyring
+from ingest.pipeline import run_delivery
+from ingest.settings import load_settings
+
+from conftest import DELIVERY_DATE
+
+RESTRICTED = {"person_id", "birth_date", "comments"}
+
+
+@pytest.fixture
+def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A keyring of this test's own (rotation changes keys)."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("INGEST_HOME", str(home))
+    Keyring.init(load_settings())
+    return home
+
+
+@pytest.fixture
+def published(own_home: Path, tmp_path: Path, table_20k):
+    from ingest.crypto.openpgp import encrypt_openpgp, export_public_key
+    from ingest.synth import to_delimited
+
+    frame, truth = table_20k
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    (folder / "cases.csv.gpg").write_bytes(encrypt_openpgp(
+        to_delimited(frame.head(3000)), tmp_path / "sender",
+        recipient_key=export_public_key(own_home / "gnupg")))
+    out = tmp_path / "out"
+    summary = run_delivery(folder, out=out, delivery_date=DELIVERY_DATE)
+    return own_home, out, Path(summary.output_dir)
+
+
+def test_general_key_reads_only_general_columns(published, tmp_path: Path) -> None:
+    home, out, _ = published
+    reader = tmp_path / "reader"
+    shutil.copytree(home / "keys", reader / "keys")
+    (reader / "keys" / "restricted.json").unlink()
+    settings = load_settings(home=reader)
+    general = ingest.load(out, columns=["case_id", "sex", "lab_value"], settings=settings)
+    assert general.height > 0
+    with pytest.raises(KeyringError, match="not authorised for column birth_date"):
+        ingest.load(out, columns=["case_id", "birth_date"], settings=settings)
+    with pytest.raises(KeyringError, match="not authorised for column person_id"):
+        ingest.load(out, settings=settings)
+    full = ingest.load(out)
+    assert RESTRICTED <= set(full.columns)
+
+
+def test_rotation_rewraps_without_rewriting_and_retires_the_old_key(published,
+                                                                     tmp_path: Path) -> None:
+    home, out, folder = published
+    before = ingest.load(out)
+    parquet = folder / "reference.parquet"
+    data_before = parquet.read_bytes()
+    old_home = tmp_path / "old-keys"
+    shutil.copytree(home / "keys", old_home / "keys")
+    done = rotate(load_settings())
+    assert done["files_rewrapped"] == 1
+    assert parquet.read_bytes() == data_before  # the data was not rewritten
+    assert ingest.load(out).equals(before)
+    with pytest.raises(KeyringError, match="not authorised"):
+        ingest.load(out, settings=load_settings(home=old_home))
+    assert not list((home / "keys" / "retired").glob("*.json"))
+    assert audit.verify(home / "audit.log") >= 2
+
+
+def test_swapped_files_between_deliveries_are_detected(published, tmp_path: Path) -> None:
+    home, out, folder = published
+    other = out / "0000000000000000"
+    shutil.copytree(folder, other)
+    doc = json.loads((other / "manifest.json").read_text())
+    doc["delivery"]["sha256"] = "f" * 64
+    (other / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(OutputError, match="belongs to another delivery"):
+        ingest.load(other)
+
+
+@pytest.mark.parametrize("name", ["reference.parquet", "reference.jsonl.age",
+                                  "quarantine.jsonl.age", "features.npz.age", "manifest.json"])
+@pytest.mark.parametrize("where", ["header", "middle", "footer"])
+def test_a_flipped_byte_in_any_output_is_detected(published, name: str, where: str) -> None:
+    _, out, folder = published
+    path = folder / name
+    data = bytearray(path.read_bytes())
+    pos = {"header": 2, "middle": len(data) // 2, "footer": len(data) - 3}[where]
+    data[pos] ^= 0x20
+    path.write_bytes(bytes(data))
+    with pytest.raises((OutputError, DecryptionError, KeyringError, ValueError)):
+        verify_outputs(out, Keyring.open())
+
+
+def test_verify_passes_on_untouched_outputs(published) -> None:
+    _, out, _ = published
+    assert verify_outputs(out, Keyring.open())[0]["outputs_checked"] >= 6
+
+
+def test_audit_log_detects_edits_removals_and_reordering(published, tmp_path: Path) -> None:
+    home, out, folder = published
+    log = home / "audit.log"
+    audit.append(log, "test", n=1)
+    audit.append(log, "test", n=2)
+    lines = log.read_bytes().splitlines()
+    assert audit.verify(log) == len(lines)
+    entry = json.loads(lines[0])
+    assert entry["delivery_sha256"] and entry["outcome"] == "published"
+    for broken in (lines[:1] + lines[2:],                     # removed
+                   [lines[1], lines[0], *lines[2:]],          # reordered
+                   [lines[0].replace(b'"published"', b'"failed"'), *lines[1:]]):  # edited
+        log.write_bytes(b"\n".join(broken) + b"\n")
+        with pytest.raises(OutputError, match="audit log"):
+            audit.verify(log)
