@@ -32,8 +32,8 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from .errors import IngestError
     from .keys import Keyring
-    from .outputs import load, load_arrow, manifest
     from .media import open_delivery
+    from .outputs import load, load_arrow, manifest
     from .pipeline import RunSummary, run_delivery
     from .schema import load_dataset
     from .settings import load_settings

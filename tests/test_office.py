@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import io
+import os
+import struct
+from hashlib import sha1
 from pathlib import Path
 
+import olefile
 import pytest
 import xlsxwriter
 import xlwt
 from msoffcrypto.format import xls97
+from msoffcrypto.method.rc4_cryptoapi import DocumentRC4CryptoAPI
 
 from ingest.crypto.office import decrypt_office, encrypt_office, is_encrypted_office
 from ingest.errors import DecryptionError
@@ -42,6 +47,89 @@ def _xls() -> bytes:
 
 PLAIN = _xlsx()
 LOCKED = encrypt_office(PLAIN, PASSWORD)
+
+
+# --- an RC4 CryptoAPI xls, as Excel 2003 writes it (no library writes one) -------------------
+
+_FILEPASS, _BOUNDSHEET, _EOF = 0x002F, 0x0085, 0x000A
+_CLEAR_RECORDS = {0x0809, 0x002F, 0x0194, 0x0195, 0x00E1, 0x0138, 0x0196}
+"""BOF, FilePass, UsrExcl, FileLock, InterfaceHdr, RRDInfo, RRDHead: never encrypted."""
+
+
+def _rc4(password: str, salt: bytes, data: bytes) -> bytes:
+    """msoffcrypto's own RC4 CryptoAPI keystream (re-keyed every 1024 bytes); RC4 is
+    symmetric, so its decrypt() encrypts too."""
+    return DocumentRC4CryptoAPI.decrypt(password, salt, 128, io.BytesIO(data),
+                                        blocksize=1024).read()
+
+
+def _filepass(password: str, salt: bytes, pad: int) -> bytes:
+    """The FILEPASS record (MS-XLS 2.4.117, MS-OFFCRYPTO 2.3.5.1); ``pad`` trailing bytes."""
+    verifier = os.urandom(16)
+    sealed = _rc4(password, salt, verifier + sha1(verifier).digest())
+    csp = "Microsoft Enhanced Cryptographic Provider v1.0\0".encode("utf-16le")
+    header = struct.pack("<8I", 0x04, 0, 0x6801, 0x8004, 128, 1, 0, 0) + csp
+    body = (struct.pack("<HHHII", 1, 4, 2, 0x04, len(header)) + header
+            + struct.pack("<I", 16) + salt + sealed[:16] + struct.pack("<I", 20) + sealed[16:]
+            + bytes(pad))
+    return struct.pack("<HH", _FILEPASS, len(body)) + body
+
+
+def _records(stream: bytes) -> list[tuple[int, int, int]]:
+    out, pos = [], 0
+    while pos + 4 <= len(stream):
+        num, size = struct.unpack_from("<HH", stream, pos)
+        out.append((pos, num, size))
+        pos += 4 + size
+    return out
+
+
+def _xls_with(record: bytes) -> bytes:
+    """An xlwt workbook with ``record`` right after the first BOF."""
+
+    class Book(xlwt.Workbook):
+        def _Workbook__bof_rec(self) -> bytes:  # noqa: N802 - xlwt's mangled name
+            return super()._Workbook__bof_rec() + record  # type: ignore[misc]
+
+    book = Book()
+    sheet = book.add_sheet("CASES")
+    sheet.write(0, 0, "CASE_ID")
+    for row in range(1, 400):  # a Workbook stream past 4 KiB: no mini-stream
+        sheet.write(row, 0, f"{row + 41:010d}")
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _workbook_stream(data: bytes) -> bytes:
+    with olefile.OleFileIO(io.BytesIO(data)) as ole:
+        return ole.openstream("Workbook").read()
+
+
+def encrypt_xls(password: str) -> bytes:
+    """Encrypt every record but those MS-XLS keeps clear, in place in the OLE2 file.
+
+    xlwt pads the stream with zeros after the last EOF; the FILEPASS record is
+    padded so that padding splits into whole (empty) records, as msoffcrypto needs.
+    """
+    salt = os.urandom(16)
+    stream = _workbook_stream(_xls_with(_filepass(password, salt, 0)))
+    end = max(pos + 4 + size for pos, num, size in _records(stream) if num == _EOF)
+    data = _xls_with(_filepass(password, salt, (len(stream) - end) % 4))
+    stream = _workbook_stream(data)
+    keyed = _rc4(password, salt, stream)
+    sealed = bytearray(stream)
+    for pos, num, size in _records(stream):
+        if num not in _CLEAR_RECORDS:
+            start = pos + 4 + (4 if num == _BOUNDSHEET else 0)  # lbPlyPos stays clear
+            sealed[start:pos + 4 + size] = keyed[start:pos + 4 + size]
+    out = io.BytesIO(data)
+    with olefile.OleFileIO(out, write_mode=True) as ole:
+        ole.write_stream("Workbook", bytes(sealed))
+    return out.getvalue()
+
+
+LOCKED_XLS = encrypt_xls(PASSWORD)
 
 
 def _clean(exc: BaseException) -> str:
@@ -132,6 +220,32 @@ def test_plain_workbooks_pass_through(tmp_path: Path, data: bytes) -> None:
     assert [(m.name, m.data) for m in delivery.members] == [("cases.bin", data)]
 
 
+def test_encrypted_legacy_xls() -> None:
+    assert is_encrypted_office(LOCKED_XLS[:65536], LOCKED_XLS)
+    assert b"0000000042" not in _workbook_stream(LOCKED_XLS)
+    plain = decrypt_office(LOCKED_XLS, PASSWORD, "cases.xls")
+    assert not is_encrypted_office(plain[:65536], plain)
+    import python_calamine
+
+    sheet = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(plain)).get_sheet_by_index(0)
+    rows = sheet.to_python()
+    assert rows[0] == ["CASE_ID"] and rows[1] == ["0000000042"] and len(rows) == 400
+
+
+def test_encrypted_legacy_xls_wrong_password() -> None:
+    with pytest.raises(DecryptionError) as caught:
+        decrypt_office(LOCKED_XLS, "nope", "cases.xls")
+    assert "wrong password for the workbook" in _clean(caught.value)
+
+
+def test_delivery_with_an_encrypted_xls(tmp_path: Path) -> None:
+    path = tmp_path / "cases.xls"
+    path.write_bytes(LOCKED_XLS)
+    delivery = open_delivery(path, passphrase=PASSWORD)
+    assert [m.name for m in delivery.members] == ["cases.xls"]
+    assert delivery.members[0].data == decrypt_office(LOCKED_XLS, PASSWORD, "x")
+
+
 def test_legacy_decryption_stays_in_memory() -> None:
     """msoffcrypto-tool copies xls/doc/ppt through a temporary file; ours is in memory."""
     with xls97.tempfile.TemporaryFile() as handle:
@@ -157,3 +271,12 @@ def test_decryption_writes_nothing_to_disk(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(os, "open", guarded_os_open)
     monkeypatch.setattr(tempfile, "TemporaryFile", None)
     assert decrypt_office(LOCKED, PASSWORD, "cases.xlsx") == PLAIN
+    assert decrypt_office(LOCKED_XLS, PASSWORD, "cases.xls").startswith(b"\xd0\xcf\x11\xe0")
+
+
+def test_read_only_recommended_xls_needs_no_password() -> None:
+    """Excel encrypts such workbooks with its published default password."""
+    locked = encrypt_xls("VelvetSweatshop")
+    assert is_encrypted_office(locked[:65536], locked)
+    plain = decrypt_office(locked, None, "cases.xls")
+    assert not is_encrypted_office(plain[:65536], plain)

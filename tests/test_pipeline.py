@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import DELIVERY_DATE
 
 import ingest
 from ingest.errors import KeyringError, OutputError, ValidationRejected
@@ -19,8 +20,6 @@ from ingest.pipeline import run_delivery
 from ingest.settings import load_settings
 from ingest.synth import generate
 from ingest.writers import decrypt_jsonl
-
-from conftest import DELIVERY_DATE
 
 
 @pytest.fixture

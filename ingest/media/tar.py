@@ -14,8 +14,7 @@ import io
 import lzma
 import tarfile
 import zlib
-from collections.abc import Callable
-from typing import BinaryIO, NoReturn
+from typing import NoReturn
 
 import zstandard
 
@@ -80,13 +79,7 @@ class TarContainer:
 
 
 def _open(member: Member, comp: str | None, intake: Intake) -> list[Member]:
-    stream: BinaryIO
-    if comp == "zst":
-        stream = io.BytesIO(_unzstd(member, intake))
-    elif comp is not None:
-        stream = _opener(comp)(io.BytesIO(member.data))
-    else:
-        stream = io.BytesIO(member.data)
+    stream = _reader(member, comp, intake)
     head = stream.read(tarfile.BLOCKSIZE)
     stream.seek(0)
     if is_tar_header(head):
@@ -99,13 +92,19 @@ def _open(member: Member, comp: str | None, intake: Intake) -> list[Member]:
     return [_single(member, plain, intake)]
 
 
-def _opener(comp: str) -> Callable[[BinaryIO], BinaryIO]:
-    """A reader for a gzip, bzip2 or xz stream (stdlib; checks CRCs at stream end)."""
+def _reader(member: Member, comp: str | None, intake: Intake) -> io.BufferedIOBase:
+    """The decompressed stream: lazily for gzip, bzip2 and xz (the stdlib checks their
+    CRCs at the end), whole and capped for zstd."""
+    raw = io.BytesIO(member.data)
     if comp == "gz":
-        return lambda fh: gzip.GzipFile(fileobj=fh, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=raw, mode="rb")
     if comp == "bz2":
-        return lambda fh: bz2.BZ2File(fh)  # type: ignore[return-value]
-    return lambda fh: lzma.LZMAFile(fh)  # type: ignore[return-value]
+        return bz2.BZ2File(raw)
+    if comp == "xz":
+        return lzma.LZMAFile(raw)
+    if comp == "zst":
+        return io.BytesIO(_unzstd(member, intake))
+    return raw
 
 
 class _Recorder:
@@ -116,7 +115,7 @@ class _Recorder:
     which it was without seeking back (a backward seek re-decompresses the stream).
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: io.BufferedIOBase) -> None:
         self.stream = stream
         self.last = b""
 
@@ -170,9 +169,8 @@ def _entry(tar: tarfile.TarFile, info: tarfile.TarInfo, intake: Intake) -> Membe
     return Member(name, data)
 
 
-def _drain(fileobj: BinaryIO | None, intake: Intake) -> None:
+def _drain(fileobj: io.BufferedIOBase, intake: Intake) -> None:
     """Read the compressed stream to its end, so its CRC is verified (padding only)."""
-    assert fileobj is not None
     left = intake.remaining()
     while chunk := fileobj.read(CHUNK):
         left -= len(chunk)
@@ -181,7 +179,7 @@ def _drain(fileobj: BinaryIO | None, intake: Intake) -> None:
                              "archive; refused as a possible decompression bomb")
 
 
-def _decompress(member: Member, reader: BinaryIO, intake: Intake) -> bytes:
+def _decompress(member: Member, reader: io.BufferedIOBase, intake: Intake) -> bytes:
     """A whole gzip, bzip2 or xz stream, stopped once it passes the limits."""
     cap = intake.remaining()
     out = io.BytesIO()

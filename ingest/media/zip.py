@@ -43,9 +43,9 @@ def local_names(head: bytes) -> Iterator[bytes]:
     """
     pos = 4 if head.startswith(_SPANNED) else 0
     while head[pos:pos + 4] == _LOCAL and pos + 30 <= len(head):
-        flags, size, name_len, extra_len = (struct.unpack_from("<H", head, pos + 6)[0],
-                                             *struct.unpack_from("<I", head, pos + 18),
-                                             *struct.unpack_from("<HH", head, pos + 26))
+        (flags,) = struct.unpack_from("<H", head, pos + 6)
+        (size,) = struct.unpack_from("<I", head, pos + 18)
+        name_len, extra_len = struct.unpack_from("<HH", head, pos + 26)
         yield head[pos + 30:pos + 30 + name_len]
         if flags & _DESCRIPTOR or size == 0xFFFFFFFF:
             return  # size unknown here (streamed or ZIP64): stop walking
@@ -91,7 +91,7 @@ def _plan(archive: pyzipper.AESZipFile, intake: Intake) -> list[tuple[pyzipper.Z
     weak = False
     for info in archive.infolist():
         intake.count_entry()
-        if info.is_dir():
+        if info.is_dir() or info.filename.endswith("\\"):  # some Windows tools end folders so
             continue
         mode = info.external_attr >> 16
         if info.create_system in _UNIX_CREATORS and stat.S_IFMT(mode) not in (0, stat.S_IFREG):

@@ -144,9 +144,19 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
         raise _encrypted(member)
     try:
         book = fastexcel.read_excel(data)
-        sheets = [_scan(book, i, name, dataset) for i, name in enumerate(book.sheet_names)]
+        return _read_book(book, dataset, member, fmt)
     except fastexcel.FastExcelError:
         raise _unreadable(data, member, fmt) from None
+    except BaseException as exc:
+        # a Rust panic inside calamine reaches Python as a BaseException
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise _unreadable(data, member, fmt) from None
+
+
+def _read_book(book: fastexcel.ExcelReader, dataset: Dataset, member: str,
+               fmt: str) -> SourceTable:
+    sheets = [_scan(book, i, name, dataset) for i, name in enumerate(book.sheet_names)]
     best = max((s.score for s in sheets), default=0)
     if best == 0:
         raise SchemaMismatchError(
@@ -161,12 +171,9 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
                      "in sheet order")
     columns = [_Column(c) for c in dataset.columns]
     trailer: int | None = None
-    try:
-        for position, sheet in enumerate(table):
-            trailer = _gather(book, sheet, dataset, member, columns,
-                              last=position == len(table) - 1)
-    except fastexcel.FastExcelError:
-        raise _unreadable(data, member, fmt) from None
+    for position, sheet in enumerate(table):
+        trailer = _gather(book, sheet, dataset, member, columns,
+                          last=position == len(table) - 1)
     frame = pl.DataFrame([_finish(c) for c in columns])
     errors = sum(len(c.errors) for c in columns)
     if errors:
@@ -237,14 +244,16 @@ def _extent(body: pl.DataFrame, sheet: _Sheet, last: bool) -> tuple[int, int | N
     occupied = body.select(pl.any_horizontal(
         [pl.col(c).is_not_null() & (pl.col(c).str.strip_chars() != "") for c in body.columns]
     )).to_series().arg_true().to_list()
-    error_rows = {r - sheet.header - 1 for r, _ in sheet.errors if r > sheet.header}
-    end = max([*occupied, *error_rows], default=-1) + 1
-    if last and end and (end - 1) not in error_rows:
-        cells = [v for v in body.row(end - 1) if v is not None and v.strip()]
+    filled = sorted({*occupied, *(r - sheet.header - 1 for r, _ in sheet.errors
+                                  if r > sheet.header)})
+    if not filled:
+        return 0, None
+    if last and filled[-1] in occupied:
+        cells = [v for v in body.row(filled[-1]) if v is not None and v.strip()]
         match = _TRAILER.match(cells[0]) if len(cells) == 1 else None
         if match:
-            return end - 1, int(match.group(1))
-    return end, None
+            return (filled[-2] + 1 if len(filled) > 1 else 0), int(match.group(1))
+    return filled[-1] + 1, None
 
 
 def _forced_dtype(column: Column) -> str | None:
@@ -268,8 +277,7 @@ def _finish(column: _Column) -> pl.Series:
         rows, values = zip(*column.errors, strict=True)
         errors = errors.scatter(list(rows), list(values))
     if not column.typed:
-        return pl.coalesce(text, errors).alias(spec.source) if column.errors else \
-            text.alias(spec.source)
+        return text.zip_with(text.is_not_null(), errors).alias(spec.source)
     typed = pl.concat(column.typed)
     frame = pl.DataFrame({"t": text, "v": typed, "e": errors})
     t, v = pl.col("t"), pl.col("v")

@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +34,7 @@ _COMPRESSORS = {
     "zst": lambda data: zstandard.ZstdCompressor(write_checksum=True).compress(data),
 }
 _ALIASES = {"gzip": "gz", "bzip2": "bz2", "zstd": "zst", "lzma": "xz"}
+_MTIME = 1_782_777_600  # 2026-06-30, the reference delivery date: same inputs, same bytes
 
 
 def make_tar(files: dict[str, bytes], compression: str | None = None,
@@ -49,7 +49,7 @@ def make_tar(files: dict[str, bytes], compression: str | None = None,
             info = tarfile.TarInfo(name)
             info.size = len(data)
             info.mode = 0o640
-            info.mtime = int(time.time())
+            info.mtime = _MTIME
             tar.addfile(info, io.BytesIO(data))
     record = blocking_factor * tarfile.BLOCKSIZE
     data = raw.getvalue()

@@ -15,8 +15,8 @@ import fcntl
 import hashlib
 import json
 import os
-import shutil
 import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
