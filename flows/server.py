@@ -52,6 +52,7 @@ LOG_FILE = "server.log"
 DB_FILE = "prefect.db"
 
 IDLE_ENV = "INGEST_SERVER_IDLE_MINUTES"
+MANAGED_URL_ENV = "INGEST_MANAGED_PREFECT_API_URL"
 DEFAULT_IDLE_MINUTES = 30.0
 START_TIMEOUT = 60.0
 """Seconds to wait for a new server's /api/health."""
@@ -121,8 +122,24 @@ def prefect_environment(settings: Settings) -> dict[str, str]:
 
 
 def client_environment(settings: Settings) -> dict[str, str]:
-    """:func:`prefect_environment` plus ``PREFECT_API_URL`` from :func:`ensure_server`."""
-    return {**prefect_environment(settings), "PREFECT_API_URL": ensure_server(settings)}
+    """:func:`prefect_environment` plus ``PREFECT_API_URL`` from :func:`ensure_server`.
+
+    When that URL is our server's it is also put in ``INGEST_MANAGED_PREFECT_API_URL``,
+    so that a process given this environment which calls :func:`ensure_server`
+    again still manages (and, if it idled out, restarts) our server instead of
+    taking the URL for the user's own server.
+    """
+    url = ensure_server(settings)
+    env = {**prefect_environment(settings), "PREFECT_API_URL": url}
+    if not _external_api_url():
+        env[MANAGED_URL_ENV] = url
+    return env
+
+
+def _external_api_url() -> str | None:
+    """The user's ``PREFECT_API_URL``, if set and not ours."""
+    url = os.environ.get("PREFECT_API_URL", "").strip()
+    return url if url and url != os.environ.get(MANAGED_URL_ENV) else None
 
 
 def idle_minutes_from_env() -> float:
@@ -145,11 +162,12 @@ def ensure_server(settings: Settings, *, timeout: float = START_TIMEOUT) -> str:
     """Return the Prefect API URL to use, starting our local server if needed.
 
     ``PREFECT_API_URL`` in the environment wins: the user's server is used and
-    ours is not started. Otherwise our server is reused when its supervisor is
+    ours is not started (unless it is our own URL, handed down by
+    :func:`client_environment`). Otherwise our server is reused when its supervisor is
     alive, is ours and ``/api/health`` answers; else a new one is started and
     waited for (``timeout`` seconds).
     """
-    external = os.environ.get("PREFECT_API_URL", "").strip()
+    external = _external_api_url()
     if external:
         return external
     home = private_dir(settings.prefect_home)
@@ -183,7 +201,7 @@ def server_status(settings: Settings) -> dict[str, object]:
         "running": False, "url": None, "pid": None, "started": None,
         "idle_minutes": None, "idle_for_minutes": None,
         "log": str(home / LOG_FILE),
-        "external_api_url": os.environ.get("PREFECT_API_URL") or None,
+        "external_api_url": _external_api_url(),
     }
     if state is None:
         return status
@@ -431,7 +449,7 @@ def _start(settings: Settings, home: Path, timeout: float) -> str:
 
     idle = idle_minutes_from_env()
     env = {**os.environ, **prefect_environment(settings)}
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE"):
+    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", MANAGED_URL_ENV):
         env.pop(name, None)  # the server is ours, whatever the user's profile says
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (_project_root(), os.environ.get("PYTHONPATH", "")) if p)

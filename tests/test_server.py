@@ -72,6 +72,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory):
         mp.setenv("INGEST_HOME", str(home))
         mp.delenv("PREFECT_API_URL", raising=False)
         mp.delenv(server.IDLE_ENV, raising=False)
+        mp.delenv(server.MANAGED_URL_ENV, raising=False)
         settings = load_settings()
         try:
             yield settings
@@ -88,6 +89,7 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("INGEST_HOME", str(settings.home))
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv(server.IDLE_ENV, raising=False)
+    monkeypatch.delenv(server.MANAGED_URL_ENV, raising=False)
     return settings
 
 
@@ -325,3 +327,19 @@ def test_idle_server_stops_itself(env: Settings, monkeypatch: pytest.MonkeyPatch
     assert _wait_gone([supervisor], timeout=60) == []
     assert not (env.prefect_home / server.STATE_FILE).exists()
     assert "exits: idle for 0.05 min" in (env.prefect_home / server.LOG_FILE).read_text()
+
+
+@pytest.mark.prefect_server
+def test_handed_down_url_of_a_stopped_server_is_not_reused(
+        env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    handed_down = client_environment(env)
+    stale = handed_down["PREFECT_API_URL"]
+    assert handed_down[server.MANAGED_URL_ENV] == stale
+    stop_server(env)
+    # A process started with that environment calls ensure_server again.
+    monkeypatch.setenv("PREFECT_API_URL", stale)
+    monkeypatch.setenv(server.MANAGED_URL_ENV, stale)
+    assert server_status(env)["external_api_url"] is None
+    url = ensure_server(env)
+    assert server._healthy(url)
+    assert len(_ours(env)) == 1

@@ -87,3 +87,15 @@ def test_generated_delivery_quarantines_exactly_the_truth(table_20k) -> None:
     assert set(got) == set(truth.bad_rows)
     for row, kind in truth.bad_rows.items():
         assert got[row].startswith(EXPECTED_REASON[kind]), (row, kind, got[row])
+
+
+@pytest.mark.parametrize(("serial", "expected"), [
+    (1.0, date(1900, 1, 1)), (59.0, date(1900, 2, 28)), (60.0, None),
+    (61.0, date(1900, 3, 1)), (43831.0, date(2020, 1, 1)), (43831.5, None)])
+def test_excel_serial_numbers_become_dates(serial: float, expected: date | None) -> None:
+    frame = pl.DataFrame([GOOD]).with_columns(pl.lit(serial).alias("DOB"))
+    result = validate(SourceTable("t.xlsx", "xlsx", frame), DATASET, date(2026, 6, 30))
+    if expected is None:
+        assert result.quarantined["_reasons"].to_list() == ["birth_date:not_a_date"]
+    else:
+        assert result.accepted["birth_date"].to_list() == [expected]

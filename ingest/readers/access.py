@@ -49,8 +49,8 @@ _ENCODING_KEY_OFFSET = 0x3E
 _INTEGER = {"Byte", "Integer", "Long Integer"}
 _FLOAT = {"Single", "Double", "Currency"}
 _TEXT = {"Text", "Memo/Hyperlink", "OLE", "Binary", "Replication ID"}
-_ENV = {**os.environ, "MDB_JET3_CHARSET": os.environ.get("MDB_JET3_CHARSET", "CP1252"),
-        "LC_ALL": "C.UTF-8"}
+_JET3_CHARSET = {"MDB_JET3_CHARSET": "CP1252"}
+"""Jet 3 text is Windows-1252 unless the environment says otherwise."""
 
 
 def sniff(head: bytes) -> bool:
@@ -135,7 +135,9 @@ class _Database:
     def run(self, *args: str) -> bytes:
         try:
             done = subprocess.run(list(args), pass_fds=(self.fd,), capture_output=True,
-                                  timeout=TIMEOUT_SECONDS, env=_ENV, check=False)
+                                  timeout=TIMEOUT_SECONDS, check=False,
+                                  # C numbers: a decimal comma would break the CSV
+                                  env={**_JET3_CHARSET, **os.environ, "LC_ALL": "C.UTF-8"})
         except FileNotFoundError:
             raise ReadError(f"{self.member}: reading Access needs mdbtools "
                             f"({args[0]} not found); install it (apt-get install "

@@ -9,7 +9,13 @@ every cell has it; a column whose cells are mixed (dates beside text such as
 way the schema parses it (dates in the column's first date format, identifiers
 zero-padded to ``Column.width``), so no cell is lost or changed and the bad ones
 are quarantined downstream with the right reason. Formula errors (``#N/A``)
-become their text, which never parses as a date or number.
+become their text, which never parses as a date or number. In an identifier
+column, text that spells the number exactly (``67409``) counts as that number
+and is padded too: Excel users type identifiers either way.
+
+Two loads, because calamine's single typed load either nulls the cells that do
+not fit a column's type or turns a mixed column into text that loses the cell
+types (dates as ISO text, numbers rounded to nine decimals).
 
 A table split over several sheets with the same header (a legacy ``.xls`` sheet
 holds 65,536 rows) is read as one table, in sheet order; sheets without that
@@ -33,6 +39,7 @@ from .csv import _TRAILER
 
 if TYPE_CHECKING:
     import fastexcel
+    from fastexcel import DType
 
 HEADER_SCAN_ROWS = 30
 """Title and notes rows above the header are looked through this far."""
@@ -44,7 +51,7 @@ _ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
 _ERROR_TEXT = {"NA": "#N/A", "Div0": "#DIV/0!", "Value": "#VALUE!", "Ref": "#REF!",
                "Name": "#NAME?", "Num": "#NUM!", "Null": "#NULL!",
                "GettingData": "#GETTING_DATA"}
-_FORCED = {"date": "date", "float": "float", "bool": "boolean"}
+_FORCED: dict[str, DType] = {"date": "date", "float": "float", "bool": "boolean"}
 _BOOL_TEXT = ("true", "false")
 """How calamine writes a boolean cell as text."""
 
@@ -214,12 +221,15 @@ def _gather(book: fastexcel.ExcelReader, sheet: _Sheet, dataset: Dataset, member
     where = {source: names.index(found) for source, found in mapping.items()}
     body = sheet.text.slice(sheet.header + 1)
     end, trailer = _extent(body, sheet, last)
-    forced = {sheet.absolute[where[c.source]]: _forced_dtype(c) for c in dataset.columns
-              if _forced_dtype(c)}
+    forced: dict[str | int, DType] = {}
+    for spec in dataset.columns:
+        dtype = _forced_dtype(spec)
+        if dtype:
+            forced[sheet.absolute[where[spec.source]]] = dtype
     typed: dict[int, pl.Series] = {}
     if forced:
         loaded = book.load_sheet(sheet.index, header_row=sheet.header,
-                                 use_columns=sorted(forced), dtypes=forced)
+                                 use_columns=sorted(int(i) for i in forced), dtypes=forced)
         frame = pl.from_arrow(loaded.to_arrow())
         assert isinstance(frame, pl.DataFrame)
         if frame.height != body.height:
@@ -256,7 +266,7 @@ def _extent(body: pl.DataFrame, sheet: _Sheet, last: bool) -> tuple[int, int | N
     return filled[-1] + 1, None
 
 
-def _forced_dtype(column: Column) -> str | None:
+def _forced_dtype(column: Column) -> DType | None:
     """What to load the column as, beside its text: None for text columns."""
     if column.kind in _FORCED:
         return _FORCED[column.kind]
@@ -272,7 +282,7 @@ def _finish(column: _Column) -> pl.Series:
     """The column, typed when every cell has the schema's type, else faithful text."""
     spec = column.spec
     text = pl.concat(column.text) if column.text else pl.Series([], dtype=pl.Utf8)
-    errors = pl.Series([None] * text.len(), dtype=pl.Utf8)
+    errors = pl.repeat(None, text.len(), dtype=pl.Utf8, eager=True)
     if column.errors:
         rows, values = zip(*column.errors, strict=True)
         errors = errors.scatter(list(rows), list(values))
@@ -327,7 +337,7 @@ def _encrypted(member: str) -> DecryptionError:
 def _unreadable(data: bytes, member: str, fmt: str) -> ReadError | DecryptionError:
     """Why calamine failed, without its message (which may quote cells)."""
     try:
-        import msoffcrypto
+        import msoffcrypto  # type: ignore[import-untyped]
 
         if msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted():
             return _encrypted(member)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import polars as pl
 
 
@@ -22,7 +24,8 @@ def to_delimited(frame: pl.DataFrame, *, separator: str = ",", encoding: str = "
 _REFERENCE_NUMBERS = ("CASE_ID", "CNTY_FIPS", "LAB_VAL")
 _REFERENCE_DATES = ("DOB", "RPT_DT")
 _TITLE = ("Notifiable disease case reports: extract", "Prepared by the surveillance unit",
-          "CONFIDENTIAL: contains personal health information", "")
+          "CONFIDENTIAL: contains personal health information")
+"""Title and notes lines above the header; a fourth title row and later stay blank."""
 XLS_MAX_DATA_ROWS = 65_535
 """A BIFF8 sheet holds 65,536 rows: one header and 65,535 data rows."""
 
@@ -68,7 +71,7 @@ def to_xlsx(frame: pl.DataFrame, *, title_rows: int = 0, native_types: bool = Tr
     """
     import io
 
-    import xlsxwriter
+    import xlsxwriter  # type: ignore[import-untyped]
 
     buffer = io.BytesIO()
     # in_memory: xlsxwriter would otherwise stage worksheets in temporary files
@@ -76,8 +79,8 @@ def to_xlsx(frame: pl.DataFrame, *, title_rows: int = 0, native_types: bool = Tr
                                         "strings_to_formulas": False, "strings_to_urls": False})
     sheet = book.add_worksheet("Cases")
     date_format = book.add_format({"num_format": "mm/dd/yyyy"})
-    for r in range(title_rows):
-        sheet.write_string(r, 0, _TITLE[r % len(_TITLE)] or "")
+    for r, line in enumerate(_TITLE[:title_rows]):
+        sheet.write_string(r, 0, line)
     sheet.write_row(title_rows, 0, frame.columns)
     columns = _typed_cells(frame, native_types, number_columns, date_columns)
     for c, cells in enumerate(columns):
@@ -107,7 +110,7 @@ def to_xls(frame: pl.DataFrame, *, title_rows: int = 0, native_types: bool = Tru
     """
     import io
 
-    import xlwt
+    import xlwt  # type: ignore[import-untyped]
 
     rows_per_sheet = max(1, min(rows_per_sheet, XLS_MAX_DATA_ROWS - title_rows))
     book = xlwt.Workbook(encoding="utf-8")
@@ -117,8 +120,8 @@ def to_xls(frame: pl.DataFrame, *, title_rows: int = 0, native_types: bool = Tru
     for part, start in enumerate(starts):
         sheet = book.add_sheet(f"Cases {part + 1}" if len(starts) > 1 else "Cases")
         top = title_rows if part == 0 else 0
-        for r in range(top):
-            sheet.write(r, 0, _TITLE[r % len(_TITLE)])
+        for r, line in enumerate(_TITLE[:top]):
+            sheet.write(r, 0, line)
         for c, name in enumerate(frame.columns):
             sheet.write(top, c, name)
         for c, cells in enumerate(columns):
@@ -133,14 +136,14 @@ def to_xls(frame: pl.DataFrame, *, title_rows: int = 0, native_types: bool = Tru
                 else:
                     row.set_cell_text(c, value)
     if notes_sheet:
-        notes = book.add_sheet("Notes")
-        _notes(lambda r, c, text: notes.write(r, c, text))
+        _notes(book.add_sheet("Notes").write)
     buffer = io.BytesIO()
     book.save(buffer)
     return buffer.getvalue()
 
 
-def _notes(write) -> None:  # noqa: ANN001 - a worksheet's write-text method
+def _notes(write: Callable[[int, int, str], object]) -> None:
+    """A notes sheet, as senders add one: a reader must pass over it."""
     for r, line in enumerate(("Notes", "Dates are MM/DD/YYYY.",
                               "LAB_VAL: NA, . and NULL mean not tested.",
                               "Contact the surveillance unit with questions.")):

@@ -80,9 +80,14 @@ def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
         if _is_numeric(dtype):
             if not excel_serials:
                 return pl.lit(None, pl.Date)
+            # Excel's serials count 1900 as a leap year: serial 60 is the day that
+            # never was (1900-02-29) and serials below it start a day later.
             days = raw.cast(pl.Float64)
-            return when_present.then(pl.when(days == days.floor()).then(
-                pl.lit(EXCEL_EPOCH) + pl.duration(days=days.cast(pl.Int64))))
+            whole = days.cast(pl.Int64)
+            return when_present.then(
+                pl.when((days != days.floor()) | (whole == 60) | (whole < 1)).then(None)
+                .when(whole < 60).then(pl.lit(EXCEL_EPOCH) + pl.duration(days=whole + 1))
+                .otherwise(pl.lit(EXCEL_EPOCH) + pl.duration(days=whole)))
         text = raw.cast(pl.Utf8).str.strip_chars()
         parsed = [text.str.strptime(pl.Date, fmt, strict=False, exact=True)
                   for fmt in col.date_formats]
