@@ -144,3 +144,34 @@ def test_damage_gives_a_clear_error_and_writes_nothing(
     assert any(n in message for n in files), message
     assert PASSWORD not in message and "not-the-password" not in message
     assert [p.name for p in out.iterdir() if not p.name.startswith(".")] == []
+
+
+ACCESS_TRUTH = "reference_20k.truth.json"
+
+
+@pytest.mark.parametrize("database", ["reference_20k.mdb", "reference_20k.accdb"])
+@pytest.mark.parametrize("container", ["folder", "zip-aes", "7z-in-iso"])
+def test_access_deliveries_match_their_truth(database: str, container: str, tmp_path: Path,
+                                             home: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    from datetime import date
+
+    from conftest import shared_fixture
+
+    truth = json.loads(shared_fixture("fixtures", "access", ACCESS_TRUTH).read_text())
+    data = shared_fixture("fixtures", "access", database).read_bytes()
+    monkeypatch.setenv("INGEST_PASSPHRASE", PASSWORD)
+    folder = deliver(tmp_path, CONTAINERS[container]({database: data}, tmp_path, home))
+    summary = run_delivery(folder, out=tmp_path / "out",
+                           delivery_date=date.fromisoformat(truth["delivery_date"]))
+    expected = truth["expected"]
+    assert (summary.rows_in, summary.rows_accepted, summary.rows_quarantined) == (
+        expected["rows_in"], expected["rows_clean"], expected["rows_quarantined"])
+    quarantined = {b["row"] for b in truth["bad_rows"]}
+    from ingest.keys import Keyring
+    from ingest.writers import decrypt_jsonl
+
+    rows = decrypt_jsonl((Path(summary.output_dir) / "quarantine.jsonl.age").read_bytes(),
+                         Keyring.open().age_identity())["_row"].to_list()
+    assert set(rows) == quarantined
