@@ -65,8 +65,10 @@ def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
     """Run the Prefect flow in this process against our server (or the user's)."""
     use_prefect(settings)
     from flows.ingest_delivery import ingest_delivery
+    from flows.server import fast_flow_runs
 
-    state = ingest_delivery(**params, return_state=True)
+    with fast_flow_runs():
+        state = ingest_delivery(**params, return_state=True)
     if state.is_completed():
         return state.result()
     error = state.result(raise_on_failure=False)
@@ -78,10 +80,9 @@ def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
 
 def use_prefect(settings: Settings) -> None:
     """Point Prefect at our managed server unless the user set PREFECT_API_URL."""
-    from flows.server import ensure_server, prefect_environment
+    from flows.server import client_environment
 
-    os.environ.update(prefect_environment(settings))
-    os.environ["PREFECT_API_URL"] = ensure_server(settings)
+    os.environ.update(client_environment(settings))
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
