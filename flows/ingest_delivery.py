@@ -30,10 +30,10 @@ def run_as_task(name: str, fn: Callable[..., Any], *args: Any) -> Any:
 
 
 @flow(name="ingest-delivery", persist_result=False, log_prints=False)
-def ingest_delivery(delivery: str, out: str, schema: str = "reference",
+def ingest_delivery(delivery: str, out: str, dataset: str = "reference",
                     delivery_date: date | None = None, force: bool = False) -> dict[str, Any]:
     """Open, decrypt, read, validate and publish one delivery; returns counts only."""
-    summary = pipeline.run_delivery(delivery, schema=schema, out=out,
+    summary = pipeline.run_delivery(delivery, schema=dataset, out=out,
                                     delivery_date=delivery_date, force=force,
                                     stage=run_as_task, log=get_run_logger())
     return summary.to_json()

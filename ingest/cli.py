@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
@@ -54,7 +55,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                                settings=settings).to_json()
     else:
         summary = run_flow(settings, delivery=str(Path(args.delivery).resolve()),
-                           out=str(Path(args.out).resolve()), schema=args.schema,
+                           out=str(Path(args.out).resolve()), dataset=args.schema,
                            delivery_date=args.delivery_date, force=args.force)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     _report(summary, args.json)
@@ -67,6 +68,7 @@ def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
     from flows.ingest_delivery import ingest_delivery
     from flows.server import fast_flow_runs
 
+    _quiet_tracebacks()
     with fast_flow_runs():
         state = ingest_delivery(**params, return_state=True)
     if state.is_completed():
@@ -76,6 +78,22 @@ def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
         raise error
     raise IngestError(f"the flow run ended {state.type.value.lower()}; "
                       "see 'ingest server status' for the server log")
+
+
+class _NoTraceback(logging.Filter):
+    """A failed run ends with our one-line message, not a traceback on the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = None
+        record.exc_text = None
+        return True
+
+
+def _quiet_tracebacks() -> None:
+    names = [n for n in logging.root.manager.loggerDict if n.startswith("prefect")]
+    for logger in [logging.getLogger(), *(logging.getLogger(n) for n in names)]:
+        for handler in logger.handlers:
+            handler.addFilter(_NoTraceback())
 
 
 def use_prefect(settings: Settings) -> None:
@@ -105,7 +123,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(f"Running the Prefect flow on {folder} ...", flush=True)
     started = time.perf_counter()
     summary = run_flow(settings, delivery=str(folder), out=str(out.resolve()),
-                       schema="reference", delivery_date=truth.delivery_date, force=True)
+                       dataset="reference", delivery_date=truth.delivery_date, force=True)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     _report(summary, False)
     from .outputs import load

@@ -91,7 +91,7 @@ def test_no_canary_anywhere_a_run_writes(world) -> None:
         captured.extend([proc.stdout, proc.stderr])
         assert (proc.returncode == 0) == expect_ok, proc.stderr.decode()[-2000:]
         if not expect_ok:
-            assert proc.stderr.decode().startswith("ingest: error: ")
+            assert proc.stderr.decode().splitlines()[-1].startswith("ingest: error: ")
             assert "Traceback" not in proc.stderr.decode()
 
     good = deliver("good", to_delimited(bad))
@@ -109,6 +109,11 @@ def test_no_canary_anywhere_a_run_writes(world) -> None:
     logs = base / "captured.bin"
     logs.write_bytes(b"\n".join(captured))
     needles = {"person canary": forms(PERSON), "comment canary": forms(COMMENT)}
+    probe = base / "probe.bin"  # the scan itself must be able to find a canary
+    for variant in (COMMENT.encode("utf-16-le"), base64.b64encode(b"x" + COMMENT.encode())):
+        probe.write_bytes(b"..." + variant + b"...")
+        assert scan([probe], needles) == [f"comment canary in {probe}"]
+    probe.unlink()
     assert (home / "prefect").exists(), "the Prefect server's home was not under INGEST_HOME"
     hits = scan([out, home, tmp, logs], needles)
     assert hits == [], hits
