@@ -55,3 +55,61 @@ def save(name: str, doc: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2))
     return path
+
+
+def run_process(argv: list[str], env: dict[str, str] | None = None,
+                timeout: float | None = None) -> dict[str, Any]:
+    """Run ``argv`` as a fresh process; its wall time, exit code, output and peak RSS.
+
+    Unlike :func:`run_child`'s RUSAGE_CHILDREN figure, which is the largest child
+    this interpreter ever reaped (so it never goes down from one case to the next),
+    ``peak_mb`` here comes from ``wait4`` on this one process: the larger of its own
+    peak RSS and that of the largest descendant it waited for (gpg, mdb-export, ...).
+    Descendants' memory is not added up, and a server it talks to is not counted.
+    """
+    import os
+    import signal
+    import tempfile
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=out, stderr=err, env=env,
+                                start_new_session=True)
+        deadline = None if timeout is None else t0 + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if deadline is not None and time.perf_counter() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.01)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read().decode("utf-8", "replace"), err.read().decode(
+            "utf-8", "replace")
+    timed_out = deadline is not None and wall > (timeout or 0)
+    return {"returncode": proc.returncode, "wall_s": round(wall, 3),
+            "peak_mb": round(usage.ru_maxrss / 1024, 1), "stdout": stdout, "stderr": stderr,
+            "timed_out": timed_out}
+
+
+def run_case(code: str, env: dict[str, str] | None = None,
+             timeout: float | None = None) -> dict[str, Any]:
+    """:func:`run_child` with a per-case peak RSS and the wall time of the process.
+
+    The child prints one JSON object as its last line; ``wall_s`` (fresh
+    interpreter start to exit) and ``peak_mb`` (see :func:`run_process`) are added.
+    """
+    done = run_process([sys.executable, "-c", code], env, timeout)
+    if done["returncode"] != 0 or done["timed_out"]:
+        why = "timed out" if done["timed_out"] else f"exit {done['returncode']}"
+        raise RuntimeError(f"benchmark child failed ({why}):\n{done['stderr'][-3000:]}")
+    lines = done["stdout"].strip().splitlines()
+    result = json.loads(lines[-1]) if lines else {}
+    result["wall_s"] = done["wall_s"]
+    result["peak_mb"] = done["peak_mb"]
+    return result

@@ -30,6 +30,7 @@ from .schema import Dataset, load_dataset
 from .settings import Settings, load_settings
 from .validate import ValidationResult, validate
 from .writers import (
+    Output,
     Staging,
     apply_policies,
     delivery_lock,
@@ -260,13 +261,18 @@ def _already(summary: RunSummary, out: Path) -> RunSummary:
     """The summary of the earlier run, from its manifest: the run is idempotent."""
     import json
 
+    import hashlib
+
     folder = out / summary.delivery_id
-    manifest = json.loads((folder / "manifest.json").read_text())
+    raw = (folder / "manifest.json").read_bytes()
+    manifest = json.loads(raw)
     summary.rows_in = manifest["rows"]["in"]
     summary.rows_accepted = manifest["rows"]["accepted"]
     summary.rows_quarantined = manifest["rows"]["quarantined"]
     summary.quarantine_reasons = manifest["quarantine_reasons"]
-    summary.outputs = manifest["outputs"]
+    summary.outputs = [*manifest["outputs"],
+                       asdict(Output("manifest.json", "manifest",
+                                     hashlib.sha256(raw).hexdigest(), len(raw)))]
     summary.output_dir = str(folder)
     summary.skipped = True
     return summary

@@ -4,11 +4,19 @@ Decoding is decided, never guessed: a byte-order mark names the encoding;
 otherwise the schema's encodings are tried strictly, in order (UTF-8 first).
 A trailer line such as ``TOTAL RECORDS: 400000`` is recognised, checked against
 the rows read, and not treated as data.
+
+Every row must have as many fields as the header. A row with more or fewer
+(a value with an unquoted separator, a line cut short, a stray line break, a
+blank line between rows) is never padded or cut to fit: the delivery is
+refused, naming the data rows and their field counts, because which of the
+row's cells belong to which column can only be guessed. NUL bytes and bare CR
+line endings are refused the same way. Blank lines at the very end are not rows.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv as _stdcsv
 import io
 import re
 
@@ -24,6 +32,8 @@ _TRAILER = re.compile(
     re.IGNORECASE,
 )
 _DELIMITERS = (",", "\t", ";", "|")
+_SHOWN_ROWS = 5
+"""Ragged rows named in an error message; the rest are counted."""
 
 
 def sniff_text(head: bytes) -> bool:
@@ -80,9 +90,15 @@ def _delimiter(header: str, dataset: Dataset) -> str:
 
 def read_delimited(data: bytes, dataset: Dataset, member: str) -> SourceTable:
     text, encoding = decode(data, dataset.encodings, member)
+    _refuse_nul(text, member)
     text, trailer = split_trailer(text)
-    first_line = text.split("\n", 1)[0].rstrip("\r")
-    sep = _delimiter(first_line, dataset)
+    text = _without_trailing_blank_lines(text)
+    first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    if "\r" in first_line.rstrip("\r"):
+        raise ReadError(f"{member}: lines end with a bare carriage return (CR, classic Mac "
+                        "line endings), so rows cannot be told apart; ask the sender to export "
+                        "with CRLF or LF line endings")
+    sep = _delimiter(first_line.rstrip("\r"), dataset)
     try:
         frame = pl.read_csv(
             io.BytesIO(text.encode("utf-8")),
@@ -97,12 +113,83 @@ def read_delimited(data: bytes, dataset: Dataset, member: str) -> SourceTable:
         raise ReadError(f"{member}: the file is empty") from None
     except (pl.exceptions.ComputeError, pl.exceptions.ShapeError):
         # polars' message quotes the offending line, so it is withheld
-        raise ReadError(f"{member}: the rows could not be parsed as delimited text "
-                        f"(separator {sep!r}); a row has the wrong number of fields or a "
-                        "quote is not closed") from None
+        raise _unparsable(text, sep, member) from None
+    if not _every_row_complete(text, sep, frame):
+        # polars pads a short row with empty cells: refused, never silently fixed
+        raise _unparsable(text, sep, member)
     mapping = match_columns(frame.columns, dataset, member)
     frame = frame.select([pl.col(mapping[s]).alias(s) for s in dataset.source_names])
     if trailer is not None and trailer != frame.height:
         raise ReadError(f"{member}: the trailer says {trailer} records but {frame.height} "
                         "were read; the file is incomplete or altered, ask for it again")
     return SourceTable(member, "tsv" if sep == "\t" else "csv", frame, encoding, trailer)
+
+
+def _refuse_nul(text: str, member: str) -> None:
+    at = text.find("\x00")
+    if at >= 0:
+        line = text.count("\n", 0, at) + 1
+        raise ReadError(f"{member}: holds a NUL byte (line {line}); the file is binary or "
+                        "damaged, ask the sender to export it again")
+
+
+def _without_trailing_blank_lines(text: str) -> str:
+    """Blank lines (and a DOS end-of-file mark) after the last row are not rows."""
+    body = text.rstrip("\r\n\x1a")
+    return body + "\n" if body != text else text
+
+
+def _every_row_complete(text: str, sep: str, frame: pl.DataFrame) -> bool:
+    """True when every record had exactly as many fields as the header.
+
+    polars refuses a row with too many fields but pads a short one. Every record
+    of ``w`` fields holds ``w - 1`` separators outside quotes, and a separator
+    inside quotes is part of a value, so the separators in the text add up
+    exactly only when no record is short.
+    """
+    quoted = sum(int(frame.get_column(c).str.count_matches(sep, literal=True).sum() or 0)
+                 for c in frame.columns) + sum(c.count(sep) for c in frame.columns)
+    return text.count(sep) == (frame.height + 1) * (frame.width - 1) + quoted
+
+
+def _unparsable(text: str, sep: str, member: str) -> ReadError:
+    """The error for text polars could not split into the header's columns.
+
+    The records are walked again (standard library, only on this path) to name
+    the rows whose field count differs from the header's; no value is quoted.
+    """
+    ragged, width = _ragged_rows(text, sep)
+    if not ragged:
+        return ReadError(f"{member}: the rows could not be parsed as delimited text "
+                         f"(separator {sep!r}); a quote is not closed, a quoted value has text "
+                         "after its closing quote, or a line ends with a bare carriage return "
+                         "(CR). Ask the sender to export the file again")
+    shown = ", ".join(f"data row {row} (line {line}) "
+                      + (f"has {fields}" if fields else "is blank")
+                      for row, line, fields in ragged[:_SHOWN_ROWS])
+    more = f", and {len(ragged) - _SHOWN_ROWS} more" if len(ragged) > _SHOWN_ROWS else ""
+    return ReadError(f"{member}: {len(ragged)} row(s) do not have the header's {width} fields "
+                     f"(separator {sep!r}): {shown}{more}. Such rows are not padded or cut "
+                     "to fit, so nothing was read: a value may hold an unquoted separator or "
+                     "line break, or a line was cut short. Ask the sender to export the file "
+                     "again with every value quoted")
+
+
+def _ragged_rows(text: str, sep: str) -> tuple[list[tuple[int, int, int]], int]:
+    """(data row, line, fields) of each record whose field count is not the header's."""
+    reader = _stdcsv.reader(io.StringIO(text, newline=""), delimiter=sep, quotechar='"',
+                            doublequote=True, strict=False)
+    found: list[tuple[int, int, int]] = []
+    width = 0
+    row = 0
+    try:
+        for record in reader:
+            if not width:
+                width = len(record)  # the header; blank lines before it are skipped
+                continue
+            row += 1
+            if len(record) != width:
+                found.append((row, reader.line_num, len(record)))
+    except _stdcsv.Error:
+        pass  # an unclosed quote or an over-long field: the rows found so far are named
+    return found, width

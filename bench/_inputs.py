@@ -1,0 +1,218 @@
+"""Benchmark inputs: the reference delivery in every form, encrypted as senders do, cached.
+
+Everything here is synthetic (``ingest.synth`` with a fixed seed, and the
+synthetic Access fixture), so it may be written to the cache under
+``bench/results/cache/`` (git-ignored) to keep reruns fast. The cache is keyed
+by rows and seed, and the OpenPGP files also by the benchmark keyring's key.
+
+| form  | the delivery file | how it is protected |
+|-------|-------------------|---------------------|
+| csv   | cases.csv.gpg     | OpenPGP to the keyring's key (Windows-1252, CRLF, trailer) |
+| tsv   | cases.tsv.gpg     | the same, tab-delimited |
+| xlsx  | cases.xlsx        | Office password encryption (ECMA-376 agile, AES-256) |
+| xls   | cases.7z          | 7-Zip AES-256, names encrypted; cases.xls (BIFF8, 65,535 rows a sheet) |
+| accdb | reference_400k.zip | WinZip AES-256; the fixture reference_400k.accdb |
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date
+from pathlib import Path
+
+from _common import ROOT, RESULTS
+
+CACHE = RESULTS / "cache"
+HOME = CACHE / "home"
+"""INGEST_HOME of the benchmark: keyring, GnuPG home, Prefect server, audit log."""
+SENDER_GNUPG = CACHE / "sender-gnupg"
+SEED = 2026
+DELIVERY_DATE = date(2026, 6, 30)
+PASSWORD = "bench-synthetic-Pa55word"
+"""Archive and workbook password of the synthetic inputs (never a real secret)."""
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "access"
+if not FIXTURES.is_dir():
+    FIXTURES = Path("/work/shared/fixtures/access")
+ACCESS = {400_000: "reference_400k.accdb.xz", 20_000: "reference_20k.accdb"}
+
+FORMS = ("csv", "tsv", "xlsx", "xls", "accdb")
+
+
+@dataclass(frozen=True)
+class Form:
+    """One form of the reference delivery, ready to benchmark."""
+
+    name: str
+    path: str
+    """The delivery as it arrives (encrypted)."""
+    rows: int
+    delivery_date: str
+    container: str
+    """openpgp, office, 7z or zip."""
+    member: str
+    """The plaintext file inside (its name)."""
+    plain_path: str | None = None
+    """A plaintext copy (Access only: for mdb-export alone)."""
+    password: str | None = None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def settings_env() -> dict[str, str]:
+    """The environment of every benchmark child: the bench keyring, no passphrase leak."""
+    env = {k: v for k, v in os.environ.items() if k not in ("INGEST_PASSPHRASE",)}
+    env["INGEST_HOME"] = str(HOME)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench"), str(ROOT)])
+    return env
+
+
+def keyring_fingerprint(log: Callable[[str], None] = print) -> str:
+    """The bench keyring (created on first use) and its OpenPGP key's fingerprint."""
+    from ingest.crypto.openpgp import recipient_fingerprint
+    from ingest.keys import Keyring
+    from ingest.settings import load_settings
+
+    settings = load_settings(home=HOME)
+    fpr = recipient_fingerprint(settings.gnupg_home)
+    if not fpr or not (settings.keys_dir / "general.json").is_file():
+        log(f"creating the benchmark keyring in {HOME}")
+        Keyring.init(settings)
+        fpr = recipient_fingerprint(settings.gnupg_home)
+    assert fpr
+    return fpr
+
+
+def password_file() -> Path:
+    path = CACHE / "password.txt"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.write_text(PASSWORD + "\n")
+        path.chmod(0o600)
+    return path
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+class _Frame:
+    """The generated table, made once and only if some input is missing."""
+
+    def __init__(self, rows: int, seed: int, log: Callable[[str], None]) -> None:
+        self.rows, self.seed, self.log = rows, seed, log
+        self._frame = None
+        self._truth = None
+
+    def get(self):  # noqa: ANN201 - (polars.DataFrame, Truth)
+        if self._frame is None:
+            from ingest.synth import generate
+
+            t0 = time.perf_counter()
+            self._frame, self._truth = generate(self.rows, seed=self.seed,
+                                                delivery_date=DELIVERY_DATE)
+            self.log(f"  generated {self.rows:,} rows in {time.perf_counter() - t0:.1f} s")
+        return self._frame, self._truth
+
+
+def prepare(rows: int, forms: tuple[str, ...] = FORMS, seed: int = SEED,
+            log: Callable[[str], None] = print) -> dict[str, Form]:
+    """Every requested form at ``rows`` rows, from the cache or made now."""
+    fpr = keyring_fingerprint(log)
+    folder = CACHE / f"rows{rows}-seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = _Frame(rows, seed, log)
+    made: dict[str, Form] = {}
+    when = DELIVERY_DATE.isoformat()
+
+    def recipient() -> bytes:
+        from ingest.crypto.openpgp import export_public_key
+        from ingest.settings import load_settings
+
+        return export_public_key(load_settings(home=HOME).gnupg_home)
+
+    for name in forms:
+        if name in ("csv", "tsv"):
+            path = folder / f"cases.{name}.{fpr[-8:]}.gpg"
+            if not path.exists():
+                from ingest.crypto.openpgp import encrypt_openpgp
+                from ingest.synth import to_delimited
+
+                t0 = time.perf_counter()
+                data = to_delimited(frame.get()[0], separator="\t" if name == "tsv" else ",")
+                _write(path, encrypt_openpgp(data, SENDER_GNUPG, recipient_key=recipient()))
+                log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
+                    f"{time.perf_counter() - t0:.1f} s")
+            made[name] = Form(name, str(path), rows, when, "openpgp", f"cases.{name}")
+        elif name == "xlsx":
+            path = folder / "cases.xlsx"
+            if not path.exists():
+                from ingest.crypto.office import encrypt_office
+
+                t0 = time.perf_counter()
+                table = frame.get()[0]
+                if rows <= 1_048_575:
+                    from ingest.synth.forms import to_xlsx
+
+                    plain = to_xlsx(table)
+                else:  # more rows than one sheet holds: split over sheets, streaming
+                    from _xlsx import write_xlsx
+
+                    tmp = folder / "plain-split.xlsx.tmp"
+                    write_xlsx(table, tmp)
+                    plain = tmp.read_bytes()
+                    tmp.unlink()
+                _write(path, encrypt_office(plain, PASSWORD))
+                log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
+                    f"{time.perf_counter() - t0:.1f} s")
+            made[name] = Form(name, str(path), rows, when, "office", "cases.xlsx",
+                              password=PASSWORD)
+        elif name == "xls":
+            path = folder / "cases.7z"
+            if not path.exists():
+                from ingest.synth.forms import to_xls
+                from ingest.synth.packaging import make_7z
+
+                t0 = time.perf_counter()
+                plain = to_xls(frame.get()[0])
+                _write(path, make_7z({"cases.xls": plain}, password=PASSWORD,
+                                     encrypt_names=True))
+                log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
+                    f"{time.perf_counter() - t0:.1f} s")
+            made[name] = Form(name, str(path), rows, when, "7z", "cases.xls",
+                              password=PASSWORD)
+        elif name == "accdb":
+            made[name] = _access(rows, log)
+        if name != "accdb" and not (folder / "truth.json").exists() and frame._truth:
+            (folder / "truth.json").write_text(json.dumps(frame._truth.to_json()))
+    return made
+
+
+def _access(rows: int, log: Callable[[str], None]) -> Form:
+    """The synthetic Access fixture (400k rows; 20k for small smoke runs), in a ZIP AES."""
+    size = 400_000 if rows > 20_000 else 20_000
+    source = FIXTURES / ACCESS[size]
+    truth = json.loads((FIXTURES / f"reference_{size // 1000}k.truth.json").read_text())
+    folder = CACHE / f"access-{size // 1000}k"
+    folder.mkdir(parents=True, exist_ok=True)
+    plain = folder / f"reference_{size // 1000}k.accdb"
+    if not plain.exists():
+        data = source.read_bytes()
+        _write(plain, lzma.decompress(data) if source.suffix == ".xz" else data)
+    archive = folder / f"reference_{size // 1000}k.zip"
+    if not archive.exists():
+        from ingest.synth.packaging import make_zip
+
+        t0 = time.perf_counter()
+        _write(archive, make_zip({plain.name: plain.read_bytes()}, password=PASSWORD))
+        log(f"  wrote {archive.name} ({archive.stat().st_size / 1e6:.1f} MB) in "
+            f"{time.perf_counter() - t0:.1f} s")
+    return Form("accdb", str(archive), int(truth["rows"]), truth["delivery_date"], "zip",
+                plain.name, plain_path=str(plain), password=PASSWORD)
