@@ -30,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.umask(0o077)  # whatever this process writes is the owner's alone
     try:
         settings = load_settings(home=getattr(args, "home", None))
+        if args.keyring_passphrase_prompt:
+            import getpass
+
+            from .keys import session
+
+            session.set_keyring_passphrase(getpass.getpass("Keyring passphrase: "))
         return int(args.func(args, settings) or 0)
     except IngestError as exc:
         print(f"ingest: error: {exc}", file=sys.stderr)
@@ -238,6 +244,23 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         ring = Keyring.open(settings)
         sys.stdout.buffer.write(export_public_key(ring.gnupg_home))
         return 0
+    if args.keys_cmd == "protect":
+        from .keys import session
+
+        ring = Keyring.open(settings)
+        secret = session.resolve_passphrase(args.passphrase_file, prompt=False)
+        if not secret:
+            import getpass
+
+            secret = getpass.getpass("New keyring passphrase: ")
+            if secret != getpass.getpass("Repeat it: "):
+                raise UsageError("the two passphrases differ; nothing was changed")
+        if len(secret) < 12:
+            raise UsageError("choose a keyring passphrase of at least 12 characters")
+        count = ring.protect(secret)
+        print(f"sealed {count} key file(s); runs now need INGEST_KEYRING_PASSPHRASE "
+              "or --keyring-passphrase-prompt")
+        return 0
     if args.keys_cmd == "rotate":
         from .custody import rotate
 
@@ -341,6 +364,9 @@ def _parser() -> argparse.ArgumentParser:
         "data out.")
     parser.add_argument("--home", help="keyring and state folder (default: $INGEST_HOME, "
                         "else the per-user data folder)")
+    parser.add_argument("--keyring-passphrase-prompt", action="store_true",
+                        help="ask for the passphrase of a protected keyring (else "
+                        "$INGEST_KEYRING_PASSPHRASE)")
     sub = parser.add_subparsers(metavar="COMMAND")
 
     def passphrase_options(p: argparse.ArgumentParser) -> None:
@@ -387,6 +413,8 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     passphrase_options(imp)
     keys_sub.add_parser("export-pgp", help="print this keyring's OpenPGP public key")
+    prot = keys_sub.add_parser("protect", help="seal the keyring with a passphrase (scrypt)")
+    prot.add_argument("--passphrase-file", metavar="F")
     rot = keys_sub.add_parser("rotate", help="replace master keys; re-wrap every output")
     rot.add_argument("--role", choices=["general", "restricted", "all"], default="all")
     keys.set_defaults(func=cmd_keys)

@@ -124,3 +124,45 @@ def test_audit_log_detects_edits_removals_and_reordering(published, tmp_path: Pa
         log.write_bytes(b"\n".join(broken) + b"\n")
         with pytest.raises(OutputError, match="audit log"):
             audit.verify(log)
+
+
+def test_a_protected_keyring_needs_its_passphrase(published, monkeypatch) -> None:
+    home, out, _ = published
+    before = ingest.load(out)
+    keyring = Keyring.open()
+    assert keyring.protect("a long keyring passphrase") == 4
+    text = b"".join(p.read_bytes() for p in (home / "keys").glob("*"))
+    assert b'"key"' not in text and b"AGE-SECRET-KEY" not in text
+    monkeypatch.delenv("INGEST_KEYRING_PASSPHRASE", raising=False)
+    from ingest.keys import keyring as keyring_module
+
+    keyring_module._derived.clear()
+    with pytest.raises(KeyringError, match="passphrase-protected"):
+        ingest.load(out)
+    monkeypatch.setenv("INGEST_KEYRING_PASSPHRASE", "wrong passphrase!!")
+    with pytest.raises(KeyringError, match="wrong keyring passphrase"):
+        ingest.load(out)
+    monkeypatch.setenv("INGEST_KEYRING_PASSPHRASE", "a long keyring passphrase")
+    assert ingest.load(out).equals(before)
+    assert Keyring.open().age_identity() is not None
+    rotate(load_settings())  # rotation keeps the keyring sealed
+    assert b'"key"' not in (home / "keys" / "general.json").read_bytes()
+    assert ingest.load(out).equals(before)
+
+
+def test_keys_from_the_environment_take_precedence(published, monkeypatch) -> None:
+    import base64
+    import os
+
+    home, out, _ = published
+    general = json.loads((home / "keys" / "general.json").read_text())
+    monkeypatch.setenv("INGEST_KEY_GENERAL", f"{general['id']}:{general['key']}")
+    (home / "keys" / "general.json").rename(home / "keys" / "general.moved")
+    assert ingest.load(out, columns=["case_id"]).height > 0
+    monkeypatch.setenv("INGEST_KEY_GENERAL",
+                       f"general-other:{base64.b64encode(os.urandom(32)).decode()}")
+    with pytest.raises(KeyringError, match="not authorised"):
+        ingest.load(out, columns=["case_id"])
+    monkeypatch.setenv("INGEST_KEY_GENERAL", "garbage")
+    with pytest.raises(KeyringError, match="must hold"):
+        ingest.load(out, columns=["case_id"])

@@ -8,6 +8,17 @@ Layout under ``$INGEST_HOME`` (directories 0700, files 0600)::
     keys/age-identity.txt  age X25519 identity for JSON Lines and quarantine
     gnupg/                 GnuPG home holding the recipient's OpenPGP key
 
+Where a key comes from, highest precedence first:
+
+1. an environment variable ``INGEST_KEY_<ROLE>`` holding ``<id>:<base64 key>``
+   (``INGEST_KEY_GENERAL``, ``INGEST_KEY_RESTRICTED``, ``INGEST_KEY_PSEUDONYM``);
+2. a Prefect Secret block named ``<prefix>-<role>-key`` holding the same text,
+   when ``INGEST_PREFECT_SECRET_PREFIX`` names the prefix (deployments on a
+   Prefect server);
+3. the key file under ``keys/``, optionally sealed with a passphrase
+   (``ingest keys protect``): scrypt derives a key that opens it with AES-256-GCM;
+   the passphrase comes from ``INGEST_KEYRING_PASSPHRASE`` or a prompt.
+
 Key material never leaves this module except as bytes handed to a cipher;
 ``repr`` of a key shows only its id.
 """
@@ -22,11 +33,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
 from .._fs import private_dir, write_private
 from ..errors import KeyringError
 from ..settings import Settings, load_settings
 
 MASTER_ROLES = ("general", "restricted")
+KEYRING_PASSPHRASE_ENV = "INGEST_KEYRING_PASSPHRASE"
+PREFECT_PREFIX_ENV = "INGEST_PREFECT_SECRET_PREFIX"
+_SCRYPT = {"n": 2**15, "r": 8, "p": 1}
+_derived: dict[bytes, bytes] = {}
 
 
 @dataclass(frozen=True)
@@ -48,7 +67,7 @@ class Keyring:
     @classmethod
     def open(cls, settings: Settings | None = None) -> Keyring:
         ring = cls(settings or load_settings())
-        if not (ring.settings.keys_dir / "general.json").is_file():
+        if ring._source("general") is None:
             raise KeyringError(
                 f"no keyring at {ring.home}: run 'ingest keys init' "
                 "(or set INGEST_HOME to the keyring directory)")
@@ -78,15 +97,15 @@ class Keyring:
     def master_key(self, role: str) -> SecretKey:
         if role not in MASTER_ROLES:
             raise KeyringError(f"unknown master key role '{role}'")
-        path = self.settings.keys_dir / f"{role}.json"
-        if not path.exists():
+        key = self._load(role)
+        if key is None:
             raise KeyringError(f"not authorised: this keyring holds no '{role}' master key")
-        return self._read_key(path)
+        return key
 
     def current_master_keys(self) -> dict[str, SecretKey]:
         """The master key of each role this keyring holds (a reader may hold only some)."""
-        return {role: self._read_key(self.settings.keys_dir / f"{role}.json")
-                for role in MASTER_ROLES if (self.settings.keys_dir / f"{role}.json").exists()}
+        found = {role: self._load(role) for role in MASTER_ROLES}
+        return {role: key for role, key in found.items() if key is not None}
 
     def master_keys_by_id(self) -> dict[str, SecretKey]:
         """Every master key this keyring holds, by id: current ones, and retired ones
@@ -107,11 +126,20 @@ class Keyring:
     def begin_rotation(self, role: str) -> tuple[SecretKey, SecretKey]:
         """Make a new master key for ``role``; the old one is kept aside (retired/)
         until :meth:`finish_rotation`. Returns (old, new)."""
+        if self._source(role) != "file":
+            raise KeyringError(f"the '{role}' master key comes from the {self._source(role)}, "
+                               "not the keyring folder: rotate it where it is kept")
         old = self.master_key(role)
+        current = self.settings.keys_dir / f"{role}.json"
         retired = private_dir(self.settings.keys_dir / "retired")
-        self._write_key(retired / f"{old.id}.json", old)
+        write_private(retired / f"{old.id}.json", current.read_bytes())
         new = SecretKey(_new_id(role), secrets.token_bytes(32))
-        self._write_key(self.settings.keys_dir / f"{role}.json", new)
+        created = datetime.now(UTC).isoformat(timespec="seconds")
+        if "sealed" in json.loads(current.read_bytes()):
+            write_private(current, json.dumps(_seal(new, keyring_passphrase(), created))
+                          .encode())
+        else:
+            self._write_key(current, new)
         return old, new
 
     def finish_rotation(self) -> list[str]:
@@ -124,17 +152,27 @@ class Keyring:
         return gone
 
     def pseudonym_key(self) -> SecretKey:
-        return self._read_key(self.settings.keys_dir / "pseudonym.json")
+        key = self._load("pseudonym")
+        if key is None:
+            raise KeyringError("no pseudonymisation key: run 'ingest keys init' or set "
+                               "INGEST_KEY_PSEUDONYM")
+        return key
 
     def age_identity(self):  # -> pyrage.x25519.Identity
         import pyrage
 
         path = self.settings.keys_dir / "age-identity.txt"
         try:
-            return pyrage.x25519.Identity.from_str(path.read_text().strip())
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise KeyringError(f"age identity missing from {path.parent}: "
                                "run 'ingest keys init'") from None
+        if raw.startswith(b"age-encryption.org/"):  # protected: age's own passphrase format
+            try:
+                raw = pyrage.passphrase.decrypt(raw, keyring_passphrase())
+            except pyrage.DecryptError:
+                raise KeyringError("wrong keyring passphrase (age identity)") from None
+        return pyrage.x25519.Identity.from_str(raw.decode().strip())
 
     def age_recipient(self):  # -> pyrage.x25519.Recipient
         return self.age_identity().to_public()
@@ -142,6 +180,55 @@ class Keyring:
     @property
     def gnupg_home(self) -> Path:
         return self.settings.gnupg_home
+
+    def protect(self, passphrase: str) -> int:
+        """Seal every key file with ``passphrase`` (scrypt + AES-256-GCM); the age
+        identity is sealed in age's own passphrase format, which ``age -d`` opens."""
+        import pyrage
+
+        count = 0
+        for path in sorted(self.settings.keys_dir.glob("*.json")):
+            doc = json.loads(path.read_bytes())
+            if "sealed" in doc:
+                continue
+            key = self._read_key(path)
+            write_private(path, json.dumps(_seal(key, passphrase, doc["created"])).encode())
+            count += 1
+        identity = self.settings.keys_dir / "age-identity.txt"
+        raw = identity.read_bytes()
+        if not raw.startswith(b"age-encryption.org/"):
+            write_private(identity, pyrage.passphrase.encrypt(raw, passphrase))
+            count += 1
+        return count
+
+    def _source(self, role: str) -> str | None:
+        """Where ``role``'s key comes from: 'environment', 'prefect', 'file' or None."""
+        if os.environ.get(f"INGEST_KEY_{role.upper()}"):
+            return "environment"
+        if os.environ.get(PREFECT_PREFIX_ENV):
+            return "prefect"
+        if (self.settings.keys_dir / f"{role}.json").exists():
+            return "file"
+        return None
+
+    def _load(self, role: str) -> SecretKey | None:
+        source = self._source(role)
+        if source == "environment":
+            return _parse_key_text(os.environ[f"INGEST_KEY_{role.upper()}"],
+                                   f"INGEST_KEY_{role.upper()}")
+        if source == "prefect":
+            from prefect.blocks.system import Secret
+
+            name = f"{os.environ[PREFECT_PREFIX_ENV]}-{role}-key"
+            try:
+                text = Secret.load(name).get()
+            except ValueError:
+                path = self.settings.keys_dir / f"{role}.json"
+                return self._read_key(path) if path.exists() else None
+            return _parse_key_text(str(text), f"Prefect Secret block {name}")
+        if source == "file":
+            return self._read_key(self.settings.keys_dir / f"{role}.json")
+        return None
 
     # -- storage -------------------------------------------------------------------
     @staticmethod
@@ -154,7 +241,8 @@ class Keyring:
     def _read_key(path: Path) -> SecretKey:
         try:
             doc = json.loads(path.read_bytes())
-            material = base64.b64decode(doc["key"], validate=True)
+            material = (_unseal(doc["sealed"], doc["id"]) if "sealed" in doc
+                        else base64.b64decode(doc["key"], validate=True))
         except FileNotFoundError:
             raise KeyringError(f"key file {path.name} missing from {path.parent}: "
                                "run 'ingest keys init' or restore it from backup") from None
@@ -169,3 +257,55 @@ class Keyring:
 
 def _new_id(role: str) -> str:
     return f"{role}-{secrets.token_hex(4)}"
+
+
+def keyring_passphrase() -> str:
+    value = os.environ.get(KEYRING_PASSPHRASE_ENV)
+    if value:
+        return value
+    from .session import keyring_passphrase as session_value
+
+    value = session_value()
+    if not value:
+        raise KeyringError(f"the keyring is passphrase-protected: set {KEYRING_PASSPHRASE_ENV} "
+                           "or give --keyring-passphrase-prompt")
+    return value
+
+
+def _kek(salt: bytes, passphrase: str) -> bytes:
+    cache_key = salt + passphrase.encode()
+    if cache_key not in _derived:
+        _derived[cache_key] = Scrypt(salt=salt, length=32, **_SCRYPT).derive(passphrase.encode())
+    return _derived[cache_key]
+
+
+def _seal(key: SecretKey, passphrase: str, created: str) -> dict:
+    salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
+    sealed = AESGCM(_kek(salt, passphrase)).encrypt(nonce, key.material, key.id.encode())
+    return {"id": key.id, "created": created, "sealed": {
+        "kdf": "scrypt", **_SCRYPT, "salt": base64.b64encode(salt).decode(),
+        "nonce": base64.b64encode(nonce).decode(),
+        "ciphertext": base64.b64encode(sealed).decode()}}
+
+
+def _unseal(sealed: dict, key_id: str) -> bytes:
+    if sealed.get("kdf") != "scrypt":
+        raise KeyringError("a key file is sealed with an unknown method")
+    salt = base64.b64decode(sealed["salt"])
+    try:
+        return AESGCM(_kek(salt, keyring_passphrase())).decrypt(
+            base64.b64decode(sealed["nonce"]), base64.b64decode(sealed["ciphertext"]),
+            key_id.encode())
+    except InvalidTag:
+        raise KeyringError("wrong keyring passphrase, or a key file was altered") from None
+
+
+def _parse_key_text(text: str, where: str) -> SecretKey:
+    key_id, _, b64 = text.strip().partition(":")
+    try:
+        material = base64.b64decode(b64, validate=True)
+    except ValueError:
+        material = b""
+    if not key_id or len(material) != 32:
+        raise KeyringError(f"{where} must hold '<key id>:<base64 of a 256-bit key>'")
+    return SecretKey(key_id, material)

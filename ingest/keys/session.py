@@ -47,6 +47,17 @@ def set_passphrase(value: str | None) -> None:
         _session["passphrase"] = value
 
 
+def set_keyring_passphrase(value: str | None) -> None:
+    if value is None:
+        _session.pop("keyring", None)
+    else:
+        _session["keyring"] = value
+
+
+def keyring_passphrase() -> str | None:
+    return _session.get("keyring")
+
+
 def passphrase() -> str | None:
     """The passphrase set for this process, or the environment's."""
     return _session.get("passphrase") or os.environ.get(PASSPHRASE_ENV) or None

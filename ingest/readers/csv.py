@@ -147,8 +147,9 @@ def _every_row_complete(text: str, sep: str, frame: pl.DataFrame) -> bool:
     inside quotes is part of a value, so the separators in the text add up
     exactly only when no record is short.
     """
-    quoted = sum(int(frame.get_column(c).str.count_matches(sep, literal=True).sum() or 0)
-                 for c in frame.columns) + sum(c.count(sep) for c in frame.columns)
+    counts = frame.select(pl.all().str.count_matches(sep, literal=True).sum()).row(0) \
+        if frame.height else ()
+    quoted = sum(int(n or 0) for n in counts) + sum(c.count(sep) for c in frame.columns)
     return text.count(sep) == (frame.height + 1) * (frame.width - 1) + quoted
 
 

@@ -54,6 +54,13 @@ _ERROR_TEXT = {"NA": "#N/A", "Div0": "#DIV/0!", "Value": "#VALUE!", "Ref": "#REF
 _FORCED: dict[str, DType] = {"date": "date", "float": "float", "bool": "boolean"}
 _BOOL_TEXT = ("true", "false")
 """How calamine writes a boolean cell as text."""
+_SST_ENTRY = re.compile(rb"<(?:\w{1,16}:)?si[\s>/]")
+"""The start of a shared-string entry (``<si>``, ``<x:si>``, ``<si/>``)."""
+_MIN_CELL_BYTES = 20
+"""The shortest sheet XML of a cell that uses a shared string: ``<c t="s"><v>0</v></c>``."""
+_DEFLATE_MAX_RATIO = 1032
+"""Deflate cannot expand more than this; a larger declared size is not believed."""
+_SST_SLACK = 10_000
 
 
 # --- recognising the formats ------------------------------------------------------------
@@ -149,6 +156,8 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
 
     if data.startswith(_OLE) and "EncryptedPackage".encode("utf-16-le") in data[:65536]:
         raise _encrypted(member)
+    if fmt == "xlsx":
+        _check_shared_strings(data, member)
     try:
         book = fastexcel.read_excel(data)
         return _read_book(book, dataset, member, fmt)
@@ -325,6 +334,46 @@ def _narrow(series: pl.Series) -> pl.Series:
             ((values == values.floor()) & (values.abs() < 2.0**53)).all():
         return series.cast(pl.Int64)
     return series
+
+
+def _check_shared_strings(data: bytes, member: str) -> None:
+    """Refuse a shared-string table with more strings than the sheets have cells.
+
+    calamine loads the whole table before the first cell, at some 75 bytes of
+    memory an entry, so a workbook of a few megabytes holding millions of tiny
+    ``<si>`` entries would exhaust memory. Each entry of an honest table is used
+    by a cell, and a cell takes at least ``_MIN_CELL_BYTES`` of sheet XML. The
+    table is inflated as a stream and counted, never held whole; a package that
+    cannot be opened here is left for calamine to report.
+    """
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+        tables = [i for i in infos
+                  if i.filename.rsplit("/", 1)[-1].lower() == "sharedstrings.xml"]
+        sheet_bytes = sum(min(i.file_size, _DEFLATE_MAX_RATIO * max(i.compress_size, 1))
+                          for i in infos if i.filename.lower().startswith("xl/worksheets/"))
+        room = sheet_bytes // _MIN_CELL_BYTES + _SST_SLACK
+        for info in tables:
+            count = 0
+            tail = b""
+            with archive.open(info) as stream:
+                while chunk := stream.read(1 << 20):
+                    buffer = tail + chunk
+                    count += sum(1 for m in _SST_ENTRY.finditer(buffer) if m.end() > len(tail))
+                    tail = buffer[-32:]
+                    if count > room:
+                        raise ReadError(
+                            f"{member}: the workbook's shared-string table holds more than "
+                            f"{room} strings, more than its sheets have cells; refused as a "
+                            "damaged or hostile workbook (it would exhaust memory). Ask the "
+                            "sender to save it again, or to export CSV")
+    except ReadError:
+        raise
+    except Exception:  # noqa: BLE001 - damage is calamine's to report, with its own message
+        return
 
 
 def _encrypted(member: str) -> DecryptionError:

@@ -47,8 +47,9 @@ def is_published(root: Path, delivery_id: str) -> bool:
 @contextlib.contextmanager
 def delivery_lock(root: Path, delivery_id: str) -> Iterator[None]:
     """Hold an exclusive lock for ``delivery_id`` under ``root`` (blocks until free)."""
-    locks = private_dir(root / ".locks")
-    fd = os.open(locks / f"{delivery_id}.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
+    with _writing(f"locking delivery {delivery_id} in {root}"):
+        locks = private_dir(root / ".locks")
+        fd = os.open(locks / f"{delivery_id}.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -60,20 +61,22 @@ class Staging:
     """A folder of outputs that becomes ``root/<delivery_id>`` only on :meth:`publish`."""
 
     def __init__(self, root: Path, delivery_id: str) -> None:
-        self.root = private_dir(root)
         self.delivery_id = delivery_id
-        _remove_stale(self.root, delivery_id)
-        self.path = self.root / f".staging-{delivery_id}-{secrets.token_hex(4)}"
-        self.path.mkdir(mode=0o700)
         self.outputs: list[Output] = []
+        with _writing(f"preparing the outputs of delivery {delivery_id} in {root}"):
+            self.root = private_dir(root)
+            _remove_stale(self.root, delivery_id)
+            self.path = self.root / f".staging-{delivery_id}-{secrets.token_hex(4)}"
+            self.path.mkdir(mode=0o700)
 
     def add(self, name: str, data: bytes, kind: str) -> Output:
         target = self.path / name
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with _writing(f"writing {name} of delivery {self.delivery_id}"):
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
         out = Output(name, kind, hashlib.sha256(data).hexdigest(), len(data))
         self.outputs.append(out)
         return out
@@ -82,17 +85,21 @@ class Staging:
         """Write the manifest, then move the folder into place in one rename."""
         data = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         self.add(MANIFEST, data, "manifest")
-        fsync_dir(self.path)
         final = delivery_dir(self.root, self.delivery_id)
-        if final.exists():
-            if not force:
-                raise AlreadyProcessed(f"delivery {self.delivery_id} is already processed "
-                                       f"in {final}; use --force to replace its outputs")
-            _exchange(self.path, final)
-            shutil.rmtree(self.path)  # now holds the replaced outputs
-        else:
-            os.rename(self.path, final)
-        fsync_dir(self.root)
+        with _writing(f"publishing delivery {self.delivery_id} to {final}"):
+            fsync_dir(self.path)
+            if final.exists():
+                if not force:
+                    raise AlreadyProcessed(f"delivery {self.delivery_id} is already processed "
+                                           f"in {final}; use --force to replace its outputs")
+                _exchange(self.path, final)
+            else:
+                os.rename(self.path, final)
+        if self.path.exists():  # after an exchange: the replaced outputs
+            shutil.rmtree(self.path, ignore_errors=True)
+        with _writing(f"syncing {self.root} after publishing delivery {self.delivery_id}",
+                      published=True):
+            fsync_dir(self.root)
         return final
 
     def discard(self) -> None:
@@ -104,6 +111,24 @@ class Staging:
     def __exit__(self, *exc: object) -> None:
         if self.path.exists():
             self.discard()
+
+
+@contextlib.contextmanager
+def _writing(what: str, published: bool = False) -> Iterator[None]:
+    """An OS error (disk full, read-only or unwritable folder) as our own clear error.
+
+    Whatever was staged is removed by :class:`Staging` on the way out, so the
+    output folder is left as it was.
+    """
+    try:
+        yield
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        where = f" ({exc.filename})" if exc.filename else ""
+        then = ("the outputs are in place, but the disk reported an error: check it" if published
+                else "nothing was published. Free space on the output folder's disk or make "
+                "it writable, then run again")
+        raise OutputError(f"{what}: {reason}{where}; {then}") from None
 
 
 def _exchange(a: Path, b: Path) -> None:
