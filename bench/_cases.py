@@ -312,24 +312,24 @@ def pandas_rules(df: Any, delivery_date: str) -> tuple[Any, Any]:
         "diagnosis_code": df["DX_CD"].astype("string"),
         "lab_value": lab.where(~(~null_token & lab.isna()), -1.0),  # unparsable: fails ge(0)
         "hospitalized": df["HOSP_YN"].astype("string").map(
-            {"Y": True, "N": False, "1": True, "0": False, "True": True, "False": False}),
+            {"Y": True, "N": False, "1": True, "0": False, "True": True, "False": False})
+        .astype("boolean"),
         "comments": df["CMNT"].astype("string"),
     })
     last = pd.Timestamp(delivery_date)
     schema = pa.DataFrameSchema({
         "case_id": pa.Column("string", pa.Check.str_matches(r"^[0-9]{10}$")),
         "person_id": pa.Column("string", pa.Check.str_matches(r"^P[0-9A-F]{8}$")),
-        "birth_date": pa.Column("datetime64[ns]", pa.Check.ge(pd.Timestamp("1900-01-01"))),
+        "birth_date": pa.Column(checks=pa.Check.ge(pd.Timestamp("1900-01-01"))),
         "sex": pa.Column("string", pa.Check.isin(["F", "M", "X", "U"])),
         "county_fips": pa.Column("string", pa.Check.str_matches(r"^[0-9]{5}$")),
-        "report_date": pa.Column("datetime64[ns]",
-                                 pa.Check.in_range(pd.Timestamp("2015-01-01"), last)),
+        "report_date": pa.Column(checks=pa.Check.in_range(pd.Timestamp("2015-01-01"), last)),
         "diagnosis_code": pa.Column("string", pa.Check.str_matches(DX)),
         "lab_value": pa.Column(float, pa.Check.ge(0), nullable=True),
-        "hospitalized": pa.Column(bool),
+        "hospitalized": pa.Column("boolean"),
         "comments": pa.Column("string", pa.Check.str_length(max_value=500), nullable=True),
     }, checks=[pa.Check(lambda d: d["birth_date"] <= d["report_date"],
-                        name="birth_date_not_after_report_date")], coerce=True)
+                        name="birth_date_not_after_report_date")])
     bad = pd.Series(False, index=clean.index)
     try:
         schema.validate(clean, lazy=True)

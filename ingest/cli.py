@@ -345,7 +345,7 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
         print(f"    {count:>8,}  {rule}")
     print(f"  outputs in {summary['output_dir']}")
     for out in summary["outputs"]:
-        print(f"    {out['path']:<24} {out['kind']:<11} sha256 {out['sha256'][:16]}…")
+        print(f"    {out['path']:<42} {out['kind']:<12} sha256 {out['sha256'][:16]}…")
     for warning in summary.get("warnings", []):
         print(f"  warning: {warning}")
     print(f"  time taken        {summary['seconds']:>9.2f} s")
