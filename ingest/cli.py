@@ -318,9 +318,14 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         raise UsageError("export writes plaintext: say so with --plaintext")
     print("ingest: warning: writing PLAINTEXT Parquet; keep it on an encrypted volume",
           file=sys.stderr)
+    from . import audit
+
     columns = args.columns.split(",") if args.columns else None
-    for path in export_plaintext(args.path, Path(args.out), columns=columns,
-                                 settings=settings):
+    paths = export_plaintext(args.path, Path(args.out), columns=columns, settings=settings)
+    audit.append(settings.audit_log, "plaintext-export", source=str(Path(args.path).resolve()),
+                 destination=str(Path(args.out).resolve()), files=[p.name for p in paths],
+                 columns=columns or "all")
+    for path in paths:
         print(path)
     return 0
 

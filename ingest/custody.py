@@ -39,14 +39,35 @@ def output_roots(settings: Settings) -> list[Path]:
     return [Path(p) for p in json.loads(path.read_text())] if path.exists() else []
 
 
+def published_manifests(settings: Settings) -> dict[str, set[str]]:
+    """Delivery SHA-256 -> SHA-256 of every manifest the audit log saw published."""
+    found: dict[str, set[str]] = {}
+    if not settings.audit_log.exists():
+        return found
+    audit.verify(settings.audit_log)
+    for raw in settings.audit_log.read_bytes().splitlines():
+        entry = json.loads(raw)
+        if entry.get("event") == "run" and entry.get("outcome") == "published":
+            found.setdefault(entry["delivery_sha256"], set()).add(
+                entry["outputs"].get(MANIFEST, ""))
+    return found
+
+
 def verify_outputs(path: str | Path, keyring: Keyring) -> list[dict[str, Any]]:
-    """Every delivery under ``path``: hashes match, ciphertext authenticates."""
+    """Every delivery under ``path``: the manifest is the one the audit log recorded,
+    every output matches its hash, and the ciphertext authenticates."""
     from .writers import decrypt_jsonl
 
     report = []
     identity = keyring.age_identity()
+    recorded = published_manifests(keyring.settings)
     for folder in output_dirs(path):
         doc = manifest(folder)
+        sha = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
+        seen = recorded.get(doc["delivery"]["sha256"])
+        if seen is not None and sha not in seen:
+            raise OutputError(f"{folder / MANIFEST}: differs from the manifest the audit log "
+                              "recorded for this delivery; it was altered")
         checked = 0
         for out in doc["outputs"]:
             file = folder / out["path"]

@@ -166,3 +166,12 @@ def test_keys_from_the_environment_take_precedence(published, monkeypatch) -> No
     monkeypatch.setenv("INGEST_KEY_GENERAL", "garbage")
     with pytest.raises(KeyringError, match="must hold"):
         ingest.load(out, columns=["case_id"])
+
+
+def test_an_edited_manifest_is_caught_by_the_audit_log(published) -> None:
+    _, out, folder = published
+    doc = json.loads((folder / "manifest.json").read_text())
+    doc["rows"]["quarantined"] += 1  # still valid JSON, hashes of the data files unchanged
+    (folder / "manifest.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    with pytest.raises(OutputError, match="differs from the manifest the audit log recorded"):
+        verify_outputs(out, Keyring.open())

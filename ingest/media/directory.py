@@ -15,6 +15,12 @@ def read_directory(root: Path, limits: Limits) -> list[Member]:
     total = 0
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
+        for name in dirnames:
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink() and not (rel.startswith(".") or "/." in rel):
+                # os.walk lists a link to a folder but does not enter it: never skip silently
+                raise MediaError(f"{rel}: a link to a folder in the delivery; refused")
         for name in sorted(filenames):
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
