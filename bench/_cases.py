@@ -255,7 +255,8 @@ def polars_rules(frame: Any, delivery_date: str) -> tuple[Any, Any]:
                                                               strict=False, exact=True))
 
     def digits(name: str, width: int) -> pl.Expr:
-        return c(name).str.strip_chars().str.replace(r"\.0+$", "").str.zfill(width)
+        text = c(name).str.strip_chars().str.replace(r"\.0+$", "")
+        return pl.when(text != "").then(text.str.zfill(width))
 
     lab = c("LAB_VAL").str.strip_chars()
     is_null_token = lab.is_null() | lab.is_in(NULL_TOKENS)
@@ -299,8 +300,8 @@ def pandas_rules(df: Any, delivery_date: str) -> tuple[Any, Any]:
         return us.fillna(iso)
 
     def digits(s: pd.Series, width: int) -> pd.Series:
-        return s.astype("string").str.strip().str.replace(r"\.0+$", "", regex=True) \
-            .str.zfill(width)
+        text = s.astype("string").str.strip().str.replace(r"\.0+$", "", regex=True)
+        return text.mask(text == "").str.zfill(width)
 
     lab_text = df["LAB_VAL"].astype("string").str.strip()
     null_token = lab_text.isna() | lab_text.isin(NULL_TOKENS)
@@ -347,12 +348,20 @@ clean AS (
   SELECT _row,
     CASE WHEN length(x_case) < 10 THEN lpad(x_case, 10, '0') ELSE x_case END AS case_id,
     PERS_ID AS person_id,
-    coalesce(try_strptime(trim(DOB), '%m/%d/%Y'),
-             try_strptime(left(trim(DOB), 10), '%Y-%m-%d'))::DATE AS birth_date,
+    coalesce(try_strptime(trim(DOB), '%m/%d/%Y')::DATE,
+             try_strptime(left(trim(DOB), 10), '%Y-%m-%d')::DATE,
+             -- an Excel serial day (read_xlsx with all_varchar); 1900 leap-year quirk
+             CASE WHEN TRY_CAST(DOB AS INTEGER) < 61
+                  THEN DATE '1899-12-31' + TRY_CAST(DOB AS INTEGER)
+                  ELSE DATE '1899-12-30' + TRY_CAST(DOB AS INTEGER) END) AS birth_date,
     SEX AS sex,
     CASE WHEN length(x_fips) < 5 THEN lpad(x_fips, 5, '0') ELSE x_fips END AS county_fips,
-    coalesce(try_strptime(trim(RPT_DT), '%m/%d/%Y'),
-             try_strptime(left(trim(RPT_DT), 10), '%Y-%m-%d'))::DATE AS report_date,
+    coalesce(try_strptime(trim(RPT_DT), '%m/%d/%Y')::DATE,
+             try_strptime(left(trim(RPT_DT), 10), '%Y-%m-%d')::DATE,
+             -- an Excel serial day (read_xlsx with all_varchar); 1900 leap-year quirk
+             CASE WHEN TRY_CAST(RPT_DT AS INTEGER) < 61
+                  THEN DATE '1899-12-31' + TRY_CAST(RPT_DT AS INTEGER)
+                  ELSE DATE '1899-12-30' + TRY_CAST(RPT_DT AS INTEGER) END) AS report_date,
     DX_CD AS diagnosis_code,
     CASE WHEN x_lab IS NULL OR x_lab IN ('', 'NA', '.', 'NULL') THEN NULL
          ELSE TRY_CAST(x_lab AS DOUBLE) END AS lab_value,
@@ -361,8 +370,8 @@ clean AS (
     CASE WHEN HOSP_YN IN ('Y', '1', 'true') THEN true
          WHEN HOSP_YN IN ('N', '0', 'false') THEN false END AS hospitalized,
     CMNT AS comments
-  FROM (SELECT *, regexp_replace(trim(CASE_ID), '\.0+$', '') AS x_case,
-               regexp_replace(trim(CNTY_FIPS), '\.0+$', '') AS x_fips,
+  FROM (SELECT *, nullif(regexp_replace(trim(CASE_ID), '\.0+$', ''), '') AS x_case,
+               nullif(regexp_replace(trim(CNTY_FIPS), '\.0+$', ''), '') AS x_fips,
                trim(LAB_VAL) AS x_lab FROM src))
 SELECT *, coalesce(
     regexp_full_match(case_id, '[0-9]{{10}}')

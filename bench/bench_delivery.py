@@ -1,8 +1,10 @@
 """The reference delivery (OpenPGP-encrypted Windows-1252 CSV), four ways, one run.
 
-(a) our library path, no Prefect, in a fresh process;
+(a) our library path, no Prefect, in a fresh process (imports not timed, as for
+    the floor), and `ingest run --no-prefect` as a whole fresh process;
 (b) the Prefect flow as a user meets it: a fresh `ingest run` process each time,
-    against the managed local server (already started);
+    against the managed local server (already started), compared with the
+    `--no-prefect` command;
 (c) the floor: the raw engines alone on the same bytes (gpg decrypt, cp1252 decode,
     polars CSV read, pyarrow Parquet write);
 (d) what a user would otherwise write: pandas read_csv + pandera's pandas backend +
@@ -20,19 +22,30 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, print_table, run_child, save  # noqa: E402
 
+PEAK = ("max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024")
+
 LIBRARY = """
-import json, time, os
-t0 = time.perf_counter()
-from ingest.pipeline import run_delivery
+import json, resource, time
 from datetime import date
+from ingest.pipeline import run_delivery
+t0 = time.perf_counter()
 s = run_delivery({delivery!r}, out={out!r}, delivery_date=date(2026, 6, 30), force=True)
-print(json.dumps({{"seconds": time.perf_counter() - t0, "stages": s.stage_seconds}}))
+print(json.dumps({{"seconds": time.perf_counter() - t0, "stages": s.stage_seconds,
+                  "peak_mb": round(""" + PEAK + """, 1)}}))
+"""
+
+COMMAND = """
+import json, resource, subprocess, time
+t0 = time.perf_counter()
+subprocess.run({argv!r}, check=True, capture_output=True)
+print(json.dumps({{"seconds": time.perf_counter() - t0,
+                  "peak_mb": round(""" + PEAK + """, 1)}}))
 """
 
 FLOOR = """
@@ -47,8 +60,9 @@ frame = pl.read_csv(io.BytesIO(text), infer_schema=False)
 t2 = time.perf_counter()
 pq.write_table(frame.to_arrow(), io.BytesIO(), compression="zstd")
 t3 = time.perf_counter()
+import resource
 print(json.dumps({{"seconds": t3 - t0, "stages": {{"gpg": t1 - t0, "read": t2 - t1,
-                  "parquet": t3 - t2}}}}))
+                  "parquet": t3 - t2}}, "peak_mb": round(""" + PEAK + """, 1)}}))
 """
 
 PANDAS = """
@@ -84,7 +98,8 @@ except pa.errors.SchemaErrors as exc:
     bad = exc.failure_cases["index"].dropna().unique()
 good = df.drop(index=bad)
 good.to_parquet(io.BytesIO())
-print(json.dumps({{"seconds": time.perf_counter() - t0}}))
+import resource
+print(json.dumps({{"seconds": time.perf_counter() - t0, "peak_mb": round(""" + PEAK + """, 1)}}))
 """
 
 
@@ -105,17 +120,14 @@ def main() -> None:
     out = str(work / "out")
     subprocess.run([ingest, "server", "start"], env=env, check=True, capture_output=True)
 
-    def flow_once() -> dict:
-        t0 = time.perf_counter()
-        subprocess.run([ingest, "run", str(work / "delivery"), "--out", out, "--force",
-                        "--delivery-date", "2026-06-30", "--json"], env=env, check=True,
-                       capture_output=True)
-        return {"seconds": time.perf_counter() - t0}
-
+    run_args = [ingest, "run", str(work / "delivery"), "--out", out, "--force",
+                "--delivery-date", "2026-06-30", "--json"]
     cases = {
         "a_library": lambda: run_child(LIBRARY.format(delivery=str(work / "delivery"),
                                                       out=out), env),
-        "b_flow_cli": flow_once,
+        "a_cli_no_prefect": lambda: run_child(COMMAND.format(
+            argv=[*run_args, "--no-prefect"]), env),
+        "b_flow_cli": lambda: run_child(COMMAND.format(argv=run_args), env),
         "c_floor": lambda: run_child(FLOOR.format(gnupg=gnupg, cipher=cipher), env),
         "d_pandas_pandera": lambda: run_child(PANDAS.format(gnupg=gnupg, cipher=cipher), env),
     }
@@ -128,8 +140,10 @@ def main() -> None:
     subprocess.run([ingest, "server", "stop"], env=env, check=False, capture_output=True)
 
     a, b = results["a_library"]["seconds"], results["b_flow_cli"]["seconds"]
+    a_cli = results["a_cli_no_prefect"]["seconds"]
     c, d = results["c_floor"]["seconds"], results["d_pandas_pandera"]["seconds"]
-    ratios = {"library_over_floor": round(a / c, 2), "flow_minus_library_s": round(b - a, 2),
+    ratios = {"library_over_floor": round(a / c, 2),
+              "flow_cli_minus_library_cli_s": round(b - a_cli, 2),
               "pandas_over_library": round(d / a, 2)}
     rows = [{"case": k, "seconds": v["seconds"], "peak_mb": v["peak_mb"]}
             for k, v in results.items()]

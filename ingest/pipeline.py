@@ -101,19 +101,31 @@ def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
     The feature matrix reuses ``previous`` (the last delivery's encoding) so
     that columns line up across deliveries.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
     recipient = keyring.age_recipient()
     name = f"{dataset.name}.parquet"
-    parquet = encrypt_parquet(clean.to_arrow(), keyring, restricted_columns(dataset), name,
-                              sha256)
+    # pyarrow and polars release the GIL: the Parquet file and the JSON Lines are
+    # built side by side on two cores
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parquet_job = pool.submit(encrypt_parquet, clean.to_arrow(), keyring,
+                                  restricted_columns(dataset), name, sha256)
+        jsonl_job = pool.submit(encrypt_jsonl, clean, recipient)
+        quarantine = encrypt_jsonl(result.quarantined, recipient)
+        matrix = None
+        if dataset.features.labels or dataset.features.categorical or \
+                dataset.features.numeric:
+            matrix = features.save(features.build(clean, dataset, encoding=previous),
+                                   recipient)
+        parquet = parquet_job.result()
+        jsonl = jsonl_job.result()
     files = {name: (parquet.pop(name), "parquet")}
     files |= {n: (data, "key-material") for n, data in parquet.items()}
-    if dataset.features.labels or dataset.features.categorical or dataset.features.numeric:
-        matrix = features.build(clean, dataset, encoding=previous)
-        files |= {n: (data, "features") for n, data in features.save(matrix, recipient).items()}
+    files |= {n: (data, "features") for n, data in (matrix or {}).items()}
     return files | {
-        f"{dataset.name}.jsonl.age": (encrypt_jsonl(clean, recipient), "jsonl"),
-        "quarantine.jsonl.age": (encrypt_jsonl(result.quarantined, recipient), "quarantine"),
+        f"{dataset.name}.jsonl.age": (jsonl, "jsonl"),
+        "quarantine.jsonl.age": (quarantine, "quarantine"),
     }
 
 

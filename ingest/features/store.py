@@ -49,7 +49,7 @@ def save(fm: FeatureMatrix, recipient: object) -> dict[str, bytes]:
         arrays |= {"y_data": y.data, "y_indices": y.indices, "y_indptr": y.indptr,
                    "y_shape": np.array(y.shape, dtype=np.int64)}
     sink = io.BytesIO()
-    np.savez_compressed(sink, **arrays)
+    np.savez(sink, **arrays)
     doc = {
         "format": FORMAT,
         "shape": list(fm.shape),

@@ -7,7 +7,6 @@ kept, but encrypted under the restricted master key; drop: never written.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 import polars as pl
@@ -17,16 +16,16 @@ from ..schema import Dataset
 
 
 def pseudonymise(values: pl.Series, key: SecretKey) -> pl.Series:
-    """HMAC-SHA-256 of each value under ``key``, as 64 hex digits; nulls stay null."""
-    base = hmac.new(key.material, digestmod=hashlib.sha256)
+    """HMAC-SHA-256 of each value under ``key``, as 64 hex digits; nulls stay null.
 
-    def token(value: str) -> str:
-        mac = base.copy()
-        mac.update(value.encode("utf-8"))
-        return mac.hexdigest()
-
+    Each distinct value is hashed once (people recur across cases), with the
+    one-shot ``hmac.digest`` that runs inside OpenSSL.
+    """
+    material = key.material
     uniques = values.unique().drop_nulls()
-    mapping = pl.DataFrame({"v": uniques, "t": [token(v) for v in uniques.to_list()]})
+    tokens = [hmac.digest(material, v.encode("utf-8"), "sha256").hex()
+              for v in uniques.to_list()]
+    mapping = pl.DataFrame({"v": uniques, "t": pl.Series(tokens, dtype=pl.Utf8)})
     return (values.to_frame("v").join(mapping, on="v", how="left", maintain_order="left")
             ["t"].alias(values.name))
 
