@@ -1,39 +1,155 @@
 """The Prefect flow: one delivery, the library's stages run as Prefect tasks.
 
 The flow owns no logic: it hands :func:`ingest.pipeline.run_delivery` a stage
-runner that makes each stage a task. Nothing Prefect records can hold data or
-secrets: parameters are a path, a schema name, a folder and flags; the
-passphrase stays in this process's session (:mod:`ingest.keys.session`); task
-results stay in memory (no persistence, no cache keys computed from data); log
-lines and the returned summary carry counts and hashes only; every exception is
-one of ours, whose messages never quote values.
+runner that makes each stage a task, and :mod:`ingest.report` builds what people
+see. Nothing Prefect records can hold data or secrets: parameters are paths, a
+schema name, a block name and flags; the passphrase is read inside a task from
+a file or a Prefect Secret block into this process's session
+(:mod:`ingest.keys.session`) and never returned; task results stay in memory (no
+persistence, no cache keys computed from data); log lines, artifacts and the
+returned summary carry counts, rule names, paths and hashes only; every
+exception is one of ours, whose messages never quote values.
+
+Retries: a stage is retried (twice, after 5 s then 30 s) only when it raised a
+bare ``OSError`` that may be transient (an I/O error, a full or stale file
+system, a timeout), never for our own errors (a wrong key, a rule failure, a
+damaged delivery) nor for errors that cannot go away by themselves (permission
+denied, no such file). See :func:`transient`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Completed
 
 from ingest import pipeline
+from ingest import report as reports
+from ingest.errors import IngestError, KeyringError
+
+RETRIES = 2
+RETRY_DELAYS = [5, 30]
+_PERMANENT_OS_ERRORS = (PermissionError, FileNotFoundError, FileExistsError,
+                        IsADirectoryError, NotADirectoryError)
+
+StageListener = Callable[[str, str, float], None]
+stage_listeners: list[StageListener] = []
+"""Called as ``listener(stage, "start" | "end", seconds)`` around each stage in this
+process (the CLI's progress display); empty unless someone registers."""
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether a stage that raised ``exc`` is worth running again."""
+    return (isinstance(exc, OSError) and not isinstance(exc, IngestError)
+            and not isinstance(exc, _PERMANENT_OS_ERRORS))
+
+
+def transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry only a transient ``OSError``."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    return is_transient(exc)
 
 
 def run_as_task(name: str, fn: Callable[..., Any], *args: Any) -> Any:
-    """Run one stage as a Prefect task: no retries (a wrong key or a rule failure
-    is not transient), no result persistence, no cache key over the data."""
-    staged = task(fn, name=name, cache_policy=NO_CACHE, persist_result=False, retries=0,
-                  log_prints=False)
-    return staged(*args)
+    """Run one stage as a Prefect task: retried only on a transient OSError, no result
+    persistence, no cache key over the data."""
+    staged = task(fn, name=name, cache_policy=NO_CACHE, persist_result=False,
+                  retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
+                  retry_condition_fn=transient, log_prints=False)
+    started = time.perf_counter()
+    for listener in stage_listeners:
+        listener(name, "start", 0.0)
+    value = staged(*args)
+    for listener in stage_listeners:
+        listener(name, "end", time.perf_counter() - started)
+    return value
+
+
+def load_passphrase(passphrase_file: str | None, passphrase_secret: str | None) -> None:
+    """Park the passphrase in this process's session; returns nothing (no result to record)."""
+    from ingest.keys import session
+
+    if passphrase_file:
+        session.set_passphrase(session.read_passphrase_file(passphrase_file))
+        return
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(passphrase_secret).get()
+    except (ValueError, TypeError, KeyError):
+        raise KeyringError(f"cannot load the Prefect Secret block {passphrase_secret!r}; "
+                           f"create it (prefect block create secret) or fix the name"
+                           ) from None
+    if not isinstance(value, str) or not value:
+        raise KeyringError(f"the Prefect Secret block {passphrase_secret!r} holds no "
+                           "passphrase text")
+    session.set_passphrase(value)
+
+
+def publish_report(summary: dict[str, Any], profile: dict[str, Any] | None) -> None:
+    """Markdown and table artifacts, and report.html beside the outputs (new ones only)."""
+    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+    key = f"delivery-{summary['delivery_id']}"
+    create_markdown_artifact(reports.markdown(summary, profile), key=key,
+                             description=reports.title(summary))
+    create_table_artifact(reports.table(summary), key=f"{key}-table",
+                          description=reports.title(summary))
+    if not summary.get("skipped") and summary.get("output_dir"):
+        from pathlib import Path
+
+        folder = Path(summary["output_dir"])
+        page = reports.html_report(summary, profile, reports.history(folder.parent))
+        reports.write_html(folder, page)
 
 
 @flow(name="ingest-delivery", persist_result=False, log_prints=False)
 def ingest_delivery(delivery: str, out: str, dataset: str = "reference",
-                    delivery_date: date | None = None, force: bool = False) -> dict[str, Any]:
-    """Open, decrypt, read, validate and publish one delivery; returns counts only."""
-    summary = pipeline.run_delivery(delivery, schema=dataset, out=out,
-                                    delivery_date=delivery_date, force=force,
-                                    stage=run_as_task, log=get_run_logger())
-    return summary.to_json()
+                    delivery_date: date | None = None, force: bool = False,
+                    passphrase_file: str | None = None,
+                    passphrase_secret: str | None = None) -> Any:
+    """Open, decrypt, read, validate and publish one delivery; returns counts only.
+
+    ``passphrase_file`` is the path of a file holding the passphrase;
+    ``passphrase_secret`` the name of a Prefect Secret block holding it. Without
+    either, the passphrase of this process's session or ``$INGEST_PASSPHRASE``
+    (if any) is used.
+    """
+    from prefect.artifacts import create_markdown_artifact
+
+    log = get_run_logger()
+    profile: dict[str, Any] = {}
+
+    def stage(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        value = run_as_task(name, fn, *args)
+        if name == "validate":  # aggregates of the accepted rows, for the report
+            profile.update(reports.column_profile(value.accepted))
+        return value
+
+    try:
+        if passphrase_file or passphrase_secret:
+            run_as_task("passphrase", load_passphrase, passphrase_file, passphrase_secret)
+        summary = pipeline.run_delivery(delivery, schema=dataset, out=out,
+                                        delivery_date=delivery_date, force=force,
+                                        stage=stage, log=log).to_json()
+    except IngestError as exc:
+        create_markdown_artifact(reports.failure_markdown(exc, delivery),
+                                 description=f"{type(exc).__name__}")
+        raise
+    try:
+        run_as_task("report", publish_report, summary, profile or None)
+    except Exception as exc:  # noqa: BLE001 - outputs are published; the report is extra
+        log.warning("the report was not written (%s); the outputs are published",
+                    type(exc).__name__)
+    if summary["skipped"]:
+        message = f"already processed: outputs unchanged in {summary['output_dir']}"
+    else:
+        message = (f"published {len(summary['outputs'])} outputs to {summary['output_dir']}: "
+                   f"{summary['rows_accepted']} rows accepted, "
+                   f"{summary['rows_quarantined']} quarantined")
+    return Completed(message=message, data=summary)
