@@ -118,15 +118,36 @@ class _Frame:
             t0 = time.perf_counter()
             self._frame, self._truth = generate(self.rows, seed=self.seed,
                                                 delivery_date=DELIVERY_DATE)
+            self._frame = _fit_case_ids(self._frame)
             self.log(f"  generated {self.rows:,} rows in {time.perf_counter() - t0:.1f} s")
         return self._frame, self._truth
+
+
+REMAP_ABOVE = 900_000
+"""``generate`` draws CASE_IDs as a running sum of steps of up to 20,000, which passes
+ten digits at about a million rows: beyond that most rows would break the CASE_ID
+rule and the run would be rejected. Larger tables get their CASE_IDs remapped."""
+
+
+def _fit_case_ids(frame):  # noqa: ANN001, ANN202 - polars.DataFrame
+    """CASE_IDs renumbered by dense rank (x 2,003) when some have more than ten digits.
+
+    The map is one-to-one, so the planted duplicates stay duplicates and every other
+    CASE_ID stays unique: the generator's truth still holds, row by row.
+    """
+    import polars as pl
+
+    if frame.height <= REMAP_ABOVE or frame["CASE_ID"].str.len_chars().max() <= 10:
+        return frame
+    rank = pl.col("CASE_ID").rank("dense").cast(pl.Int64)
+    return frame.with_columns((rank * 2_003).cast(pl.Utf8).str.zfill(10).alias("CASE_ID"))
 
 
 def prepare(rows: int, forms: tuple[str, ...] = FORMS, seed: int = SEED,
             log: Callable[[str], None] = print) -> dict[str, Form]:
     """Every requested form at ``rows`` rows, from the cache or made now."""
     fpr = keyring_fingerprint(log)
-    folder = CACHE / f"rows{rows}-seed{seed}"
+    folder = CACHE / f"rows{rows}-seed{seed}{'-ids' if rows > REMAP_ABOVE else ''}"
     folder.mkdir(parents=True, exist_ok=True)
     frame = _Frame(rows, seed, log)
     made: dict[str, Form] = {}

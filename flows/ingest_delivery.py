@@ -30,7 +30,7 @@ from prefect.states import Completed
 
 from ingest import pipeline
 from ingest import report as reports
-from ingest.errors import IngestError, KeyringError
+from ingest.errors import IngestError, KeyringError, guard
 
 RETRIES = 2
 RETRY_DELAYS = [5, 30]
@@ -132,11 +132,15 @@ def ingest_delivery(delivery: str, out: str, dataset: str = "reference",
         return value
 
     try:
-        if passphrase_file or passphrase_secret:
-            run_as_task("passphrase", load_passphrase, passphrase_file, passphrase_secret)
-        summary = pipeline.run_delivery(delivery, schema=dataset, out=out,
-                                        delivery_date=delivery_date, force=force,
-                                        stage=stage, log=log).to_json()
+        # Prefect pickles a failed flow's exception into its result storage whatever
+        # persist_result says: make sure it is one of ours (value-free), never a
+        # foreign one that may quote data.
+        with guard("ingest-delivery"):
+            if passphrase_file or passphrase_secret:
+                run_as_task("passphrase", load_passphrase, passphrase_file, passphrase_secret)
+            summary = pipeline.run_delivery(delivery, schema=dataset, out=out,
+                                            delivery_date=delivery_date, force=force,
+                                            stage=stage, log=log).to_json()
     except IngestError as exc:
         create_markdown_artifact(reports.failure_markdown(exc, delivery),
                                  description=f"{type(exc).__name__}")

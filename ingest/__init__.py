@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "load": "ingest.outputs",
     "load_arrow": "ingest.outputs",
+    "scan": "ingest.outputs",
     "manifest": "ingest.outputs",
     "run_delivery": "ingest.pipeline",
     "RunSummary": "ingest.pipeline",
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from .errors import IngestError
     from .keys import Keyring
     from .media import open_delivery
-    from .outputs import load, load_arrow, manifest
+    from .outputs import load, load_arrow, manifest, scan
     from .pipeline import RunSummary, run_delivery
     from .schema import load_dataset
     from .settings import load_settings

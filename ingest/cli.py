@@ -54,11 +54,13 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                                                       args.passphrase_prompt))
     started = time.perf_counter()
     if args.no_prefect:
-        from .pipeline import run_delivery
+        from .pipeline import call_stage, run_delivery
+        from .status import Progress
 
         summary = run_delivery(args.delivery, schema=args.schema, out=args.out,
                                delivery_date=args.delivery_date, force=args.force,
-                               settings=settings).to_json()
+                               settings=settings,
+                               stage=Progress().wrap(call_stage)).to_json()
     else:
         summary = run_flow(settings, delivery=str(Path(args.delivery).resolve()),
                            out=str(Path(args.out).resolve()), dataset=args.schema,
@@ -71,12 +73,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
     """Run the Prefect flow in this process against our server (or the user's)."""
     use_prefect(settings)
-    from flows.ingest_delivery import ingest_delivery
+    from flows.ingest_delivery import ingest_delivery, stage_listeners
     from flows.server import fast_flow_runs
 
+    from .status import Progress
+
     _quiet_tracebacks()
-    with fast_flow_runs():
-        state = ingest_delivery(**params, return_state=True)
+    stage_listeners.append(progress := Progress())
+    try:
+        with fast_flow_runs():
+            state = ingest_delivery(**params, return_state=True)
+    finally:
+        stage_listeners.remove(progress)
     _drain_prefect()
     if state.is_completed():
         return state.result()
@@ -302,6 +310,25 @@ def cmd_server(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from flows.inbox import serve
+
+    watcher = serve(settings, args.inbox, args.out, dataset=args.schema, pool=args.pool,
+                    workers=args.workers, deployment=args.deployment, settle=args.settle,
+                    poll=args.poll, passphrase_file=args.passphrase_file,
+                    passphrase_secret=args.passphrase_secret, until_empty=args.until_empty,
+                    say=lambda line: print(line, flush=True))
+    return 1 if args.until_empty and any(not ok for _, ok, _ in watcher.done) else 0
+
+
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from .status import deliveries, render
+
+    rows = deliveries(settings, args.out)
+    print(json.dumps(rows, indent=1) if args.json else render(rows))
+    return 0
+
+
 def cmd_cat(args: argparse.Namespace, settings: Settings) -> int:
     from .export import stream_table
 
@@ -436,6 +463,35 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument("server_cmd", choices=["status", "start", "stop"], nargs="?",
                         default="status")
     server.set_defaults(func=cmd_server)
+
+    serve = sub.add_parser("serve", help="watch an inbox folder; one flow run per delivery")
+    serve.add_argument("--inbox", required=True, help="folder deliveries are dropped into")
+    serve.add_argument("--out", required=True, help="output root; one folder per delivery")
+    serve.add_argument("--schema", default="reference", help="dataset schema (schemas/NAME.py)")
+    where = serve.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=2, metavar="N",
+                       help="start N local process workers (default 2; pool ingest-local)")
+    where.add_argument("--pool", metavar="NAME",
+                       help="use this work pool's workers, run elsewhere; start none")
+    serve.add_argument("--deployment", metavar="NAME", help="use this existing deployment "
+                       "(default: create or update ingest-delivery/<pool>)")
+    serve.add_argument("--settle", type=float, default=5.0, metavar="SECONDS",
+                       help="a delivery unchanged this long has arrived (default 5)")
+    serve.add_argument("--poll", type=float, default=2.0, metavar="SECONDS",
+                       help="how often to look at the inbox and the runs (default 2)")
+    serve.add_argument("--passphrase-file", metavar="F",
+                       help="file holding the passphrase, read by each flow run")
+    serve.add_argument("--passphrase-secret", metavar="BLOCK",
+                       help="name of a Prefect Secret block holding the passphrase")
+    serve.add_argument("--until-empty", action="store_true",
+                       help="exit once the inbox is empty and every run has ended")
+    serve.set_defaults(func=cmd_serve)
+
+    status = sub.add_parser("status", help="list deliveries and their outcome")
+    status.add_argument("--out", help="output root (default: every root this keyring "
+                        "published to)")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
 
     cat = sub.add_parser("cat", help="stream a decrypted table to stdout (for R, pipes)")
     cat.add_argument("path")

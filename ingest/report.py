@@ -294,7 +294,8 @@ h1{font-size:1.5rem;margin-bottom:.2rem} h2{font-size:1.1rem;margin-top:2rem;
 .card b{display:block;font-size:1.5rem} .card span{color:#5a5f68;font-size:.85rem}
 table{border-collapse:collapse;font-size:.9rem;margin-top:.5rem}
 td,th{border-bottom:1px solid #eceef1;padding:.3rem .8rem;text-align:left}
-td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} code{font-size:.8rem}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}
+code{font-size:.78rem;word-break:break-all}
 .note{color:#5a5f68;font-size:.85rem}
 """
 

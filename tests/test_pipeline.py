@@ -139,3 +139,25 @@ def test_a_flipped_byte_in_the_parquet_is_detected(published) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises((OutputError, KeyringError)):
         ingest.load(out)
+
+
+def test_scan_reads_lazily_only_what_the_query_needs(published, tmp_path: Path) -> None:
+    import shutil
+
+    import polars as pl
+
+    summary, truth, out = published
+    full = ingest.load(out)
+    lazy = ingest.scan(out)
+    query = lazy.filter(pl.col("lab_value") > 10).select("case_id", "lab_value")
+    assert query.collect().equals(full.filter(pl.col("lab_value") > 10)
+                                  .select("case_id", "lab_value"))
+    assert lazy.head(5).collect().height == 5
+    # a general-key reader may scan general columns; restricted ones are refused
+    reader = tmp_path / "reader"
+    shutil.copytree(Path(os.environ["INGEST_HOME"]) / "keys", reader / "keys")
+    (reader / "keys" / "restricted.json").unlink()
+    general = ingest.scan(out, settings=load_settings(home=reader))
+    assert general.select("sex").collect().height == truth.accepted
+    with pytest.raises(KeyringError, match="not authorised for column birth_date"):
+        general.select("birth_date").collect()

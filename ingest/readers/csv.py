@@ -134,8 +134,10 @@ def _refuse_nul(text: str, member: str) -> None:
 
 
 def _without_trailing_blank_lines(text: str) -> str:
-    """Blank lines (and a DOS end-of-file mark) after the last row are not rows."""
-    body = text.rstrip("\r\n\x1a")
+    """Blank lines, and a DOS end-of-file mark on a line of its own, are not rows."""
+    body = text.rstrip("\r\n")
+    if body.endswith(("\n\x1a", "\r\x1a")):
+        body = body[:-1].rstrip("\r\n")
     return body + "\n" if body != text else text
 
 

@@ -78,12 +78,29 @@ def read_parquet(path: Path, keyring: Keyring, columns: list[str] | None = None,
     With ``delivery_sha256`` the file must belong to that delivery.
     """
     pf = open_parquet(path, keyring)
+    wanted = check_access(pf, path, keyring, columns, delivery_sha256)
+    try:
+        table = pf.read(columns=wanted)
+    except OSError as exc:
+        raise _explain(path, exc) from None
+    return table.replace_schema_metadata(public_metadata(pf))
+
+
+def public_metadata(pf: pq.ParquetFile) -> dict[bytes, bytes]:
+    meta = pf.schema_arrow.metadata or {}
+    return {k: v for k, v in meta.items() if not k.startswith(b"ingest.")}
+
+
+def check_access(pf: pq.ParquetFile, path: Path, keyring: Keyring,
+                 columns: list[str] | None, delivery_sha256: str | None) -> list[str]:
+    """The columns to read, once the file is shown to be this delivery's and the
+    keyring is shown to hold the keys they need."""
     meta = pf.schema_arrow.metadata or {}
     if delivery_sha256 and meta.get(META_DELIVERY, b"").decode() != delivery_sha256:
         raise OutputError(f"{path}: this file belongs to another delivery than its "
                           "folder's manifest says; outputs were moved or swapped")
     names = pf.schema_arrow.names
-    wanted = columns or names
+    wanted = list(columns) if columns is not None else names
     unknown = [c for c in wanted if c not in names]
     if unknown:
         raise OutputError(f"{path.name}: no column {', '.join(unknown)}")
@@ -94,12 +111,18 @@ def read_parquet(path: Path, keyring: Keyring, columns: list[str] | None = None,
             raise KeyringError(f"not authorised for column {', '.join(denied)}: this keyring "
                                "holds only the general master key; ask for columns "
                                + ", ".join(c for c in names if c not in restricted))
+    return wanted
+
+
+def iter_parquet(path: Path, keyring: Keyring, columns: list[str] | None,
+                 delivery_sha256: str | None, batch_size: int = 65536):
+    """Record batches of ``columns`` only, decrypted one row group at a time."""
+    pf = open_parquet(path, keyring)
+    wanted = check_access(pf, path, keyring, columns, delivery_sha256)
     try:
-        table = pf.read(columns=wanted)
+        yield from pf.iter_batches(batch_size=batch_size, columns=wanted)
     except OSError as exc:
         raise _explain(path, exc) from None
-    return table.replace_schema_metadata(
-        {k: v for k, v in meta.items() if not k.startswith(b"ingest.")})
 
 
 def open_parquet(path: Path, keyring: Keyring) -> pq.ParquetFile:
