@@ -172,19 +172,53 @@ def write_encrypted_parquet(table: Any, sink: Any) -> None:
 
 # --- the library --------------------------------------------------------------------------
 
+def _memory() -> dict[str, float]:
+    """This process's current and peak RSS (MB), from /proc/self/status."""
+    values = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                values[line[:5]] = int(line.split()[1]) / 1024
+    return values
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak RSS (Linux: ``5`` to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def library(form: dict[str, Any], out: str) -> dict[str, Any]:
+    """run_delivery, with each stage's peak RSS (the stage runner is the library's seam)."""
     clock = Clock()
     from datetime import date
 
     from ingest.pipeline import run_delivery
     clock.lap("import")
+    peaks: dict[str, float] = {"import": round(_memory()["VmHWM"])}
+    after: dict[str, float] = {}
+
+    def stage(name: str, fn: Any, *args: Any) -> Any:
+        reset = _reset_peak()
+        value = fn(*args)
+        memory = _memory()
+        if reset:
+            peaks[name] = round(memory["VmHWM"])
+        after[name] = round(memory["VmRSS"])
+        return value
+
     summary = run_delivery(form["path"], out=out, force=True, passphrase=form["password"],
-                           delivery_date=date.fromisoformat(form["delivery_date"]))
+                           delivery_date=date.fromisoformat(form["delivery_date"]),
+                           stage=stage)
     clock.lap("run")
     stages = {"import": clock.stages["import"], **summary.stage_seconds}
     stages["other"] = round(clock.stages["run"] - sum(summary.stage_seconds.values()), 3)
-    return {"stages": stages, "rows_in": summary.rows_in,
-            "rows_accepted": summary.rows_accepted,
+    return {"stages": stages, "stage_peak_mb": peaks, "rss_after_stage_mb": after,
+            "rows_in": summary.rows_in, "rows_accepted": summary.rows_accepted,
             "rows_quarantined": summary.rows_quarantined}
 
 

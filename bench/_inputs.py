@@ -10,7 +10,7 @@ by rows and seed, and the OpenPGP files also by the benchmark keyring's key.
 | csv   | cases.csv.gpg     | OpenPGP to the keyring's key (Windows-1252, CRLF, trailer) |
 | tsv   | cases.tsv.gpg     | the same, tab-delimited |
 | xlsx  | cases.xlsx        | Office password encryption (ECMA-376 agile, AES-256) |
-| xls   | cases.7z          | 7-Zip AES-256, names encrypted; cases.xls (BIFF8, 65,535 rows a sheet) |
+| xls   | cases.7z          | 7-Zip AES-256, names encrypted; cases.xls (BIFF8, 65,535-row sheets) |
 | accdb | reference_400k.zip | WinZip AES-256; the fixture reference_400k.accdb |
 """
 
@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
 
-from _common import ROOT, RESULTS
+from _common import RESULTS, ROOT
 
 CACHE = RESULTS / "cache"
 HOME = CACHE / "home"

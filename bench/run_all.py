@@ -194,8 +194,11 @@ class Runner:
                 "rows_quarantined": summary["rows_quarantined"]}
 
     def measure(self, form: Form, case: str, repeat: int) -> dict[str, Any] | None:
-        runs = []
+        """``repeat`` runs; the fastest one (the machine may be shared: noise only
+        adds time), with the largest peak RSS of all runs and every wall time."""
+        runs, loads = [], []
         for _ in range(repeat):
+            loads.append(os.getloadavg()[0])
             try:
                 result = self.one(form, case)
             except Exception as exc:  # noqa: BLE001 - a failed case is reported, not fatal
@@ -204,16 +207,14 @@ class Runner:
             if result is None:
                 return None
             runs.append(result)
-        best = dict(runs[len(runs) // 2] if repeat == 1 else
-                    min(runs, key=lambda r: abs(r["wall_s"] - statistics.median(
-                        x["wall_s"] for x in runs))))
-        best["wall_s"] = round(statistics.median(r["wall_s"] for r in runs), 3)
+        best = dict(min(runs, key=lambda r: r["wall_s"]))
         best["peak_mb"] = max(r["peak_mb"] for r in runs)
-        if repeat > 1:
-            best["walls"] = [r["wall_s"] for r in runs]
+        best["walls"] = [r["wall_s"] for r in runs]
+        best["median_wall_s"] = round(statistics.median(best["walls"]), 3)
+        best["load_1min"] = round(max(loads), 2)
         stages = " ".join(f"{k}={v:.2f}" for k, v in (best.get("stages") or {}).items())
         log(f"  {form.name:5} {case:11} {best['wall_s']:8.2f} s {best['peak_mb']:8.0f} MB  "
-            f"{stages}")
+            f"load {best['load_1min']:.1f}  {stages}")
         return best
 
     # -- Prefect server and DuckDB side interpreter --------------------------------------
@@ -388,6 +389,18 @@ def chart(results: dict, scale: dict | None, path: Path, rows: int) -> None:
     plt.close(fig)
 
 
+def code_version() -> dict[str, Any]:
+    """The commit measured, and the files changed outside bench/ since (uncommitted)."""
+    def git(*argv: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True,
+                              text=True, check=False)
+        return done.stdout.strip()
+
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines()
+               if not line[3:].startswith("bench/")]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_outside_bench": changed}
+
+
 def machine() -> dict[str, Any]:
     import importlib.metadata as md
 
@@ -428,7 +441,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=400_000)
     parser.add_argument("--scale", action="store_true",
                         help=f"also the library at {SCALE_ROWS:,} rows (CSV, xlsx)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per case (median)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per case, the fastest reported (pandas: 1 run; "
+                             "--scale: at most 2)")
     parser.add_argument("--forms", default=",".join(FORMS))
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--no-duckdb-side", action="store_true",
@@ -474,7 +489,9 @@ def main() -> int:
         log(f"running cases ({time.perf_counter() - started:.0f} s so far)")
         for name in forms:
             for case in cases:
-                entry = runner.measure(inputs[name], case, args.repeat)
+                # pandas is far from every goal and slow on Excel: one run is enough
+                entry = runner.measure(inputs[name], case, 1 if case == "pandas" else
+                                       args.repeat)
                 if entry is not None:
                     results[name][case] = entry
         if args.profile:
@@ -489,7 +506,8 @@ def main() -> int:
         if args.scale:
             log(f"scale: {SCALE_ROWS:,} rows ({time.perf_counter() - started:.0f} s so far)")
             big = prepare(SCALE_ROWS, ("csv", "xlsx"))
-            scale = {name: runner.measure(form, "library", 1) for name, form in big.items()}
+            scale = {name: runner.measure(form, "library", min(args.repeat, 2))
+                     for name, form in big.items()}
     finally:
         if runner.flow_ready:
             runner.stop_flow()
@@ -497,7 +515,7 @@ def main() -> int:
 
     goal = ratios(results, scale)
     print(f"\nreference delivery, {args.rows:,} rows; each case a fresh process; "
-          f"wall seconds (median of {args.repeat}), peak RSS")
+          f"wall seconds (best of {args.repeat}), peak RSS")
     print_table(table(results, scale, args.rows),
                 ["form", "case", "seconds", "x library", "peak MB", "rows ok/quarantined",
                  "stages (s)"])
@@ -508,8 +526,13 @@ def main() -> int:
                 ["ratio", "value", "goal", "met", "detail"])
     for case, note in notes.items():
         print(f"note: {case}: {note}")
+    loads = [e["load_1min"] for cs in results.values() for e in cs.values()
+             if e and "load_1min" in e]
+    if loads and max(loads) > (os.cpu_count() or 1) + 0.5:
+        print(f"note: the machine was busy during this run (1-minute load up to "
+              f"{max(loads):.1f} on {os.cpu_count()} cores): figures are noisier than usual")
     doc = {"date": datetime.now(UTC).isoformat(timespec="seconds"), "rows": args.rows,
-           "repeat": args.repeat, "machine": machine(),
+           "repeat": args.repeat, "machine": machine(), "code": code_version(),
            "inputs": {k: v.to_json() | {"bytes": Path(v.path).stat().st_size}
                       for k, v in inputs.items()},
            "results": results, "scale": scale, "ratios": goal, "notes": notes,

@@ -82,6 +82,23 @@ def ensure_pool(name: str, *, create: bool = True) -> None:
             description="ingest: confidential deliveries, one flow run each"))
 
 
+def deployment_pool(name: str) -> str:
+    """The work pool of the existing deployment ``name`` (``flow/deployment``)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            dep = client.read_deployment_by_name(deployment_name(name))
+        except ObjectNotFound:
+            raise UsageError(f"there is no deployment {deployment_name(name)!r} on the Prefect "
+                             "server; run '.venv/bin/prefect --no-prompt deploy --all' in the "
+                             "project folder, or leave out --deployment") from None
+    if not dep.work_pool_name:
+        raise UsageError(f"the deployment {deployment_name(name)!r} has no work pool")
+    return dep.work_pool_name
+
+
 def deploy(pool: str, name: str | None = None) -> str:
     """Create or update the deployment ``ingest-delivery/<name or pool>`` on ``pool``."""
     from flows.ingest_delivery import ingest_delivery

@@ -148,8 +148,9 @@ class Inbox:
             sidecar = next((p for p in (entry.with_name(entry.name + s) for s in SIDECARS)
                             if p.is_file()), None)
             if sidecar is not None:
-                if seen.checked != signature:
-                    seen.digest_ok, seen.checked = _sidecar_matches(entry, sidecar), signature
+                key = (signature, _signature(sidecar))
+                if seen.checked != key:
+                    seen.digest_ok, seen.checked = _sidecar_matches(entry, sidecar), key
                 if seen.digest_ok:
                     return True, f"checksum {sidecar.name}"
                 if stable:
@@ -388,16 +389,27 @@ def serve(settings: Settings, inbox: str | Path, out: str | Path, *, dataset: st
             raise UsageError(f"the passphrase file {passphrase_file} does not exist")
     box = Inbox(Path(inbox), settle=settle)
     out = Path(out).resolve()
-    private_dir(out)
     if box.root == out or out.is_relative_to(box.root):
         raise UsageError("the output folder must not be inside the inbox")
+    private_dir(out)
+    local = pool is None
+    if local and workers < 1:
+        raise UsageError("--workers must be at least 1 (or give --pool to use workers run "
+                         "elsewhere)")
     external = _external_api_url()
     use_prefect(settings)
-    local = pool is None
-    pool = pool or deploy.LOCAL_POOL
-    deploy.ensure_pool(pool, create=local)
-    with _quiet_stdout():
-        name = deploy.deployment_name(deployment) if deployment else deploy.deploy(pool)
+    if deployment:
+        name = deploy.deployment_name(deployment)
+        deployed_on = deploy.deployment_pool(name)
+        if pool and pool != deployed_on:
+            raise UsageError(f"the deployment {name} runs on pool {deployed_on!r}, not {pool!r}")
+        pool = deployed_on
+        deploy.ensure_pool(pool, create=local)
+    else:
+        pool = pool or deploy.LOCAL_POOL
+        deploy.ensure_pool(pool, create=local)
+        with _quiet_stdout():
+            name = deploy.deploy(pool)
     names = [f"{pool}-{os.getpid()}-{i + 1}" for i in range(workers if local else 0)]
     procs = deploy.start_workers(len(names), pool, settings, names)
     where = external or "the local Prefect server"

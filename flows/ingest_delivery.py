@@ -19,9 +19,11 @@ denied, no such file). See :func:`transient`.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -101,8 +103,6 @@ def publish_report(summary: dict[str, Any], profile: dict[str, Any] | None) -> N
     create_table_artifact(reports.table(summary), key=f"{key}-table",
                           description=reports.title(summary))
     if not summary.get("skipped") and summary.get("output_dir"):
-        from pathlib import Path
-
         folder = Path(summary["output_dir"])
         page = reports.html_report(summary, profile, reports.history(folder.parent))
         reports.write_html(folder, page)
@@ -142,8 +142,9 @@ def ingest_delivery(delivery: str, out: str, dataset: str = "reference",
                                             delivery_date=delivery_date, force=force,
                                             stage=stage, log=log).to_json()
     except IngestError as exc:
-        create_markdown_artifact(reports.failure_markdown(exc, delivery),
-                                 description=f"{type(exc).__name__}")
+        with contextlib.suppress(Exception):  # never hide the run's own error
+            create_markdown_artifact(reports.failure_markdown(exc, delivery),
+                                     description=type(exc).__name__)
         raise
     try:
         run_as_task("report", publish_report, summary, profile or None)

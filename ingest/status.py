@@ -110,20 +110,21 @@ def deliveries(settings: Settings, out: str | Path | None = None) -> list[dict[s
     from .custody import output_roots
 
     roots = [Path(out).resolve()] if out else output_roots(settings)
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, list[dict[str, Any]]] = {}  # by fingerprint: one per output root
     for root in roots:
         for m in _manifests(root):
-            rows[m["delivery_sha256"]] = {**m, "outcome": "published", "runs": 0,
-                                          "last_run": m["time"], "error": ""}
+            rows.setdefault(m["delivery_sha256"], []).append(
+                {**m, "outcome": "published", "runs": 0, "last_run": m["time"], "error": ""})
     failures: list[dict[str, Any]] = []
     for entry in _audit_runs(settings.audit_log):
         sha = entry.get("delivery_sha256")
         outcome = entry.get("outcome", "")
         if sha and sha in rows:
-            rows[sha]["runs"] += 1
-            rows[sha]["last_run"] = entry.get("time", "")
-            if outcome == "already-processed":
-                rows[sha]["outcome"] = "published (re-run skipped)"
+            for row in rows[sha]:  # the audit log does not say which root
+                row["runs"] += 1
+                row["last_run"] = entry.get("time", "")
+                row["outcome"] = ("published (re-run skipped)"
+                                  if outcome == "already-processed" else "published")
         elif outcome == "failed":
             failures.append({
                 "delivery_id": "", "delivery_sha256": "", "source": entry.get("source", ""),
@@ -131,7 +132,7 @@ def deliveries(settings: Settings, out: str | Path | None = None) -> list[dict[s
                 "last_run": entry.get("time", ""), "outcome": "failed",
                 "error": entry.get("error", ""), "rows_in": None, "rows_accepted": None,
                 "rows_quarantined": None, "folder": "", "report": False, "runs": 1})
-    listing = list(rows.values()) + failures
+    listing = [row for same in rows.values() for row in same] + failures
     return sorted(listing, key=lambda r: (r["last_run"] or r["time"] or ""))
 
 

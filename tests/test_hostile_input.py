@@ -332,6 +332,12 @@ def test_header_differences_that_lose_nothing_are_read(world: World, table, case
         changed = frame.rename({c: c.lower().replace("_", " ") for c in frame.columns})
     summary = accepted(world, {"cases.csv": to_delimited(changed)})
     assert (summary.rows_in, summary.rows_quarantined) == (ROWS, truth.quarantined)
+    if case == "extra-column":  # named in the table's notes (not yet in the run summary)
+        from ingest.readers.csv import read_delimited
+        from ingest.schema import load_dataset
+
+        table = read_delimited(to_delimited(changed), load_dataset("reference"), "c.csv")
+        assert table.notes == ["ignored 1 column(s) not in schema 'reference': EXTRA_NOTE"]
 
 
 @pytest.mark.parametrize("count", [ROWS - 1, ROWS + 1, 0])

@@ -89,6 +89,12 @@ def test_a_delivery_arrives_by_marker_checksum_or_settling(tmp_path: Path) -> No
     (tmp_path / "bad.gpg.sha256").write_text(hashlib.sha256(b"other").hexdigest() + "\n")
     ready, broken = box.arrived()
     assert "summed.gpg" in _names(ready) and "bad.gpg" not in _names(ready + broken)
+    # a sidecar still being written is looked at again once it changes
+    (tmp_path / "late.gpg").write_bytes(data)
+    (tmp_path / "late.gpg.sha256").write_text("")
+    assert "late.gpg" not in _names(box.arrived()[0])
+    (tmp_path / "late.gpg.sha256").write_text(hashlib.sha256(data).hexdigest() + "\n")
+    assert "late.gpg" in _names(box.arrived()[0])
     assert _wait_for(box, "bad.gpg")[0] is False
     assert "checksum mismatch against bad.gpg.sha256" in _wait_for(box, "bad.gpg")[1]
     # a folder with a checksum file: when every named file is there with its digest
@@ -313,6 +319,9 @@ def ops(tmp_path_factory: pytest.TempPathFactory):
             _stop_tree(_our_processes([f"ingest-local-{pid}-" for pid in serve_pids]))
             stop_server(settings)
             _stop_tree(_our_processes([str(settings.prefect_home)]))
+            for keyring in {p.parent for p in base.rglob("pubring.kbx")}:  # GnuPG's agents
+                subprocess.run(["gpgconf", "--homedir", str(keyring), "--kill", "gpg-agent"],
+                               capture_output=True, check=False)
 
 
 def _run_serve(ops: dict, log: Path, *args: str, timeout: float = 150) -> int:
@@ -331,6 +340,58 @@ def _run_serve(ops: dict, log: Path, *args: str, timeout: float = 150) -> int:
                 proc.wait()
             raise AssertionError(f"ingest serve did not finish in {timeout} s:\n"
                                  + log.read_text()[-3000:]) from None
+
+
+_RETRIES = """
+import errno, json
+from prefect import flow
+import flows.ingest_delivery as m
+from flows.server import fast_flow_runs
+from ingest.errors import DecryptionError
+
+m.RETRY_DELAYS = [0, 0]
+calls = {"io": 0, "permission": 0, "key": 0}
+
+def flaky():
+    calls["io"] += 1
+    if calls["io"] < 3:
+        raise OSError(errno.EIO, "Input/output error")
+    return "ok"
+
+def denied():
+    calls["permission"] += 1
+    raise PermissionError(errno.EACCES, "Permission denied")
+
+def wrong_key():
+    calls["key"] += 1
+    raise DecryptionError("cases.csv.gpg: not for our key")
+
+@flow(name="retry-check")
+def check():
+    value = m.run_as_task("flaky", flaky)
+    for fn in (denied, wrong_key):
+        try:
+            m.run_as_task(fn.__name__, fn)
+        except (PermissionError, DecryptionError):
+            pass
+    return value
+
+with fast_flow_runs():
+    assert check() == "ok"
+print(json.dumps(calls))
+"""
+
+
+@pytest.mark.prefect_server
+def test_stages_retry_transient_io_errors_only(ops: dict, tmp_path: Path) -> None:
+    script = tmp_path / "retries.py"
+    script.write_text(_RETRIES)
+    env = dict(ops["env"], PYTHONPATH=str(ROOT))
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "python"), str(script)], env=env,
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == \
+        {"io": 3, "permission": 1, "key": 1}
 
 
 @pytest.mark.prefect_server

@@ -118,11 +118,15 @@ def read_delimited(data: bytes, dataset: Dataset, member: str) -> SourceTable:
         # polars pads a short row with empty cells: refused, never silently fixed
         raise _unparsable(text, sep, member)
     mapping = match_columns(frame.columns, dataset, member)
+    ignored = [c for c in frame.columns if c not in mapping.values()]
+    notes = [f"ignored {len(ignored)} column(s) not in schema '{dataset.name}': "
+             + ", ".join(ignored[:20])] if ignored else []
     frame = frame.select([pl.col(mapping[s]).alias(s) for s in dataset.source_names])
     if trailer is not None and trailer != frame.height:
         raise ReadError(f"{member}: the trailer says {trailer} records but {frame.height} "
                         "were read; the file is incomplete or altered, ask for it again")
-    return SourceTable(member, "tsv" if sep == "\t" else "csv", frame, encoding, trailer)
+    return SourceTable(member, "tsv" if sep == "\t" else "csv", frame, encoding, trailer,
+                       notes)
 
 
 def _refuse_nul(text: str, member: str) -> None:
