@@ -218,6 +218,7 @@ def library(form: dict[str, Any], out: str) -> dict[str, Any]:
     stages = {"import": clock.stages["import"], **summary.stage_seconds}
     stages["other"] = round(clock.stages["run"] - sum(summary.stage_seconds.values()), 3)
     return {"stages": stages, "stage_peak_mb": peaks, "rss_after_stage_mb": after,
+            "self_peak_mb": max(peaks.values()),
             "rows_in": summary.rows_in, "rows_accepted": summary.rows_accepted,
             "rows_quarantined": summary.rows_quarantined}
 

@@ -111,5 +111,7 @@ def run_case(code: str, env: dict[str, str] | None = None,
     lines = done["stdout"].strip().splitlines()
     result = json.loads(lines[-1]) if lines else {}
     result["wall_s"] = done["wall_s"]
-    result["peak_mb"] = done["peak_mb"]
+    # a child that resets its own high-water mark (to see each stage's peak) reports
+    # the largest one as self_peak_mb: the kernel's figure only covers the last stage
+    result["peak_mb"] = max(done["peak_mb"], result.get("self_peak_mb") or 0.0)
     return result

@@ -316,6 +316,27 @@ def ratios(results: dict, scale: dict | None) -> dict[str, dict[str, Any]]:
     return out
 
 
+def decryption(results: dict) -> list[dict[str, Any]]:
+    """The library's open-media stage (read, fingerprint, decrypt) against the tools alone."""
+    tools = {"openpgp": "gpg", "office": "msoffcrypto", "7z": "py7zr", "zip": "pyzipper"}
+    containers = {"csv": "openpgp", "tsv": "openpgp", "xlsx": "office", "xls": "7z",
+                  "accdb": "zip"}
+    rows = []
+    for form in results:
+        lib = _get(results, form, "library", "open-media")
+        if lib is None:
+            continue
+        cli = _get(results, form, "decrypt-cli")
+        floor = _get(results, form, "floor", "decrypt")
+        rows.append({"form": form, "library open-media s": lib,
+                     "tool": tools.get(containers.get(form, ""), "?"),
+                     "tool in the floor s": floor,
+                     "command alone s": cli if cli is not None else "",
+                     "library / command": round(lib / cli, 2) if cli else "",
+                     "library / Python tool": round(lib / floor, 2) if floor else ""})
+    return rows
+
+
 def table(results: dict, scale: dict | None, rows: int) -> list[dict[str, Any]]:
     lines = []
     for form, cases in results.items():
@@ -394,11 +415,12 @@ def code_version() -> dict[str, Any]:
     def git(*argv: str) -> str:
         done = subprocess.run(["git", "-C", str(ROOT), *argv], capture_output=True,
                               text=True, check=False)
-        return done.stdout.strip()
+        return done.stdout.rstrip("\n")
 
     changed = [line[3:] for line in git("status", "--porcelain").splitlines()
                if not line[3:].startswith("bench/")]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_outside_bench": changed}
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(),
+            "uncommitted_outside_bench": changed}
 
 
 def machine() -> dict[str, Any]:
@@ -524,6 +546,11 @@ def main() -> int:
                   "met": {True: "yes", False: "NO", None: "n/a"}[v["met"]],
                   "detail": v["detail"]} for v in goal.values()],
                 ["ratio", "value", "goal", "met", "detail"])
+    crypto = decryption(results)
+    if crypto:
+        print("\ndecryption alone (the command writes to /dev/null; the library and the Python "
+              "tools keep the plaintext in memory)")
+        print_table(crypto, list(crypto[0]))
     for case, note in notes.items():
         print(f"note: {case}: {note}")
     loads = [e["load_1min"] for cs in results.values() for e in cs.values()
@@ -535,7 +562,8 @@ def main() -> int:
            "repeat": args.repeat, "machine": machine(), "code": code_version(),
            "inputs": {k: v.to_json() | {"bytes": Path(v.path).stat().st_size}
                       for k, v in inputs.items()},
-           "results": results, "scale": scale, "ratios": goal, "notes": notes,
+           "results": results, "scale": scale, "ratios": goal, "decryption": crypto,
+           "notes": notes,
            "suite_seconds": round(time.perf_counter() - started, 1)}
     for entry in doc["inputs"].values():
         entry.pop("password", None)

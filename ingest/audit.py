@@ -51,9 +51,21 @@ def append(path: Path, event: str, **fields: Any) -> dict[str, Any]:
                  "event": event, "user": getpass.getuser(), "host": socket.gethostname(),
                  **fields, "prev": prev}
         entry["hash"] = _digest(entry)
-        os.write(fd, json.dumps(entry, sort_keys=True).encode() + b"\n")
-        os.fsync(fd)
+        _write_line(fd, json.dumps(entry, sort_keys=True).encode() + b"\n", path)
     return entry
+
+
+def _write_line(fd: int, line: bytes, path: Path) -> None:
+    """All of ``line`` or nothing: a short write (a full disk) is cut back off."""
+    start = os.lseek(fd, 0, os.SEEK_END)
+    try:
+        if os.write(fd, line) != len(line):  # a short write: the disk is (nearly) full
+            raise OSError(28, "No space left on device")
+        os.fsync(fd)
+    except OSError as exc:
+        os.ftruncate(fd, start)
+        raise OutputError(f"audit log {path}: could not append "
+                          f"({exc.strerror or type(exc).__name__}); nothing was recorded") from None
 
 
 def _last_line(fd: int) -> bytes:

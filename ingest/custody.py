@@ -27,11 +27,19 @@ REGISTRY = "output-roots.json"
 
 def register_output_root(settings: Settings, root: Path) -> None:
     """Remember where this keyring published, so a rotation can find every output."""
+    import fcntl
+    import os
+
     path = settings.home / REGISTRY
-    roots = set(json.loads(path.read_text())) if path.exists() else set()
-    if str(root.resolve()) not in roots:
-        roots.add(str(root.resolve()))
-        write_private(path, json.dumps(sorted(roots)).encode())
+    fd = os.open(settings.home / f".{REGISTRY}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # concurrent runs must not lose each other's root
+        roots = set(json.loads(path.read_text())) if path.exists() else set()
+        if str(root.resolve()) not in roots:
+            roots.add(str(root.resolve()))
+            write_private(path, json.dumps(sorted(roots)).encode())
+    finally:
+        os.close(fd)
 
 
 def output_roots(settings: Settings) -> list[Path]:
@@ -47,7 +55,8 @@ def published_manifests(settings: Settings) -> dict[str, set[str]]:
     audit.verify(settings.audit_log)
     for raw in settings.audit_log.read_bytes().splitlines():
         entry = json.loads(raw)
-        if entry.get("event") == "run" and entry.get("outcome") == "published":
+        if entry.get("event") == "run" and entry.get("outcome") in ("publishing",
+                                                                    "published"):
             found.setdefault(entry["delivery_sha256"], set()).add(
                 entry["outputs"].get(MANIFEST, ""))
     return found

@@ -20,7 +20,9 @@ def output_dirs(path: str | Path) -> list[Path]:
     path = Path(path)
     if (path / MANIFEST).is_file():
         return [path]
-    found = sorted(p for p in path.iterdir() if (p / MANIFEST).is_file()) \
+    # hidden folders are a run's staging area or locks, never a published delivery
+    found = sorted(p for p in path.iterdir()
+                   if not p.name.startswith(".") and (p / MANIFEST).is_file()) \
         if path.is_dir() else []
     if not found:
         raise UsageError(f"{path} is not an output folder: it holds no {MANIFEST}; "

@@ -30,6 +30,7 @@ from .schema import Dataset, load_dataset
 from .settings import Settings, load_settings
 from .validate import ValidationResult, validate
 from .writers import (
+    MANIFEST,
     Output,
     Staging,
     apply_policies,
@@ -130,12 +131,20 @@ def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
 
 
 def publish_stage(files: dict[str, tuple[bytes, str]], summary: RunSummary, manifest: dict,
-                  out: Path, force: bool) -> Path:
+                  out: Path, force: bool, audit_log: Path | None = None) -> Path:
+    def record(entry: Output) -> None:
+        # logged before the rename: a run killed right after it still left a
+        # manifest that the audit log knows
+        if audit_log is not None:
+            audit.append(audit_log, "run", outcome="publishing",
+                         delivery_sha256=summary.delivery_sha256,
+                         outputs={MANIFEST: entry.sha256})
+
     with Staging(out, summary.delivery_id) as staging:
         for name, (data, kind) in files.items():
             staging.add(name, data, kind)
         manifest["outputs"] = [asdict(o) for o in staging.outputs]
-        final = staging.publish(manifest, force=force)
+        final = staging.publish(manifest, force=force, before_rename=record)
         summary.outputs = [asdict(o) for o in staging.outputs]
     return final
 
@@ -250,6 +259,9 @@ def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Setting
             return _already(summary, out)
         table = timed("read", read_stage, delivery, dataset)
         log.info("read %d rows from %s (%s)", table.rows, table.member, table.format)
+        for note in table.notes:
+            log.warning(note)
+            summary.warnings.append(note)
         when = delivery_date or date.today()
         result = timed("validate", validate_stage, table, dataset, when,
                        settings.max_quarantine_share)
@@ -263,7 +275,8 @@ def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Setting
         summary.rows_quarantined = result.rows_quarantined
         summary.quarantine_reasons = result.reasons
         register_output_root(settings, out)
-        final = timed("publish", publish_stage, files, summary, manifest, out, force)
+        final = timed("publish", publish_stage, files, summary, manifest, out, force,
+                      settings.audit_log)
     summary.output_dir = str(final)
     log.info("published %d outputs to %s", len(summary.outputs), final)
     return summary

@@ -62,6 +62,19 @@ def failures_by_column(reasons: dict[str, int]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
+def column_counts(reasons: dict[str, int]) -> dict[str, int | str]:
+    """Rule failures per column, as shown: small totals as ``"<10"``, and a total one of
+    whose rules is suppressed as ``"≥10"`` (else shown rule counts subtracted from it
+    would give the suppressed one away)."""
+    shown: dict[str, int | str] = {}
+    for col, total in failures_by_column(reasons).items():
+        hidden = any(0 < int(c) < SUPPRESS_BELOW for r, c in reasons.items()
+                     if rule_column(r) == col)
+        shown[col] = suppress(total) if not hidden or total < SUPPRESS_BELOW \
+            else f"≥{SUPPRESS_BELOW}"
+    return shown
+
+
 def _fmt(value: int | str) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -138,14 +151,14 @@ def markdown(summary: dict[str, Any], profile: dict[str, Any] | None = None) -> 
                             for r, c in sorted(reasons.items())], "llr")
     else:
         lines.append("No row was quarantined.")
-    by_col = failures_by_column(reasons)
+    by_col = column_counts(reasons)
     nulls = (profile or {}).get("nulls", {})
     rows = (profile or {}).get("rows", 0)
     columns = sorted(set(by_col) | set(nulls))
     if columns:
         lines += ["", "## Per column", ""]
         lines += _md_table(["column", "rule failures", "null rate (accepted rows)"],
-                           [(c, _fmt(suppress(by_col.get(c, 0))),
+                           [(c, _fmt(by_col.get(c, 0)),
                              _null_cell(nulls[c], rows) if c in nulls else "")
                             for c in columns], "lrr")
     if summary.get("outputs"):
@@ -178,8 +191,8 @@ def table(summary: dict[str, Any]) -> list[dict[str, Any]]:
                           ("quarantined", "rows_quarantined"))]
     out += [{"section": "rule", "name": rule, "value": suppress(int(count))}
             for rule, count in sorted((summary.get("quarantine_reasons") or {}).items())]
-    out += [{"section": "column", "name": col, "value": suppress(count)} for col, count
-            in failures_by_column(summary.get("quarantine_reasons") or {}).items()]
+    out += [{"section": "column", "name": col, "value": count} for col, count
+            in column_counts(summary.get("quarantine_reasons") or {}).items()]
     out += [{"section": "output", "name": o["path"], "value": o["sha256"]}
             for o in summary.get("outputs") or []]
     out += [{"section": "seconds", "name": stage, "value": seconds}

@@ -119,6 +119,8 @@ def deliveries(settings: Settings, out: str | Path | None = None) -> list[dict[s
     for entry in _audit_runs(settings.audit_log):
         sha = entry.get("delivery_sha256")
         outcome = entry.get("outcome", "")
+        if outcome == "publishing":  # the intent record before an outcome: not a run
+            continue
         if sha and sha in rows:
             for row in rows[sha]:  # the audit log does not say which root
                 row["runs"] += 1

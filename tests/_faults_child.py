@@ -41,7 +41,7 @@ POINTS = (
     "write",                  # two outputs written into the staging folder
     "before-rename",          # every output and the manifest staged, not yet renamed
     "after-rename",           # published, the audit record not yet appended
-    "audit-locked",           # holding the audit log's lock, before the line is written
+    "audit-locked",           # holding the audit lock, before the outcome line is written
     "force-before-exchange",  # a forced re-run, new outputs staged, before the swap
     "force-after-exchange",   # swapped, the old outputs not yet removed
     "barrier",                # no fault: wait for INGEST_FAULT_GO, then run through
@@ -122,10 +122,15 @@ def install(point: str) -> None:
         publish.os.rename = rename  # type: ignore[attr-defined]
     elif point == "audit-locked":
         real_last = ingest.audit._last_line
+        calls = []
 
         def last_line(fd: int) -> bytes:
+            # the first append is the intent record before the rename; the second,
+            # after it, records the outcome: stop while holding the lock for that one
             line = real_last(fd)
-            announce_and_wait(point)
+            calls.append(1)
+            if len(calls) == 2:
+                announce_and_wait(point)
             return line
 
         ingest.audit._last_line = last_line  # type: ignore[assignment]

@@ -116,11 +116,13 @@ def test_audit_log_detects_edits_removals_and_reordering(published, tmp_path: Pa
     audit.append(log, "test", n=2)
     lines = log.read_bytes().splitlines()
     assert audit.verify(log) == len(lines)
-    entry = json.loads(lines[0])
-    assert entry["delivery_sha256"] and entry["outcome"] == "published"
+    entries = [json.loads(line) for line in lines]
+    assert [e["outcome"] for e in entries[:2]] == ["publishing", "published"]
+    assert entries[1]["delivery_sha256"] and entries[1]["outputs"]
     for broken in (lines[:1] + lines[2:],                     # removed
                    [lines[1], lines[0], *lines[2:]],          # reordered
-                   [lines[0].replace(b'"published"', b'"failed"'), *lines[1:]]):  # edited
+                   [lines[0], lines[1].replace(b'"published"', b'"failed"'),
+                    *lines[2:]]):                             # edited
         log.write_bytes(b"\n".join(broken) + b"\n")
         with pytest.raises(OutputError, match="audit log"):
             audit.verify(log)

@@ -24,8 +24,9 @@ from ingest.synth import generate
 
 SUMMARY = {
     "delivery_id": "0123456789abcdef", "delivery_sha256": "0123456789abcdef" * 4,
-    "schema": "reference", "rows_in": 5000, "rows_accepted": 4963, "rows_quarantined": 37,
+    "schema": "reference", "rows_in": 5000, "rows_accepted": 4961, "rows_quarantined": 39,
     "quarantine_reasons": {"lab_value:greater_than_or_equal_to": 3, "case_id:duplicate": 25,
+                           "case_id:str_matches": 2,
                            "birth_date_not_after_report_date": 12, "lab_value:not_a_number": 4},
     "outputs": [{"path": "reference.parquet", "kind": "parquet", "sha256": "ab" * 32,
                  "bytes": 123456}],
@@ -34,7 +35,7 @@ SUMMARY = {
                       "publish": 0.2},
     "warnings": [], "skipped": False,
 }
-PROFILE = {"rows": 4963, "nulls": {"case_id": 0, "lab_value": 250, "comments": 3}}
+PROFILE = {"rows": 4961, "nulls": {"case_id": 0, "lab_value": 250, "comments": 3}}
 
 
 def test_small_counts_are_suppressed_everywhere() -> None:
@@ -47,14 +48,17 @@ def test_small_counts_are_suppressed_everywhere() -> None:
     # per column: lab_value's 3 + 4 = 7 failures is still small
     assert "| lab_value | <10 | 5.0% |" in md
     assert "| comments | 0 | <10 rows |" in md  # 3 nulls: suppressed
-    assert "| delivered | 5,000 |" in md and "| quarantined | 37 |" in md  # totals as they are
+    # case_id's 25 + 2: its total would give the 2 away (27 - 25), so it is not shown
+    assert "| case_id | ≥10 | 0% |" in md and "27" not in md
+    assert "| delivered | 5,000 |" in md and "| quarantined | 39 |" in md  # totals as they are
     assert f"`{'ab' * 32}`" in md and "| open and decrypt | 1.00 |" in md
     rows = report.table(SUMMARY)
     values = {(r["section"], r["name"]): r["value"] for r in rows}
     assert values[("rule", "lab_value:greater_than_or_equal_to")] == "<10"
     assert values[("rule", "case_id:duplicate")] == 25
     assert values[("column", "lab_value")] == "<10"
-    assert values[("rows", "quarantined")] == 37
+    assert values[("column", "case_id")] == "≥10"
+    assert values[("rows", "quarantined")] == 39
     assert values[("output", "reference.parquet")] == "ab" * 32
     json.dumps(rows)  # a table artifact must be JSON
     page = report.html_report(SUMMARY, PROFILE, [])

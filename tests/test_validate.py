@@ -99,3 +99,8 @@ def test_excel_serial_numbers_become_dates(serial: float, expected: date | None)
         assert result.quarantined["_reasons"].to_list() == ["birth_date:not_a_date"]
     else:
         assert result.accepted["birth_date"].to_list() == [expected]
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e400"])
+def test_non_finite_numbers_are_not_measurements(value: str) -> None:
+    assert run({"LAB_VAL": value}).quarantined["_reasons"].to_list() == ["lab_value:not_a_number"]

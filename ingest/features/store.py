@@ -157,7 +157,8 @@ def latest_encoding(root: str | Path, identity: object,
         return None
     earlier = []
     for folder in root.iterdir():
-        if folder.name == exclude or not (folder / JSON).is_file():
+        if folder.name == exclude or folder.name.startswith(".") or \
+                not (folder / JSON).is_file():
             continue
         try:
             earlier.append((manifest(folder)["run"]["finished"], folder))

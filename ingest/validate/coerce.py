@@ -93,10 +93,10 @@ def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
                   for fmt in col.date_formats]
         return when_present.then(pl.coalesce(parsed))
     if col.kind == "float":
-        if _is_numeric(dtype):
-            return raw.cast(pl.Float64)
-        return when_present.then(raw.cast(pl.Utf8).str.strip_chars()
-                                 .cast(pl.Float64, strict=False))
+        number = raw.cast(pl.Float64) if _is_numeric(dtype) else (
+            raw.cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False))
+        # NaN and infinities are not measurements; they also sort above every number
+        return when_present.then(pl.when(number.is_finite()).then(number))
     if col.kind == "bool":
         if dtype == pl.Boolean:
             return raw

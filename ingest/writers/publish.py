@@ -17,7 +17,7 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,10 +81,17 @@ class Staging:
         self.outputs.append(out)
         return out
 
-    def publish(self, manifest: dict, force: bool = False) -> Path:
-        """Write the manifest, then move the folder into place in one rename."""
+    def publish(self, manifest: dict, force: bool = False,
+                before_rename: Callable[[Output], None] | None = None) -> Path:
+        """Write the manifest, then move the folder into place in one rename.
+
+        ``before_rename`` sees the manifest's output entry once it is on disk, so a
+        record of it (the audit log) exists before the outputs become visible.
+        """
         data = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
-        self.add(MANIFEST, data, "manifest")
+        entry = self.add(MANIFEST, data, "manifest")
+        if before_rename is not None:
+            before_rename(entry)
         final = delivery_dir(self.root, self.delivery_id)
         with _writing(f"publishing delivery {self.delivery_id} to {final}"):
             fsync_dir(self.path)
