@@ -13,7 +13,7 @@ import platform
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -258,6 +258,7 @@ def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Setting
             log.info("delivery %s is already processed; nothing to do", delivery.id)
             return _already(summary, out)
         table = timed("read", read_stage, delivery, dataset)
+        delivery = replace(delivery, members=[])  # the plaintext bytes are no longer needed
         log.info("read %d rows from %s (%s)", table.rows, table.member, table.format)
         for note in table.notes:
             log.warning(note)
@@ -267,6 +268,7 @@ def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Setting
                        settings.max_quarantine_share)
         log.info("%d rows accepted, %d quarantined", result.rows_accepted,
                  result.rows_quarantined)
+        table = replace(table, frame=table.frame.clear())  # nor the source table
         previous = features.latest_encoding(out, keyring.age_identity(), exclude=delivery.id)
         files = timed("encrypt", encrypt_stage, result, dataset, keyring, delivery.sha256,
                       previous)

@@ -161,3 +161,20 @@ def test_scan_reads_lazily_only_what_the_query_needs(published, tmp_path: Path) 
     assert general.select("sex").collect().height == truth.accepted
     with pytest.raises(KeyringError, match="not authorised for column birth_date"):
         general.select("birth_date").collect()
+
+
+def test_pseudonyms_are_hmac_sha256_of_the_identifier() -> None:
+    import hashlib
+    import hmac
+
+    import polars as pl
+
+    from ingest.keys import SecretKey
+    from ingest.writers import pseudonymise
+
+    key = SecretKey("pseudonym-test", bytes(range(32)))
+    values = pl.Series("person_id", ["P0000ABCD", None, "P0000ABCD", "PCAFEBABE"])
+    tokens = pseudonymise(values, key).to_list()
+    expected = hmac.new(key.material, b"P0000ABCD", hashlib.sha256).hexdigest()
+    assert tokens[0] == tokens[2] == expected and tokens[1] is None
+    assert tokens[3] != expected and len(tokens[3]) == 64
