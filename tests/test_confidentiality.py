@@ -66,6 +66,8 @@ def world(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_no_canary_anywhere_a_run_writes(world) -> None:
+    """CSV through OpenPGP, xlsx with Office encryption in a ZIP, Access in a 7-Zip,
+    and failing runs; then every byte the runs wrote is scanned."""
     base, home, tmp, out, env = world
     from ingest.crypto.openpgp import encrypt_openpgp, ensure_recipient_key, export_public_key
 
@@ -99,6 +101,27 @@ def test_no_canary_anywhere_a_run_writes(world) -> None:
     summary = json.loads(captured[-2])
     assert summary["rows_in"] == 5000 and summary["rows_quarantined"] == truth.quarantined + 1
 
+    # other forms: a password-protected workbook inside an AES ZIP, and an Access
+    # database (the shared fixture's own canary rows) inside a 7-Zip archive
+    from ingest.crypto.office import encrypt_office
+    from ingest.synth.forms import to_xlsx
+    from ingest.synth.packaging import make_7z, make_zip
+
+    from conftest import shared_fixture
+
+    for name, files in {
+        "xlsx-in-zip": {"cases.zip": make_zip(
+            {"cases.xlsx": encrypt_office(to_xlsx(bad.head(3000), title_rows=1), "pw-123456")},
+            "pw-123456")},
+        "access-in-7z": {"cases.7z": make_7z({"cases.accdb": shared_fixture(
+            "fixtures", "access", "reference_20k.accdb").read_bytes()}, "pw-123456", True)},
+    }.items():
+        folder = base / name
+        folder.mkdir()
+        for file, data in files.items():
+            (folder / file).write_bytes(data)
+        run(folder, INGEST_PASSPHRASE="pw-123456")
+
     ensure_recipient_key(base / "stranger")
     run(deliver("wrong-key", to_delimited(bad), export_public_key(base / "stranger")),
         expect_ok=False)
@@ -109,6 +132,12 @@ def test_no_canary_anywhere_a_run_writes(world) -> None:
     logs = base / "captured.bin"
     logs.write_bytes(b"\n".join(captured))
     needles = {"person canary": forms(PERSON), "comment canary": forms(COMMENT)}
+    # the Access fixture's canaries (see shared/fixtures/access/README.md)
+    access_truth = json.loads(shared_fixture("fixtures", "access",
+                                             "reference_20k.truth.json").read_text())
+    for canary in access_truth["canaries"]:
+        needles[f"access person canary row {canary['row']}"] = forms(canary["pers_id"])
+        needles[f"access comment canary row {canary['row']}"] = forms(canary["token"])
     probe = base / "probe.bin"  # the scan itself must be able to find a canary
     for variant in (COMMENT.encode("utf-16-le"), base64.b64encode(b"x" + COMMENT.encode())):
         probe.write_bytes(b"..." + variant + b"...")

@@ -178,3 +178,39 @@ def test_pseudonyms_are_hmac_sha256_of_the_identifier() -> None:
     expected = hmac.new(key.material, b"P0000ABCD", hashlib.sha256).hexdigest()
     assert tokens[0] == tokens[2] == expected and tokens[1] is None
     assert tokens[3] != expected and len(tokens[3]) == 64
+
+
+def test_feature_columns_line_up_across_deliveries(pgp_delivery, tmp_path: Path) -> None:
+    import ingest.features
+
+    frame, truth = generate(3000, seed=21, delivery_date=DELIVERY_DATE)
+    first, _ = pgp_delivery(frame, truth, name="first")
+    # the second delivery has a county and a code the first never had
+    later = frame.with_columns(frame["CNTY_FIPS"].scatter(0, "99999"),
+                               frame["DX_CD"].scatter(1, "Z99.9"),
+                               frame["CASE_ID"].str.replace(r"^0", "9"))
+    second, _ = pgp_delivery(later, truth, name="second")
+    out = tmp_path / "out"
+    a = run_delivery(first, out=out, delivery_date=DELIVERY_DATE)
+    b = run_delivery(second, out=out, delivery_date=DELIVERY_DATE)
+    fa = ingest.features.load(a.output_dir)
+    fb = ingest.features.load(b.output_dir)
+    assert fa.feature_names == fb.feature_names
+    unseen = fb.feature_names.index("county_fips=__unseen__")
+    assert fb.X[0, unseen] == 1 and fa.X[:, unseen].sum() == 0
+
+
+def test_a_dropped_column_is_never_written(pgp_delivery, tmp_path: Path) -> None:
+    import dataclasses
+
+    from ingest.schema import load_dataset
+
+    base = load_dataset("reference")
+    columns = tuple(dataclasses.replace(c, policy="drop") if c.name == "comments" else c
+                    for c in base.columns)
+    dataset = dataclasses.replace(base, columns=columns)
+    folder, _ = pgp_delivery()
+    summary = run_delivery(folder, schema=dataset, out=tmp_path / "out",
+                           delivery_date=DELIVERY_DATE)
+    assert "comments" not in ingest.load(tmp_path / "out").columns
+    assert ingest.manifest(summary.output_dir)["columns"]["dropped"] == ["comments"]
