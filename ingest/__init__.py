@@ -48,4 +48,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'ingest' has no attribute {name!r}")
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["IngestError", "Keyring", "RunSummary", "load", "load_arrow", "load_dataset",
+           "load_settings", "manifest", "open_delivery", "run_delivery", "scan"]

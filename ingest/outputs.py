@@ -91,7 +91,8 @@ def scan(path: str | Path, settings: Settings | None = None) -> pl.LazyFrame:
     ``head``/``limit`` stops reading early. Restricted columns need the restricted
     key only if the query uses them.
 
-    >>> ingest.scan("out/").filter(pl.col("sex") == "F").select("lab_value").collect()  # doctest: +SKIP
+    >>> lazy = ingest.scan("out/")                                  # doctest: +SKIP
+    >>> lazy.filter(pl.col("sex") == "F").select("lab_value").collect()  # doctest: +SKIP
     """
     from polars.io.plugins import register_io_source
 

@@ -286,9 +286,8 @@ def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Setting
 
 def _already(summary: RunSummary, out: Path) -> RunSummary:
     """The summary of the earlier run, from its manifest: the run is idempotent."""
-    import json
-
     import hashlib
+    import json
 
     folder = out / summary.delivery_id
     raw = (folder / "manifest.json").read_bytes()

@@ -83,3 +83,36 @@ def test_the_demo_runs_the_400k_delivery_through_the_flow(cli_env) -> None:
     assert "every row accounted for, and exactly the rule-breaking rows quarantined" in \
         proc.stdout
     assert "rows delivered       400,000" in proc.stdout
+
+
+def test_master_key_from_a_prefect_secret_block(cli_env, tmp_path: Path) -> None:
+    """A deployment keeps the general master key in a Prefect Secret block, not on disk."""
+    home = Path(cli_env["INGEST_HOME"])
+    assert ingest_cmd(cli_env, "synth", "--rows", "3000", "--seed", "5", "--out",
+                      str(tmp_path / "d")).returncode == 0
+    server_env = dict(cli_env)
+    for line in subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-m", "flows.server",
+                                "env"], env=cli_env, capture_output=True, text=True,
+                               check=True).stdout.splitlines():
+        key, _, value = line.partition("=")
+        server_env[key] = value.strip("'")
+    key_file = home / "keys" / "general.json"
+    doc = json.loads(key_file.read_text())
+    save = ("from prefect.blocks.system import Secret; "
+            f"Secret(value={doc['id'] + ':' + doc['key']!r}).save('site-general-key', "
+            "overwrite=True)")
+    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", save], env=server_env,
+                   check=True, capture_output=True)
+    moved = key_file.with_name("general.json.away")
+    key_file.rename(moved)
+    try:
+        env = dict(cli_env, INGEST_PREFECT_SECRET_PREFIX="site")
+        proc = ingest_cmd(env, "run", str(tmp_path / "d"), "--out", str(tmp_path / "out"),
+                          "--delivery-date", DELIVERY_DATE.isoformat(), "--json")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert json.loads(proc.stdout)["rows_in"] == 3000
+        without = ingest_cmd(cli_env, "run", str(tmp_path / "d"), "--out",
+                             str(tmp_path / "out2"), "--no-prefect")
+        assert without.returncode == 5 and "no keyring" in without.stderr
+    finally:
+        moved.rename(key_file)

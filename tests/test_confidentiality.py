@@ -17,9 +17,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import DELIVERY_DATE, ROOT
 
 from ingest.synth import generate, to_delimited
+
+from conftest import DELIVERY_DATE, ROOT
 
 PERSON = "PCAFEBABE"
 COMMENT = "CANARY-ZEBRA-7731 confidential note"

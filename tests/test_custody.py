@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import DELIVERY_DATE
 
 import ingest
 from ingest import audit
@@ -16,6 +15,8 @@ from ingest.errors import DecryptionError, KeyringError, OutputError
 from ingest.keys import Keyring
 from ingest.pipeline import run_delivery
 from ingest.settings import load_settings
+
+from conftest import DELIVERY_DATE
 
 RESTRICTED = {"person_id", "birth_date", "comments"}
 

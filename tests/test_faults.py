@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import DELIVERY_DATE, ROOT
 
 from ingest import audit
 from ingest.custody import verify_outputs
@@ -42,6 +41,8 @@ from ingest.keys import Keyring
 from ingest.pipeline import run_delivery
 from ingest.settings import load_settings
 from ingest.synth import generate, to_delimited
+
+from conftest import DELIVERY_DATE, ROOT
 
 CHILD = Path(__file__).with_name("_faults_child.py")
 PYTHON = str(ROOT / ".venv" / "bin" / "python")

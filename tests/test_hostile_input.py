@@ -35,7 +35,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import DELIVERY_DATE, shared_fixture
 
 from ingest import audit
 from ingest.errors import (
@@ -50,6 +49,8 @@ from ingest.pipeline import RunSummary, run_delivery
 from ingest.settings import Settings, load_settings
 from ingest.synth import forms, generate, to_delimited
 from ingest.synth.packaging import make_7z, make_tar, make_zip, write_sums
+
+from conftest import DELIVERY_DATE, shared_fixture
 
 PERSON = "PCAFEBABE"
 COMMENT = "CANARY-ZEBRA-7731 hostile"

@@ -33,12 +33,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import ROOT
 
 from flows import deploy
 from flows.inbox import FAILED, PROCESSED, Inbox, reason_of
 from flows.ingest_delivery import ingest_delivery, is_transient, transient
 from ingest.errors import DecryptionError, KeyringError, ValidationRejected
+
+from conftest import ROOT
 
 INGEST = str(ROOT / ".venv" / "bin" / "ingest")
 PREFECT = str(ROOT / ".venv" / "bin" / "prefect")
@@ -205,11 +206,11 @@ def test_prefect_yaml_is_the_deployment_serve_makes() -> None:
 
 def test_status_lists_published_skipped_and_failed_runs(home: Path, pgp_delivery,
                                                         tmp_path: Path) -> None:
-    from conftest import DELIVERY_DATE
-
     from ingest.pipeline import run_delivery
     from ingest.settings import load_settings
     from ingest.status import deliveries, render
+
+    from conftest import DELIVERY_DATE
 
     settings = load_settings()
     folder, truth = pgp_delivery()

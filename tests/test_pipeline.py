@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import DELIVERY_DATE
 
 import ingest
 from ingest.errors import KeyringError, OutputError, ValidationRejected
@@ -20,6 +19,8 @@ from ingest.pipeline import run_delivery
 from ingest.settings import load_settings
 from ingest.synth import generate
 from ingest.writers import decrypt_jsonl
+
+from conftest import DELIVERY_DATE
 
 
 @pytest.fixture

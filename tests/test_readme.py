@@ -6,9 +6,9 @@ import importlib.util
 import re
 from pathlib import Path
 
-from conftest import DELIVERY_DATE, ROOT
-
 from ingest.pipeline import run_delivery
+
+from conftest import DELIVERY_DATE, ROOT
 
 
 def python_blocks() -> list[str]:

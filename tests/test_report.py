@@ -17,10 +17,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from conftest import DELIVERY_DATE
 
 from ingest import report
 from ingest.synth import generate
+
+from conftest import DELIVERY_DATE
 
 SUMMARY = {
     "delivery_id": "0123456789abcdef", "delivery_sha256": "0123456789abcdef" * 4,

@@ -89,8 +89,8 @@ def _explain(member: str, status: list[str], words: set[str], had_passphrase: bo
     # GPG_ERR_BAD_PASSPHRASE (the secret key's passphrase was wrong)
     codes = {int(p[2]) & 0xFFFF for p in (line.split() for line in status)
              if len(p) == 3 and p[0] == "ERROR" and p[2].isdigit()}
-    if "BAD_PASSPHRASE" in words or 11 in codes or ("DECRYPTION_FAILED" in words and "NEED_PASSPHRASE_SYM"
-                                     in words):
+    symmetric_failed = "DECRYPTION_FAILED" in words and "NEED_PASSPHRASE_SYM" in words
+    if "BAD_PASSPHRASE" in words or 11 in codes or symmetric_failed:
         return (f"{member}: wrong passphrase for the OpenPGP message or its key; "
                 "check --passphrase-file or INGEST_PASSPHRASE")
     if missing and "DECRYPTION_OKAY" not in words:

@@ -1,0 +1,14 @@
+"""The code stays clean: ruff over every Python folder of the project."""
+
+from __future__ import annotations
+
+import subprocess
+
+from conftest import ROOT
+
+
+def test_ruff_is_clean() -> None:
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ruff"), "check", "ingest", "flows",
+                           "schemas", "tests", "bench"], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]
