@@ -105,7 +105,8 @@ def deploy(pool: str, name: str | None = None) -> str:
 
     name = name or pool
     flow = ingest_delivery.from_source(str(PROJECT_ROOT), ENTRYPOINT)
-    flow.deploy(name=name, work_pool_name=pool, build=False, push=False,
+    flow.deploy(  # type: ignore[union-attr]
+                name=name, work_pool_name=pool, build=False, push=False,
                 job_variables={"env": {"PREFECT_RUNNER_AUTO_INSTALL_DEPENDENCIES": "false"}},
                 print_next_steps=False, ignore_warnings=True, tags=["ingest"],
                 description="One confidential delivery: open, decrypt, read, validate, "

@@ -41,7 +41,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,7 +111,7 @@ class Inbox:
         return [p for p in (entry.with_name(entry.name + s) for s in MARKERS + SIDECARS)
                 if p.is_file()]
 
-    def arrived(self, exclude: set[Path] = frozenset()) -> tuple[list[tuple[Path, str]],
+    def arrived(self, exclude: Set[Path] = frozenset()) -> tuple[list[tuple[Path, str]],
                                                                    list[tuple[Path, str]]]:
         """Deliveries complete now (with how we know), and ones to fail (with why)."""
         now = time.monotonic()
@@ -323,10 +323,12 @@ class Watcher:
                 self.say(f"adopted   {path.name}: flow run {run.name} is still going")
 
     def submit(self, entry: Path, how: str) -> None:
+        from prefect.client.schemas.objects import FlowRun
         from prefect.deployments import run_deployment
 
         run = run_deployment(self.deployment, parameters=self.parameters(entry), timeout=0,
                              flow_run_name=entry.name, as_subflow=False, tags=["inbox"])
+        assert isinstance(run, FlowRun)  # a sync call returns the run itself
         self.runs[run.id] = _Run(entry, time.monotonic())
         self.say(f"submitted {entry.name} ({how}): flow run {run.id}")
 

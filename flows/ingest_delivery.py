@@ -60,9 +60,9 @@ def transient(task: Any, task_run: Any, state: Any) -> bool:
 def run_as_task(name: str, fn: Callable[..., Any], *args: Any) -> Any:
     """Run one stage as a Prefect task: retried only on a transient OSError, no result
     persistence, no cache key over the data."""
-    staged = task(fn, name=name, cache_policy=NO_CACHE, persist_result=False,
-                  retries=RETRIES, retry_delay_seconds=RETRY_DELAYS,
-                  retry_condition_fn=transient, log_prints=False)
+    staged = task(  # type: ignore[call-overload]
+        fn, name=name, cache_policy=NO_CACHE, persist_result=False, retries=RETRIES,
+        retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=transient, log_prints=False)
     started = time.perf_counter()
     for listener in stage_listeners:
         listener(name, "start", 0.0)
@@ -82,7 +82,7 @@ def load_passphrase(passphrase_file: str | None, passphrase_secret: str | None) 
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(passphrase_secret).get()
+        value = Secret.load(str(passphrase_secret), _sync=True).get()  # type: ignore[call-arg,union-attr]
     except (ValueError, TypeError, KeyError):
         raise KeyringError(f"cannot load the Prefect Secret block {passphrase_secret!r}; "
                            f"create it (prefect block create secret) or fix the name"

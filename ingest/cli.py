@@ -73,6 +73,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
     """Run the Prefect flow in this process against our server (or the user's)."""
     use_prefect(settings)
+    from prefect.states import State
+
     from flows.ingest_delivery import ingest_delivery, stage_listeners
     from flows.server import fast_flow_runs
 
@@ -82,7 +84,8 @@ def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
     stage_listeners.append(progress := Progress())
     try:
         with fast_flow_runs():
-            state = ingest_delivery(**params, return_state=True)
+            state: State = ingest_delivery(**params,  # type: ignore[assignment]
+                                           return_state=True)
     finally:
         stage_listeners.remove(progress)
     _drain_prefect()

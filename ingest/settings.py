@@ -62,7 +62,8 @@ _ENV = {
 def load_settings(**overrides: object) -> Settings:
     """Settings from defaults < config file < environment < ``overrides`` (non-None)."""
     env_home = os.environ.get("INGEST_HOME")
-    home = Path(overrides["home"]) if overrides.get("home") else (
+    given = overrides.get("home")
+    home = Path(str(given)) if given else (
         Path(env_home) if env_home else default_home())
     values: dict[str, object] = {"home": home.expanduser().resolve()}
     config = home / "config.toml"

@@ -61,7 +61,7 @@ class Progress:
 
 
 def _manifests(root: Path) -> list[dict[str, Any]]:
-    found = []
+    found: list[dict[str, Any]] = []
     if not root.is_dir():
         return found
     for folder in sorted(root.iterdir()):
@@ -86,7 +86,7 @@ def _manifests(root: Path) -> list[dict[str, Any]]:
 
 
 def _audit_runs(path: Path) -> list[dict[str, Any]]:
-    runs = []
+    runs: list[dict[str, Any]] = []
     if not path.is_file():
         return runs
     for raw in path.read_bytes().splitlines():

@@ -12,3 +12,10 @@ def test_ruff_is_clean() -> None:
                            "schemas", "tests", "bench"], cwd=ROOT, capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+def test_mypy_is_clean() -> None:
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "mypy"), "ingest", "flows", "schemas",
+                           "--ignore-missing-imports"], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:]

@@ -221,7 +221,7 @@ class Keyring:
 
             name = f"{os.environ[PREFECT_PREFIX_ENV]}-{role}-key"
             try:
-                text = Secret.load(name).get()
+                text = Secret.load(name, _sync=True).get()  # type: ignore[call-arg,union-attr]
             except ValueError:
                 path = self.settings.keys_dir / f"{role}.json"
                 return self._read_key(path) if path.exists() else None

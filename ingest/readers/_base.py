@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -64,7 +65,7 @@ def match_columns(found: list[str], dataset: Dataset, member: str) -> dict[str, 
     return {s: by_norm[n] for n, s in wanted.items()}
 
 
-def header_score(cells: list[object], dataset: Dataset) -> int:
+def header_score(cells: Sequence[object], dataset: Dataset) -> int:
     """How many schema source names appear among ``cells``."""
     wanted = {normalise_header(s) for s in dataset.source_names}
     return sum(1 for c in cells if c is not None and normalise_header(c) in wanted)

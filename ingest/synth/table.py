@@ -94,8 +94,9 @@ def generate(rows: int, seed: int = 0, delivery_date: date = date(2026, 6, 30),
     span = (last - first).days
     report_days = rng.integers(0, span + 1, n)
     age_days = rng.integers(0, 100 * 365, n)
-    report = pl.select(pl.lit(first) + pl.duration(days=pl.Series(report_days))).to_series()
-    birth = pl.select(report - pl.duration(days=pl.Series(age_days))).to_series()
+    report = pl.select(pl.lit(first) + pl.duration(days=pl.lit(pl.Series(report_days))))\
+        .to_series()
+    birth = pl.select(report - pl.duration(days=pl.lit(pl.Series(age_days)))).to_series()
     birth = birth.clip(date(1900, 1, 1), None)
 
     sex = rng.choice(np.array(["F", "M", "X", "U"]), n, p=[0.49, 0.49, 0.005, 0.015])
