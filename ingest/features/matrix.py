@@ -81,7 +81,14 @@ def build(table: pl.DataFrame, dataset: Dataset, encoding: Encoding | None = Non
         _check_reuse(encoding, dataset)
     _check_columns(table, dataset)
     derived = _derived(table, dataset)
+    # text columns become categorical once: fitting and encoding then work on codes
+    table = table.with_columns(pl.col(c).cast(pl.String).cast(pl.Categorical)
+                               for c in spec.categorical
+                               if not isinstance(table.schema[c], pl.Categorical | pl.Enum))
     n = table.height
+    # each numeric column converted once, for fitting and for encoding
+    numbers = {name: _numeric(derived[name] if name in derived.columns else table[name], name)
+               for name in (*spec.numeric, *spec.derived)}
 
     if encoding is None:
         scaled = set(getattr(spec, "scale", ()) if scale is None else scale)
@@ -89,7 +96,7 @@ def build(table: pl.DataFrame, dataset: Dataset, encoding: Encoding | None = Non
         if unknown:
             raise UsageError(f"cannot scale {', '.join(sorted(unknown))}: not a numeric or "
                              "derived feature of the schema")
-        encoding = _fit(table, derived, dataset, scaled)
+        encoding = _fit(table, numbers, dataset, scaled)
 
     offsets = encoding.offsets()
     blocks = len(offsets)
@@ -99,8 +106,7 @@ def build(table: pl.DataFrame, dataset: Dataset, encoding: Encoding | None = Non
         indices[:, j] = offsets[j] + _category_positions(table[cat.name], cat)
     base = len(encoding.categorical)
     for j, num in enumerate(encoding.numeric, start=base):
-        column = derived[num.name] if num.derived else table[num.name]
-        x, missing = _numeric(column, num.name)
+        x, missing = numbers[num.name]
         if missing.any() and not num.missing_indicator:
             raise UsageError(f"column {num.name} has missing values but the encoding has no "
                              f"'{num.name}:missing' indicator; build without encoding= to "
@@ -174,8 +180,8 @@ def _derived(table: pl.DataFrame, dataset: Dataset) -> pl.DataFrame:
 
 # -- fitting ---------------------------------------------------------------------------
 
-def _fit(table: pl.DataFrame, derived: pl.DataFrame, dataset: Dataset,
-         scaled: set[str]) -> Encoding:
+def _fit(table: pl.DataFrame, numbers: dict[str, tuple[np.ndarray, np.ndarray]],
+         dataset: Dataset, scaled: set[str]) -> Encoding:
     spec = dataset.features
     nullable = {c.name: c.nullable for c in dataset.columns}
     categorical = []
@@ -188,8 +194,7 @@ def _fit(table: pl.DataFrame, derived: pl.DataFrame, dataset: Dataset,
     numeric = []
     for name, is_derived in [*((c, False) for c in spec.numeric),
                              *((c, True) for c in spec.derived)]:
-        column = derived[name] if is_derived else table[name]
-        x, missing = _numeric(column, name)
+        x, missing = numbers[name]
         present = x[~missing]
         mean = float(present.mean()) if present.size else 0.0
         std = float(present.std()) if present.size else 0.0
@@ -298,6 +303,11 @@ def _label_vector(series: pl.Series, spec: LabelSpec) -> np.ndarray:
 def balanced(y: np.ndarray) -> dict[int, float]:
     """``n / (k * count)`` for each of the k classes present in ``y`` (scikit-learn's
     "balanced"), so the rare class (3 % hospitalised) weighs as much as the common one."""
-    classes, counts = np.unique(y, return_counts=True)
+    if y.size and y.dtype.kind in "iu" and y.min() >= 0:  # class indices: count, no sort
+        counts = np.bincount(y)
+        classes = np.flatnonzero(counts)
+        counts = counts[classes]
+    else:
+        classes, counts = np.unique(y, return_counts=True)
     n, k = int(counts.sum()), len(classes)
     return {int(c): n / (k * int(m)) for c, m in zip(classes, counts, strict=True)}
