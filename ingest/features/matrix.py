@@ -187,7 +187,7 @@ def _fit(table: pl.DataFrame, numbers: dict[str, tuple[np.ndarray, np.ndarray]],
     categorical = []
     for name in spec.categorical:
         series = table[name]
-        distinct = series.drop_nulls().unique().cast(pl.String).to_list()
+        distinct = _distinct_strings(series)
         categorical.append(CategoricalSpec(
             name, tuple(sorted(distinct)),
             null_indicator=nullable.get(name, True) or series.null_count() > 0))
@@ -219,11 +219,57 @@ def _fit_label(series: pl.Series) -> LabelSpec:
 
 # -- encoding columns ------------------------------------------------------------------
 
+def _codes(series: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
+    """Row codes, null mask, the distinct codes present and their strings, found by
+    counting codes (no hashing of the column), or None when codes are too sparse."""
+    codes = series.to_physical()
+    null = codes.is_null().to_numpy()
+    row_codes = codes.fill_null(0).to_numpy()
+    if not row_codes.size:
+        return None
+    top = int(row_codes.max())
+    if top >= max(16 * series.len(), 2**24):
+        return None
+    valid = row_codes[~null] if null.any() else row_codes
+    distinct_codes = np.flatnonzero(np.bincount(valid, minlength=top + 1))
+    last_row = np.empty(top + 1, dtype=np.int64)
+    rows = np.arange(series.len(), dtype=np.int64)
+    last_row[valid] = rows[~null] if null.any() else rows
+    values = series.gather(last_row[distinct_codes]).cast(pl.String).to_list()
+    return row_codes, null, distinct_codes, values
+
+
 def _category_positions(series: pl.Series, spec: CategoricalSpec) -> np.ndarray:
     """Per row, the column within the block: vocabulary index, unseen bucket or null."""
     unseen = len(spec.vocabulary)
     if not isinstance(series.dtype, pl.Categorical | pl.Enum):
         series = series.cast(pl.String).cast(pl.Categorical)
+    found = _codes(series)
+    if found is None:
+        return _category_positions_by_search(series, spec)
+    row_codes, null, distinct_codes, values = found
+    if null.any() and not spec.null_indicator:
+        raise UsageError(f"column {spec.name} has missing values but the encoding has no "
+                         f"'{spec.name}=null' indicator; build without encoding= to fit a "
+                         "new one")
+    position = {value: i for i, value in enumerate(spec.vocabulary)}
+    table = np.full(int(row_codes.max()) + 1, unseen, dtype=np.int32)
+    table[distinct_codes] = [position.get(v, unseen) for v in values]
+    mapped = table[row_codes]
+    return np.where(null, np.int32(unseen + 1), mapped) if null.any() else mapped
+
+
+def _distinct_strings(series: pl.Series) -> list[str]:
+    if isinstance(series.dtype, pl.Categorical | pl.Enum):
+        found = _codes(series)
+        if found is not None:
+            return found[3]
+    return series.drop_nulls().unique().cast(pl.String).to_list()
+
+
+def _category_positions_by_search(series: pl.Series, spec: CategoricalSpec) -> np.ndarray:
+    """The same, for a column whose codes come from a very large global dictionary."""
+    unseen = len(spec.vocabulary)
     codes = series.to_physical()
     null = codes.is_null().to_numpy()
     if null.any() and not spec.null_indicator:
@@ -238,18 +284,10 @@ def _category_positions(series: pl.Series, spec: CategoricalSpec) -> np.ndarray:
         target = np.fromiter((position.get(v, unseen) for v in distinct.cast(pl.String)),
                              dtype=np.int32, count=distinct.len())
         row_codes = codes.fill_null(0).to_numpy()
-        top = int(distinct_codes.max())
-        if top < max(16 * series.len(), 2**24):
-            # a dense code -> column table: one gather, no search
-            table = np.full(top + 1, unseen, dtype=np.int32)
-            table[distinct_codes] = target
-            mapped = table[np.minimum(row_codes, top)]
-        else:  # a global dictionary far larger than this column: binary search
-            order = np.argsort(distinct_codes)
-            at = np.searchsorted(distinct_codes[order], row_codes)
-            np.minimum(at, len(order) - 1, out=at)
-            mapped = target[order][at]
-        out = np.where(null, out, mapped)
+        order = np.argsort(distinct_codes)
+        at = np.searchsorted(distinct_codes[order], row_codes)
+        np.minimum(at, len(order) - 1, out=at)
+        out = np.where(null, out, target[order][at])
     return out
 
 
