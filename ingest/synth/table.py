@@ -83,7 +83,9 @@ def generate(rows: int, seed: int = 0, delivery_date: date = date(2026, 6, 30),
         raise ValueError("generate at least 20 rows")
     rng = np.random.default_rng(seed)
     n = rows
-    case_num = np.cumsum(rng.integers(1, 20_000, n, dtype=np.int64)) + rng.integers(0, 10**6)
+    # unique, sorted 10-digit numbers (many with leading zeros), for any row count
+    step = max(2, min(20_000, 9 * 10**9 // n))
+    case_num = np.cumsum(rng.integers(1, step, n, dtype=np.int64)) + rng.integers(0, 10**6)
     rng.shuffle(case_num)
     case_id = pl.Series(case_num).cast(pl.Utf8).str.zfill(10)
 
