@@ -89,11 +89,16 @@ def _delimiter(header: str, dataset: Dataset) -> str:
 
 
 def read_delimited(data: bytes, dataset: Dataset, member: str) -> SourceTable:
-    text, encoding = decode(data, dataset.encodings, member)
+    # The checks below work on the UTF-8 bytes handed to polars, not on a decoded
+    # copy: every character they look for is ASCII, and in UTF-8 an ASCII byte is
+    # always that character. Decoding (strict) happens once, to decide the encoding.
+    text, encoding = _utf8(data, dataset.encodings, member)
     _refuse_nul(text, member)
-    text, trailer = split_trailer(text)
-    text = _without_trailing_blank_lines(text)
-    first_line = text.lstrip("\r\n").split("\n", 1)[0]
+    end, trailer = _trailer_end(text)
+    text = _without_trailing_blank_lines(text, end)
+    start = _LEADING_NEWLINES.match(text).end()  # type: ignore[union-attr]
+    stop = text.find(b"\n", start)
+    first_line = text[start:stop if stop >= 0 else len(text)].decode("utf-8")
     if "\r" in first_line.rstrip("\r"):
         raise ReadError(f"{member}: lines end with a bare carriage return (CR, classic Mac "
                         "line endings), so rows cannot be told apart; ask the sender to export "
@@ -101,7 +106,7 @@ def read_delimited(data: bytes, dataset: Dataset, member: str) -> SourceTable:
     sep = _delimiter(first_line.rstrip("\r"), dataset)
     try:
         frame = pl.read_csv(
-            io.BytesIO(text.encode("utf-8")),
+            io.BytesIO(text),
             separator=sep,
             has_header=True,
             infer_schema=False,
@@ -113,10 +118,10 @@ def read_delimited(data: bytes, dataset: Dataset, member: str) -> SourceTable:
         raise ReadError(f"{member}: the file is empty") from None
     except (pl.exceptions.ComputeError, pl.exceptions.ShapeError):
         # polars' message quotes the offending line, so it is withheld
-        raise _unparsable(text, sep, member) from None
+        raise _unparsable(text.decode("utf-8"), sep, member) from None
     if not _every_row_complete(text, sep, frame):
         # polars pads a short row with empty cells: refused, never silently fixed
-        raise _unparsable(text, sep, member)
+        raise _unparsable(text.decode("utf-8"), sep, member)
     mapping = match_columns(frame.columns, dataset, member)
     ignored = [c for c in frame.columns if c not in mapping.values()]
     notes = [f"ignored {len(ignored)} column(s) not in schema '{dataset.name}': "
@@ -129,23 +134,95 @@ def read_delimited(data: bytes, dataset: Dataset, member: str) -> SourceTable:
                        notes)
 
 
-def _refuse_nul(text: str, member: str) -> None:
-    at = text.find("\x00")
+_LEADING_NEWLINES = re.compile(rb"[\r\n]*")
+
+
+def _utf8(data: bytes, encodings: tuple[str, ...], member: str) -> tuple[bytes, str]:
+    """The text as UTF-8 bytes, and the encoding it was decoded with (as :func:`decode`)."""
+    if data.startswith(codecs.BOM_UTF8):
+        body = data[3:]
+        _strict(body, "utf-8", member)
+        return body, "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return _strict(data, "utf-16", member).encode("utf-8"), "utf-16"
+    for encoding in encodings:
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+        if utf8 and _not_utf8_from_the_start(data):
+            continue
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if utf8:
+            return data, encoding  # valid UTF-8 already: no need to encode it again
+        return text.encode("utf-8"), encoding
+    raise ReadError(f"{member}: the text is in none of the encodings the schema allows "
+                    f"({', '.join(encodings)}); ask the sender which encoding they used")
+
+
+def _not_utf8_from_the_start(data: bytes, size: int = 1 << 16) -> bool:
+    """True when the first ``size`` bytes already prove ``data`` is not UTF-8.
+
+    Spares a failed decode of the whole file, which costs as much as a good one.
+    An error within the last few bytes of the sample may be a character cut in
+    two by the sample's end, so it proves nothing.
+    """
+    if len(data) <= size:
+        return False
+    try:
+        data[:size].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc.start < size - 4
+    return False
+
+
+def _stripped_end(data: bytes, end: int, chars: bytes) -> int:
+    """``len(data[:end].rstrip(chars))``, without copying ``data``."""
+    step = 256
+    while end > 0:
+        start = max(0, end - step)
+        kept = len(data[start:end].rstrip(chars))
+        if kept:
+            return start + kept
+        end = start
+        step *= 2
+    return 0
+
+
+def _trailer_end(text: bytes) -> tuple[int, int | None]:
+    """Where the text ends without its record-count trailer, and the count (as
+    :func:`split_trailer`, on UTF-8 bytes)."""
+    body_end = _stripped_end(text, len(text), b"\r\n\x1a ")  # DOS end-of-file marks too
+    cut = text.rfind(b"\n", 0, body_end)
+    last = text[cut + 1:body_end].decode("utf-8")
+    match = _TRAILER.match(last.strip("\r"))
+    # A line inside a quoted field is not a trailer: the text before it must
+    # leave no quote open.
+    if match and text.count(b'"', 0, cut + 1) % 2 == 0:
+        return cut + 1, int(match.group(1))
+    return len(text), None
+
+
+def _refuse_nul(text: bytes, member: str) -> None:
+    at = text.find(b"\x00")
     if at >= 0:
-        line = text.count("\n", 0, at) + 1
+        line = text.count(b"\n", 0, at) + 1
         raise ReadError(f"{member}: holds a NUL byte (line {line}); the file is binary or "
                         "damaged, ask the sender to export it again")
 
 
-def _without_trailing_blank_lines(text: str) -> str:
-    """Blank lines, and a DOS end-of-file mark on a line of its own, are not rows."""
-    body = text.rstrip("\r\n")
-    if body.endswith(("\n\x1a", "\r\x1a")):
-        body = body[:-1].rstrip("\r\n")
-    return body + "\n" if body != text else text
+def _without_trailing_blank_lines(text: bytes, end: int) -> bytes:
+    """``text[:end]`` without blank lines at its end, and a DOS end-of-file mark on a
+    line of its own: they are not rows."""
+    body = _stripped_end(text, end, b"\r\n")
+    if body >= 2 and text[body - 1] == 0x1A and text[body - 2] in b"\r\n":
+        body = _stripped_end(text, body - 1, b"\r\n")
+    if body != end:
+        return b"".join((memoryview(text)[:body], b"\n"))  # one copy, not two
+    return text if end == len(text) else text[:end]
 
 
-def _every_row_complete(text: str, sep: str, frame: pl.DataFrame) -> bool:
+def _every_row_complete(text: bytes, sep: str, frame: pl.DataFrame) -> bool:
     """True when every record had exactly as many fields as the header.
 
     polars refuses a row with too many fields but pads a short one. Every record
@@ -156,7 +233,7 @@ def _every_row_complete(text: str, sep: str, frame: pl.DataFrame) -> bool:
     counts = frame.select(pl.all().str.count_matches(sep, literal=True).sum()).row(0) \
         if frame.height else ()
     quoted = sum(int(n or 0) for n in counts) + sum(c.count(sep) for c in frame.columns)
-    return text.count(sep) == (frame.height + 1) * (frame.width - 1) + quoted
+    return text.count(sep.encode()) == (frame.height + 1) * (frame.width - 1) + quoted
 
 
 def _unparsable(text: str, sep: str, member: str) -> ReadError:

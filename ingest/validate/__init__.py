@@ -75,7 +75,7 @@ def _rule_failures(clean: pl.DataFrame, dataset: Dataset, delivery_date: date,
         with config_context(validation_enabled=True,
                             validation_depth=ValidationDepth.SCHEMA_AND_DATA):
             schema.validate(clean, lazy=True)
-        return pl.DataFrame(columns) if columns else pl.DataFrame({"_": [False] * n}).clear(n)
+        return pl.DataFrame(columns) if columns else pl.DataFrame(schema={"_": pl.Boolean}).clear(n)
     except pandera.errors.SchemaErrors as exc:
         # only where and which rule: failure cases and the message quote raw values
         cases = exc.failure_cases.select("schema_context", "column", "check", "index")
@@ -91,9 +91,8 @@ def _rule_failures(clean: pl.DataFrame, dataset: Dataset, delivery_date: date,
     cases = cases.filter(pl.col("column").is_null() | ~pl.col("column").is_in(list(unparsed))
                          | (pl.col("check") != "not_nullable"))
     for rule, group in cases.group_by("rule"):
-        mask = pl.Series([False] * n)
-        mask = mask.scatter(group["index"].cast(pl.Int64), True)
-        columns[str(rule[0])] = mask
+        mask = pl.repeat(False, n, dtype=pl.Boolean, eager=True)  # scatter writes in place
+        columns[str(rule[0])] = mask.scatter(group["index"].cast(pl.Int64), True)
     return pl.DataFrame(columns)
 
 
@@ -109,29 +108,36 @@ def _split(source: SourceTable, clean: pl.DataFrame, flags: pl.DataFrame,
            dataset: Dataset) -> ValidationResult:
     flags = flags.drop([c for c in flags.columns if c == "_"])
     n = clean.height
-    reasons = {c: int(flags[c].sum()) for c in flags.columns if flags[c].any()}
+    counts = flags.select(pl.all().sum()).row(0, named=True) if flags.width else {}
+    # sorted: a row's reasons read the same in every run, whatever order the rules
+    # were collected in
+    reasons = {c: int(k) for c, k in sorted(counts.items()) if k}
     if reasons:
-        bad = pl.Series("bad", [False] * n)
-        for name in reasons:
-            bad = bad | flags[name]
-        # "a; b" per row, from the columns it fails
-        reason_text = flags.select(
+        bad = flags.select(pl.any_horizontal(list(reasons)).alias("bad")).to_series()
+        # "a; b" per quarantined row, from the columns it fails
+        reason_text = flags.filter(bad).select(
             pl.concat_str([pl.when(pl.col(c)).then(pl.lit(c)) for c in reasons],
                           separator="; ", ignore_nulls=True).alias(REASONS)).to_series()
     else:
-        bad = pl.Series("bad", [False] * n)
-        reason_text = pl.Series(REASONS, [None] * n, dtype=pl.Utf8)
-    rows = pl.int_range(1, n + 1, eager=True).alias(ROW)
-    quarantined = (source.frame.with_columns(pl.all().cast(pl.Utf8))
-                   .with_columns(rows, reason_text).filter(bad))
+        bad = pl.repeat(False, n, dtype=pl.Boolean, eager=True).alias("bad")
+        reason_text = pl.Series(REASONS, [], dtype=pl.Utf8)
+    rows = pl.int_range(1, n + 1, eager=True).alias(ROW).filter(bad)
+    # only the quarantined rows are cast to text (the accepted ones are typed)
+    quarantined = (source.frame.filter(bad).with_columns(pl.all().cast(pl.Utf8))
+                   .with_columns(rows, reason_text))
     if dataset.unique:
-        first = clean.with_row_index(ROW, offset=1).select(pl.coalesce([
-            pl.when(pl.col(u).is_not_null() & ~pl.col(u).is_first_distinct())
-            .then(pl.col(ROW).first().over(u)) for u in dataset.unique]).alias(FIRST_ROW))
-        quarantined = quarantined.with_columns(first.to_series().filter(bad))
+        if any(reasons.get(f"{u}:duplicate") for u in dataset.unique):
+            first = clean.with_row_index(ROW, offset=1).select(pl.coalesce([
+                pl.when(pl.col(u).is_not_null() & ~pl.col(u).is_first_distinct())
+                .then(pl.col(ROW).first().over(u)) for u in dataset.unique]).alias(FIRST_ROW))
+            first_rows = first.to_series().filter(bad)
+        else:  # no duplicates: no row has a first occurrence to name
+            first_rows = pl.Series(FIRST_ROW, [None] * quarantined.height,
+                                   dtype=pl.get_index_type())
+        quarantined = quarantined.with_columns(first_rows)
     accepted = clean.filter(~bad)
     assert accepted.height + quarantined.height == n
-    return ValidationResult(accepted, quarantined, n, dict(sorted(reasons.items())))
+    return ValidationResult(accepted, quarantined, n, reasons)
 
 
 __all__ = ["ValidationResult", "validate"]

@@ -28,19 +28,51 @@ def coerce(frame: pl.DataFrame, dataset: Dataset,
     ``frame`` has the schema's source columns. The second frame has a column
     ``<clean>:<reason>`` for each column that can fail to parse.
     """
-    clean: list[pl.Expr] = []
-    failures: list[pl.Expr] = []
-    for col in dataset.columns:
-        dtype = frame.schema[col.source]
-        raw = pl.col(col.source)
-        present = _present(raw, dtype, dataset.null_tokens)
-        value = _parse(col, raw, dtype, present, excel_serials)
-        clean.append(value.alias(col.name))
-        failures.append((present.fill_null(False) & value.is_null())
-                        .alias(f"{col.name}:{_reason(col)}"))
-    both = frame.select(clean + failures)
+    # Whether a cell holds a value is worked out once per column (it feeds both
+    # the parser and the failure flag), and text dates are parsed with their
+    # first format everywhere, the other formats only where that one failed.
     names = [c.name for c in dataset.columns]
-    return both.select(names), both.drop(names)
+    present_names = _unused_names([*frame.columns, *names], len(names))
+    work = frame.with_columns(
+        _present(pl.col(col.source), frame.schema[col.source], dataset.null_tokens).alias(p)
+        for col, p in zip(dataset.columns, present_names, strict=True))
+    values: list[pl.Expr] = []
+    later: list[tuple[Column, str]] = []
+    for col, p in zip(dataset.columns, present_names, strict=True):
+        dtype = frame.schema[col.source]
+        formats = None
+        if col.kind == "date" and _text_dates(dtype) and len(col.date_formats) > 1:
+            formats = col.date_formats[:1]
+            later.append((col, p))
+        values.append(_parse(col, pl.col(col.source), dtype, pl.col(p), excel_serials,
+                             formats).alias(col.name))
+    clean = work.select(values)
+    for col, p in later:
+        missed = work[p] & clean[col.name].is_null()
+        if missed.any():
+            rows = missed.arg_true()
+            text = pl.col(col.source).cast(pl.Utf8).str.strip_chars()
+            retried = work[col.source].gather(rows).to_frame().select(pl.coalesce([
+                text.str.strptime(pl.Date, fmt, strict=False, exact=True)
+                for fmt in col.date_formats[1:]])).to_series()
+            clean = clean.with_columns(clean[col.name].scatter(rows, retried))
+    failures = pl.concat([work.select(present_names), clean], how="horizontal").select(
+        (pl.col(p).fill_null(False) & pl.col(col.name).is_null())
+        .alias(f"{col.name}:{_reason(col)}")
+        for col, p in zip(dataset.columns, present_names, strict=True))
+    return clean.select(names), failures
+
+
+def _unused_names(taken: list[str], count: int) -> list[str]:
+    prefix = "_present"
+    while any(c.startswith(prefix) for c in taken):
+        prefix = "_" + prefix
+    return [f"{prefix}{i}" for i in range(count)]
+
+
+def _text_dates(dtype: pl.DataType) -> bool:
+    """Dates in a column of this type are parsed from text by their formats."""
+    return not (dtype == pl.Date or isinstance(dtype, pl.Datetime) or _is_numeric(dtype))
 
 
 def _present(raw: pl.Expr, dtype: pl.DataType, null_tokens: tuple[str, ...]) -> pl.Expr:
@@ -56,7 +88,7 @@ def _reason(col: Column) -> str:
 
 
 def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
-           excel_serials: bool) -> pl.Expr:
+           excel_serials: bool, date_formats: tuple[str, ...] | None = None) -> pl.Expr:
     when_present = pl.when(present)
     if col.kind in ("string", "category"):
         if dtype == pl.Utf8:
@@ -90,7 +122,7 @@ def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
                 .otherwise(pl.lit(EXCEL_EPOCH) + pl.duration(days=whole)))
         text = raw.cast(pl.Utf8).str.strip_chars()
         parsed = [text.str.strptime(pl.Date, fmt, strict=False, exact=True)
-                  for fmt in col.date_formats]
+                  for fmt in (date_formats or col.date_formats)]
         return when_present.then(pl.coalesce(parsed))
     if col.kind == "float":
         number = raw.cast(pl.Float64) if _is_numeric(dtype) else (
