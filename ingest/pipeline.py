@@ -104,30 +104,34 @@ def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
     recipient = keyring.age_recipient()
     name = f"{dataset.name}.parquet"
-    # pyarrow and polars release the GIL: the Parquet file and the JSON Lines are
-    # built side by side on two cores
+    # Two cores: pyarrow, polars and numpy release the GIL, so the outputs that do
+    # not need pseudonyms (features, quarantine) are built while the pseudonyms
+    # are computed, then the Parquet file and the JSON Lines side by side.
     with ThreadPoolExecutor(max_workers=2) as pool:
+        side_job = pool.submit(_side_outputs, result, dataset, recipient, previous)
+        clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
         parquet_job = pool.submit(encrypt_parquet, clean.to_arrow(), keyring,
                                   restricted_columns(dataset), name, sha256)
-        jsonl_job = pool.submit(encrypt_jsonl, clean, recipient)
-        quarantine = encrypt_jsonl(result.quarantined, recipient)
-        matrix = None
-        if dataset.features.labels or dataset.features.categorical or \
-                dataset.features.numeric:
-            matrix = features.save(features.build(clean, dataset, encoding=previous),
-                                   recipient)
+        jsonl = encrypt_jsonl(clean, recipient)
         parquet = parquet_job.result()
-        jsonl = jsonl_job.result()
+        side = side_job.result()
     files = {name: (parquet.pop(name), "parquet")}
     files |= {n: (data, "key-material") for n, data in parquet.items()}
-    files |= {n: (data, "features") for n, data in (matrix or {}).items()}
-    return files | {
-        f"{dataset.name}.jsonl.age": (jsonl, "jsonl"),
-        "quarantine.jsonl.age": (quarantine, "quarantine"),
-    }
+    return files | {f"{dataset.name}.jsonl.age": (jsonl, "jsonl")} | side
+
+
+def _side_outputs(result: ValidationResult, dataset: Dataset, recipient: object,
+                  previous: Encoding | None) -> dict[str, tuple[bytes, str]]:
+    """The quarantine and the feature matrix: neither holds a pseudonymised column
+    (identifiers are never features), so they need not wait for the pseudonyms."""
+    files = {"quarantine.jsonl.age": (encrypt_jsonl(result.quarantined, recipient),
+                                      "quarantine")}
+    if dataset.features.labels or dataset.features.categorical or dataset.features.numeric:
+        matrix = features.build(result.accepted, dataset, encoding=previous)
+        files |= {n: (data, "features") for n, data in features.save(matrix, recipient).items()}
+    return files
 
 
 def publish_stage(files: dict[str, tuple[bytes, str]], summary: RunSummary, manifest: dict,
