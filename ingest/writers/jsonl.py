@@ -1,4 +1,8 @@
-"""JSON Lines encrypted in the age format, so ``age -d -i identity`` opens it."""
+"""JSON Lines encrypted in the age format, so ``age -d -i identity`` opens it.
+
+The rows are serialised a slice at a time into age's streaming encryption, so
+the plaintext JSON never exists whole in memory, only the ciphertext does.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,39 @@ import pyrage
 
 from ..errors import DecryptionError
 
+ROWS_PER_CHUNK = 65536
+
+
+class _JsonLines(io.RawIOBase):
+    """A readable stream of a frame's JSON Lines, made one slice of rows at a time."""
+
+    def __init__(self, frame: pl.DataFrame, rows: int = ROWS_PER_CHUNK) -> None:
+        self._frame = frame
+        self._rows = rows
+        self._offset = 0
+        self._chunk = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._chunk and self._offset < self._frame.height:
+            sink = io.BytesIO()
+            self._frame.slice(self._offset, self._rows).write_ndjson(sink)
+            self._offset += self._rows
+            self._chunk = sink.getbuffer()
+        count = min(len(buffer), len(self._chunk))
+        buffer[:count] = self._chunk[:count]
+        self._chunk = self._chunk[count:]
+        return count
+
 
 def encrypt_jsonl(frame: pl.DataFrame, recipient: object) -> bytes:
     """One JSON object per row (dates ISO 8601), sealed to ``recipient``."""
     sink = io.BytesIO()
-    frame.write_ndjson(sink)
-    return pyrage.encrypt(sink.getvalue(), [recipient])
+    pyrage.encrypt_io(io.BufferedReader(_JsonLines(frame), buffer_size=1 << 20), sink,
+                      [recipient])
+    return sink.getvalue()
 
 
 def decrypt_jsonl(data: bytes, identity: object, name: str = "file") -> pl.DataFrame:
