@@ -8,29 +8,40 @@
 The input is a plain (synthetic) cp1252 CSV, so decryption is left out and the
 peak belongs to reading, validating, encrypting and publishing alone.
 """
+
+from __future__ import annotations
+
 import json
 import os
 import resource
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
-d = Path(sys.argv[2])
-os.environ["INGEST_HOME"] = str(d / "home")
-rows = int(sys.argv[1])
-if sys.argv[3] == "gen":
-    from ingest.keys import Keyring
-    from ingest.synth import generate, to_delimited
-    Keyring.init()
-    frame, truth = generate(rows, seed=2026)
-    (d / "delivery").mkdir(parents=True, exist_ok=True)
-    (d / "delivery" / "cases.csv").write_bytes(to_delimited(frame))
-    sys.exit(0)
-from datetime import date
 
-from ingest.pipeline import run_delivery
+def main() -> None:
+    rows, folder, step = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
+    os.environ["INGEST_HOME"] = str(folder / "home")
+    if step == "gen":
+        from ingest.keys import Keyring
+        from ingest.synth import generate, to_delimited
 
-t = time.perf_counter()
-s = run_delivery(d / "delivery", out=d / "out", delivery_date=date(2026, 6, 30), force=True)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"rows": rows, "seconds": round(time.perf_counter() - t, 2), "peak_mb": peak // 1024, "stages": s.stage_seconds, "q": s.rows_quarantined}))
+        Keyring.init()
+        frame, _ = generate(rows, seed=2026)
+        (folder / "delivery").mkdir(parents=True, exist_ok=True)
+        (folder / "delivery" / "cases.csv").write_bytes(to_delimited(frame))
+        return
+    from ingest.pipeline import run_delivery
+
+    started = time.perf_counter()
+    summary = run_delivery(folder / "delivery", out=folder / "out",
+                           delivery_date=date(2026, 6, 30), force=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rows": rows, "seconds": round(time.perf_counter() - started, 2),
+                      "peak_mb": peak // 1024, "stages": summary.stage_seconds,
+                      "quarantined": summary.rows_quarantined}))
+
+
+if __name__ == "__main__":
+    main()
