@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import audit
-from ._fs import write_private
+from ._fs import exclusive_lock, write_private
 from .errors import IngestError, OutputError
 from .keys import MASTER_ROLES, Keyring
 from .outputs import manifest, output_dirs
@@ -27,19 +27,13 @@ REGISTRY = "output-roots.json"
 
 def register_output_root(settings: Settings, root: Path) -> None:
     """Remember where this keyring published, so a rotation can find every output."""
-    import fcntl
-    import os
-
     path = settings.home / REGISTRY
-    fd = os.open(settings.home / f".{REGISTRY}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # concurrent runs must not lose each other's root
+    # concurrent runs must not lose each other's root
+    with exclusive_lock(settings.home / f".{REGISTRY}.lock"):
         roots = set(json.loads(path.read_text())) if path.exists() else set()
         if str(root.resolve()) not in roots:
             roots.add(str(root.resolve()))
             write_private(path, json.dumps(sorted(roots)).encode())
-    finally:
-        os.close(fd)
 
 
 def output_roots(settings: Settings) -> list[Path]:

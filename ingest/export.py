@@ -31,7 +31,7 @@ from typing import BinaryIO, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ._fs import FILE_MODE, fsync_dir
+from ._fs import create_private, fsync_dir
 from .errors import OutputError, UsageError
 from .outputs import load_arrow, manifest, output_dirs
 from .settings import Settings
@@ -135,12 +135,9 @@ def export_plaintext(path: str | Path, dest_dir: str | Path,
 def _write_private_parquet(table: pa.Table, target: Path) -> None:
     """Owner-only, created exclusively, complete or absent (partial name, then rename)."""
     partial = target.with_name(f".{target.name}.partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with create_private(partial) as fh:
             pq.write_table(table, fh, compression="snappy")
-            fh.flush()
-            os.fsync(fh.fileno())
         if target.exists():
             raise UsageError(f"{target} appeared during the export; nothing was replaced")
         os.rename(partial, target)

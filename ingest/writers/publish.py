@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import fcntl
 import hashlib
 import json
 import os
@@ -21,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._fs import FILE_MODE, fsync_dir, private_dir
+from .._fs import create_private, exclusive_lock, fsync_dir, private_dir
 from ..errors import AlreadyProcessed, OutputError
 
 MANIFEST = "manifest.json"
@@ -47,14 +46,11 @@ def is_published(root: Path, delivery_id: str) -> bool:
 @contextlib.contextmanager
 def delivery_lock(root: Path, delivery_id: str) -> Iterator[None]:
     """Hold an exclusive lock for ``delivery_id`` under ``root`` (blocks until free)."""
-    with _writing(f"locking delivery {delivery_id} in {root}"):
-        locks = private_dir(root / ".locks")
-        fd = os.open(locks / f"{delivery_id}.lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with contextlib.ExitStack() as held:
+        with _writing(f"locking delivery {delivery_id} in {root}"):
+            held.enter_context(exclusive_lock(private_dir(root / ".locks")
+                                              / f"{delivery_id}.lock"))
         yield
-    finally:
-        os.close(fd)
 
 
 class Staging:
@@ -72,11 +68,8 @@ class Staging:
     def add(self, name: str, data: bytes, kind: str) -> Output:
         target = self.path / name
         with _writing(f"writing {name} of delivery {self.delivery_id}"):
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
-            with os.fdopen(fd, "wb") as fh:
+            with create_private(target) as fh:
                 fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
         out = Output(name, kind, hashlib.sha256(data).hexdigest(), len(data))
         self.outputs.append(out)
         return out
