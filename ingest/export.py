@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from ._fs import create_private, fsync_dir
 from .errors import OutputError, UsageError
-from .outputs import load_arrow, manifest, output_dirs
+from .outputs import load_arrow, manifest, output_dirs, with_delivery_id
 from .settings import Settings
 
 Format = Literal["arrow", "parquet"]
@@ -124,8 +124,7 @@ def export_plaintext(path: str | Path, dest_dir: str | Path,
     for folder, target in targets:
         table = load_arrow(folder, _columns(columns), settings)
         if len(folders) > 1:
-            table = table.append_column(
-                "delivery_id", pa.array([folder.name] * table.num_rows, pa.string()))
+            table = with_delivery_id(table, folder.name)
         _write_private_parquet(portable_table(table), target)
         written.append(target)
     fsync_dir(dest)

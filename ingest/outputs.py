@@ -34,12 +34,19 @@ def manifest(folder: str | Path) -> dict[str, Any]:
     return json.loads((Path(folder) / MANIFEST).read_text())
 
 
-def _table_file(folder: Path) -> Path:
+def _table_file(folder: Path) -> tuple[Path, str]:
+    """The delivery's Parquet file and the delivery SHA-256 it must carry (one read)."""
     doc = manifest(folder)
     for out in doc["outputs"]:
         if out["kind"] == "parquet":
-            return folder / out["path"]
+            return folder / out["path"], doc["delivery"]["sha256"]
     raise UsageError(f"{folder}: the manifest lists no Parquet output")
+
+
+def with_delivery_id(table: pa.Table, delivery_id: str) -> pa.Table:
+    """The table with a ``delivery_id`` column, as one table of many deliveries has."""
+    return table.append_column("delivery_id",
+                               pa.array([delivery_id] * table.num_rows, pa.string()))
 
 
 def load_arrow(path: str | Path, columns: list[str] | None = None,
@@ -48,12 +55,9 @@ def load_arrow(path: str | Path, columns: list[str] | None = None,
     folders = output_dirs(path)
     tables = []
     for folder in folders:
-        table = read_parquet(_table_file(folder), keyring, columns,
-                             delivery_sha256=manifest(folder)["delivery"]["sha256"])
-        if len(folders) > 1:
-            table = table.append_column(
-                "delivery_id", pa.array([folder.name] * table.num_rows, pa.string()))
-        tables.append(table)
+        file, sha256 = _table_file(folder)
+        table = read_parquet(file, keyring, columns, delivery_sha256=sha256)
+        tables.append(with_delivery_id(table, folder.name) if len(folders) > 1 else table)
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 \
         else tables[0]
 
@@ -101,7 +105,7 @@ def scan(path: str | Path, settings: Settings | None = None) -> pl.LazyFrame:
     keyring = Keyring.open(settings or load_settings())
     folders = output_dirs(path)
     several = len(folders) > 1
-    files = [(f.name, _table_file(f), manifest(f)["delivery"]["sha256"]) for f in folders]
+    files = [(f.name, *_table_file(f)) for f in folders]
     first = pl.from_arrow(open_parquet(files[0][1], keyring).schema_arrow.empty_table())
     assert isinstance(first, pl.DataFrame)
     schema = dict(first.schema) | ({"delivery_id": pl.Utf8} if several else {})

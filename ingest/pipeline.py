@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from . import __version__, audit, features
+from .custody import register_output_root
 from .errors import IngestError, ValidationRejected
 from .features import Encoding
 from .keys import Keyring, session
@@ -153,15 +154,9 @@ def publish_stage(files: dict[str, tuple[bytes, str]], summary: RunSummary, mani
     return final
 
 
-def register_output_root(settings: Settings, out: Path) -> None:
-    from .custody import register_output_root as register
-
-    register(settings, out)
-
-
 def build_manifest(delivery: Delivery, table: SourceTable, result: ValidationResult,
                    dataset: Dataset, keyring: Keyring, delivery_date: date,
-                   started: datetime) -> dict[str, Any]:
+                   started: datetime, warnings: list[str]) -> dict[str, Any]:
     """Everything about the run but the data: fingerprints, counts, key ids, versions."""
     import pandera
     import pyarrow
@@ -190,7 +185,7 @@ def build_manifest(delivery: Delivery, table: SourceTable, result: ValidationRes
                 "finished": datetime.now(UTC).isoformat(timespec="seconds"),
                 "user": getpass.getuser(), "host": socket.gethostname(),
                 "python": platform.python_version()},
-        "warnings": list(delivery.warnings),
+        "warnings": list(warnings),
     }
 
 
@@ -276,7 +271,8 @@ def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Setting
         previous = features.latest_encoding(out, keyring.age_identity(), exclude=delivery.id)
         files = timed("encrypt", encrypt_stage, result, dataset, keyring, delivery.sha256,
                       previous)
-        manifest = build_manifest(delivery, table, result, dataset, keyring, when, started)
+        manifest = build_manifest(delivery, table, result, dataset, keyring, when, started,
+                                  summary.warnings)
         summary.rows_in, summary.rows_accepted = result.rows_in, result.rows_accepted
         summary.rows_quarantined = result.rows_quarantined
         summary.quarantine_reasons = result.reasons
