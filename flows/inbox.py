@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ingest._fs import FILE_MODE, private_dir
+from ingest._fs import private_dir, write_private
 from ingest.errors import UsageError
 from ingest.media.checksums import is_checksum_file
 from ingest.settings import Settings
@@ -181,11 +181,8 @@ class Inbox:
         for extra in companions:
             with contextlib.suppress(FileNotFoundError):
                 os.rename(extra, dest_dir / (name + extra.name[len(entry.name):]))
-        text = " ".join(reason.split()) + "\n"
-        fd = os.open(dest_dir / f"{name}.reason.txt",
-                     os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        write_private(dest_dir / f"{name}.reason.txt",
+                      (" ".join(reason.split()) + "\n").encode("utf-8"))
         self._seen.pop(entry.name, None)
         return dest_dir / name
 
