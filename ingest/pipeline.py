@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from . import __version__, audit, features
 from .custody import register_output_root
@@ -36,11 +37,12 @@ from .writers import (
     Staging,
     apply_policies,
     delivery_lock,
-    encrypt_jsonl,
-    encrypt_parquet,
     is_published,
     restricted_columns,
+    write_jsonl,
+    write_parquet,
 )
+from .writers.parquet import key_material_name
 
 logger = logging.getLogger("ingest")
 
@@ -96,47 +98,53 @@ def validate_stage(table: SourceTable, dataset: Dataset, delivery_date: date,
 
 
 def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
-                  sha256: str, previous: Encoding | None = None
-                  ) -> dict[str, tuple[bytes, str]]:
-    """Every data output as ciphertext in memory, by file name.
+                  sha256: str, previous: Encoding | None, staging: Staging) -> None:
+    """Every data output, encrypted, streamed into the staging folder.
 
     The feature matrix reuses ``previous`` (the last delivery's encoding) so
     that columns line up across deliveries.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    staging.clear()
     recipient = keyring.age_recipient()
-    name = f"{dataset.name}.parquet"
-    # Two cores: pyarrow, polars and numpy release the GIL, so the outputs that do
-    # not need pseudonyms (features, quarantine) are built while the pseudonyms
-    # are computed, then the Parquet file and the JSON Lines side by side.
+    # Two cores: pyarrow, polars, numpy and file writes release the GIL, so the
+    # outputs that do not need pseudonyms (features, quarantine) are made while
+    # the pseudonyms are computed, then the Parquet file beside the JSON Lines.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        side_job = pool.submit(_side_outputs, result, dataset, recipient, previous)
+        side_job = pool.submit(_side_outputs, result, dataset, recipient, previous, staging)
         clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
-        parquet_job = pool.submit(encrypt_parquet, clean.to_arrow(), keyring,
-                                  restricted_columns(dataset), name, sha256)
-        jsonl = encrypt_jsonl(clean, recipient)
-        parquet = parquet_job.result()
-        side = side_job.result()
-    files = {name: (parquet.pop(name), "parquet")}
-    files |= {n: (data, "key-material") for n, data in parquet.items()}
-    return files | {f"{dataset.name}.jsonl.age": (jsonl, "jsonl")} | side
+        parquet_job = pool.submit(_parquet_output, clean.to_arrow(), dataset, keyring, sha256,
+                                  staging)
+        with staging.open(f"{dataset.name}.jsonl.age", "jsonl") as sink:
+            write_jsonl(clean, recipient, sink)
+        parquet_job.result()
+        side_job.result()
+
+
+def _parquet_output(table: pa.Table, dataset: Dataset, keyring: Keyring, sha256: str,
+                    staging: Staging) -> None:
+    name = f"{dataset.name}.parquet"
+    with staging.open(name, "parquet") as sink:
+        material = write_parquet(table, keyring, restricted_columns(dataset), name, sha256,
+                                 sink)
+    staging.add(key_material_name(name), material, "key-material")
 
 
 def _side_outputs(result: ValidationResult, dataset: Dataset, recipient: object,
-                  previous: Encoding | None) -> dict[str, tuple[bytes, str]]:
+                  previous: Encoding | None, staging: Staging) -> None:
     """The quarantine and the feature matrix: neither holds a pseudonymised column
     (identifiers are never features), so they need not wait for the pseudonyms."""
-    files = {"quarantine.jsonl.age": (encrypt_jsonl(result.quarantined, recipient),
-                                      "quarantine")}
+    with staging.open("quarantine.jsonl.age", "quarantine") as sink:
+        write_jsonl(result.quarantined, recipient, sink)
     if dataset.features.labels or dataset.features.categorical or dataset.features.numeric:
         matrix = features.build(result.accepted, dataset, encoding=previous)
-        files |= {n: (data, "features") for n, data in features.save(matrix, recipient).items()}
-    return files
+        for name, data in features.save(matrix, recipient).items():
+            staging.add(name, data, "features")
 
 
-def publish_stage(files: dict[str, tuple[bytes, str]], summary: RunSummary, manifest: dict,
-                  out: Path, force: bool, audit_log: Path | None = None) -> Path:
+def publish_stage(staging: Staging, summary: RunSummary, manifest: dict, force: bool,
+                  audit_log: Path | None = None) -> Path:
     def record(entry: Output) -> None:
         # logged before the rename: a run killed right after it still left a
         # manifest that the audit log knows
@@ -145,12 +153,8 @@ def publish_stage(files: dict[str, tuple[bytes, str]], summary: RunSummary, mani
                          delivery_sha256=summary.delivery_sha256,
                          outputs={MANIFEST: entry.sha256})
 
-    with Staging(out, summary.delivery_id) as staging:
-        for name, (data, kind) in files.items():
-            staging.add(name, data, kind)
-        manifest["outputs"] = [asdict(o) for o in staging.outputs]
-        final = staging.publish(manifest, force=force, before_rename=record)
-        summary.outputs = [asdict(o) for o in staging.outputs]
+    final = staging.publish(manifest, force=force, before_rename=record)
+    summary.outputs = [asdict(o) for o in staging.outputs]
     return final
 
 
@@ -269,16 +273,17 @@ def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Setting
                  result.rows_quarantined)
         table = replace(table, frame=table.frame.clear())  # nor the source table
         previous = features.latest_encoding(out, keyring.age_identity(), exclude=delivery.id)
-        files = timed("encrypt", encrypt_stage, result, dataset, keyring, delivery.sha256,
-                      previous)
-        manifest = build_manifest(delivery, table, result, dataset, keyring, when, started,
-                                  summary.warnings)
-        summary.rows_in, summary.rows_accepted = result.rows_in, result.rows_accepted
-        summary.rows_quarantined = result.rows_quarantined
-        summary.quarantine_reasons = result.reasons
         register_output_root(settings, out)
-        final = timed("publish", publish_stage, files, summary, manifest, out, force,
-                      settings.audit_log)
+        with Staging(out, delivery.id) as staging:
+            timed("encrypt", encrypt_stage, result, dataset, keyring, delivery.sha256,
+                  previous, staging)
+            manifest = build_manifest(delivery, table, result, dataset, keyring, when,
+                                      started, summary.warnings)
+            summary.rows_in, summary.rows_accepted = result.rows_in, result.rows_accepted
+            summary.rows_quarantined = result.rows_quarantined
+            summary.quarantine_reasons = result.reasons
+            final = timed("publish", publish_stage, staging, summary, manifest, force,
+                          settings.audit_log)
     summary.output_dir = str(final)
     log.info("published %d outputs to %s", len(summary.outputs), final)
     return summary

@@ -179,6 +179,8 @@ def test_pseudonyms_are_hmac_sha256_of_the_identifier() -> None:
     expected = hmac.new(key.material, b"P0000ABCD", hashlib.sha256).hexdigest()
     assert tokens[0] == tokens[2] == expected and tokens[1] is None
     assert tokens[3] != expected and len(tokens[3]) == 64
+    accented = pseudonymise(pl.Series(["Zoë Ñúñez"]), key).item()
+    assert accented == hmac.new(key.material, "Zoë Ñúñez".encode(), hashlib.sha256).hexdigest()
 
 
 def test_feature_columns_line_up_across_deliveries(pgp_delivery, tmp_path: Path) -> None:

@@ -1,12 +1,14 @@
 """JSON Lines encrypted in the age format, so ``age -d -i identity`` opens it.
 
 The rows are serialised a slice at a time into age's streaming encryption, so
-the plaintext JSON never exists whole in memory, only the ciphertext does.
+the plaintext JSON never exists whole in memory; the ciphertext goes on to the
+sink it is given (the publisher's staging file).
 """
 
 from __future__ import annotations
 
 import io
+from typing import BinaryIO
 
 import polars as pl
 import pyrage
@@ -40,11 +42,16 @@ class _JsonLines(io.RawIOBase):
         return count
 
 
-def encrypt_jsonl(frame: pl.DataFrame, recipient: object) -> bytes:
-    """One JSON object per row (dates ISO 8601), sealed to ``recipient``."""
-    sink = io.BytesIO()
+def write_jsonl(frame: pl.DataFrame, recipient: object, sink: BinaryIO) -> None:
+    """One JSON object per row (dates ISO 8601), sealed to ``recipient``, into ``sink``."""
     pyrage.encrypt_io(io.BufferedReader(_JsonLines(frame), buffer_size=1 << 20), sink,
                       [recipient])
+
+
+def encrypt_jsonl(frame: pl.DataFrame, recipient: object) -> bytes:
+    """:func:`write_jsonl` into memory."""
+    sink = io.BytesIO()
+    write_jsonl(frame, recipient, sink)
     return sink.getvalue()
 
 

@@ -14,8 +14,10 @@ a file moved from one delivery's folder to another's is detected.
 
 from __future__ import annotations
 
+import io
 import secrets
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -35,12 +37,13 @@ def key_material_name(parquet_name: str) -> str:
     return f"{KEY_MATERIAL_PREFIX}{parquet_name}.json"
 
 
-def encrypt_parquet(table: pa.Table, keyring: Keyring, restricted: list[str], name: str,
-                    delivery_sha256: str) -> dict[str, bytes]:
-    """The encrypted Parquet file and its key material, as bytes by file name.
+def write_parquet(table: pa.Table, keyring: Keyring, restricted: list[str], name: str,
+                  delivery_sha256: str, sink: BinaryIO) -> bytes:
+    """Write the encrypted Parquet file into ``sink``; returns its key material.
 
-    Both are built in a private in-memory file system; nothing touches the disk
-    until the publisher writes the ciphertext.
+    pyarrow writes the key material when the file's keys are made, before the
+    first byte of data; it is caught in a private in-memory file system and
+    returned, to be stored beside the file as ``key_material_name(name)``.
     """
     from fsspec.implementations.memory import MemoryFileSystem
 
@@ -58,17 +61,24 @@ def encrypt_parquet(table: pa.Table, keyring: Keyring, restricted: list[str], na
     memory = MemoryFileSystem()
     fs = pafs.PyFileSystem(pafs.FSSpecHandler(memory))
     folder = f"/ingest-{secrets.token_hex(8)}"
-    path = f"{folder}/{name}"
     try:
         factory = pe.CryptoFactory(keyring.kms_factory())
-        props = factory.file_encryption_properties(pe.KmsConnectionConfig(), config, path, fs)
-        with fs.open_output_stream(path) as sink:
-            pq.write_table(table, sink, encryption_properties=props, compression="zstd",
-                           row_group_size=128 * 1024)
-        return {name: memory.cat(path),
-                key_material_name(name): memory.cat(f"{folder}/{key_material_name(name)}")}
+        props = factory.file_encryption_properties(pe.KmsConnectionConfig(), config,
+                                                   f"{folder}/{name}", fs)
+        material = memory.cat(f"{folder}/{key_material_name(name)}")
     finally:
         memory.rm(folder, recursive=True)
+    pq.write_table(table, sink, encryption_properties=props, compression="zstd",
+                   row_group_size=128 * 1024)
+    return material
+
+
+def encrypt_parquet(table: pa.Table, keyring: Keyring, restricted: list[str], name: str,
+                    delivery_sha256: str) -> dict[str, bytes]:
+    """:func:`write_parquet` into memory: the file and its key material by file name."""
+    sink = io.BytesIO()
+    material = write_parquet(table, keyring, restricted, name, delivery_sha256, sink)
+    return {name: sink.getvalue(), key_material_name(name): material}
 
 
 def read_parquet(path: Path, keyring: Keyring, columns: list[str] | None = None,

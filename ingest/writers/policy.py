@@ -7,10 +7,9 @@ kept, but encrypted under the restricted master key; drop: never written.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 import polars as pl
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.hmac import HMAC
 
 from ..keys import SecretKey
 from ..schema import Dataset
@@ -20,18 +19,20 @@ def pseudonymise(values: pl.Series, key: SecretKey) -> pl.Series:
     """HMAC-SHA-256 of each value under ``key``, as 64 hex digits; nulls stay null.
 
     Each distinct value is hashed once (people recur across cases), from a copy
-    of one keyed ``hmac`` object: cheaper per value than a fresh HMAC.
+    of one keyed HMAC (``cryptography``'s, the cheapest per value); the digests
+    become hex in one vectorised step.
     """
-    keyed = hmac.new(key.material, digestmod=hashlib.sha256)
+    keyed = HMAC(key.material, SHA256())
 
-    def token(value: str) -> str:
+    def digest(value: bytes) -> bytes:
         mac = keyed.copy()
-        mac.update(value.encode("utf-8"))
-        return mac.hexdigest()
+        mac.update(value)
+        return mac.finalize()
 
     uniques = values.unique().drop_nulls()
-    tokens = [token(v) for v in uniques.to_list()]
-    mapping = pl.DataFrame({"v": uniques, "t": pl.Series(tokens, dtype=pl.Utf8)})
+    digests = pl.Series([digest(v) for v in uniques.cast(pl.Binary).to_list()],
+                        dtype=pl.Binary)
+    mapping = pl.DataFrame({"v": uniques, "t": digests.bin.encode("hex")})
     return (values.to_frame("v").join(mapping, on="v", how="left", maintain_order="left")
             ["t"].alias(values.name))
 

@@ -1,10 +1,12 @@
 """Outputs appear atomically or not at all.
 
-A run writes into a private staging folder beside the output root, fsyncs every
-file, writes the manifest last, then renames the folder into place in one step
-(an atomic exchange when a forced re-run replaces earlier outputs). A killed run
-leaves only a staging folder, removed by the next run. One lock per delivery
-keeps two runs of the same delivery from publishing at once.
+A run writes into a private staging folder beside the output root, each output
+streamed straight into its file (hashed as it is written, fsynced when it is
+closed, so no output needs to be held whole in memory), writes the manifest
+last, then renames the folder into place in one step (an atomic exchange when a
+forced re-run replaces earlier outputs). A killed run leaves only a staging
+folder, removed by the next run. One lock per delivery keeps two runs of the
+same delivery from publishing at once.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import io
 import json
 import os
 import secrets
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from .._fs import create_private, exclusive_lock, fsync_dir, private_dir
 from ..errors import AlreadyProcessed, OutputError
@@ -65,14 +69,31 @@ class Staging:
             self.path = self.root / f".staging-{delivery_id}-{secrets.token_hex(4)}"
             self.path.mkdir(mode=0o700)
 
-    def add(self, name: str, data: bytes, kind: str) -> Output:
-        target = self.path / name
+    @contextlib.contextmanager
+    def open(self, name: str, kind: str) -> Iterator[BinaryIO]:
+        """A new output file, written as a stream: hashed as it goes, fsynced on close.
+
+        Safe to use from several threads at once, one file each.
+        """
         with _writing(f"writing {name} of delivery {self.delivery_id}"):
-            with create_private(target) as fh:
-                fh.write(data)
-        out = Output(name, kind, hashlib.sha256(data).hexdigest(), len(data))
-        self.outputs.append(out)
-        return out
+            with create_private(self.path / name) as fh:
+                raw = HashingWriter(fh)
+                buffered = io.BufferedWriter(raw, buffer_size=1 << 20)  # type: ignore[type-var]
+                yield buffered  # type: ignore[misc]
+                buffered.flush()
+        self.outputs.append(Output(name, kind, raw.sha256.hexdigest(), raw.size))
+
+    def clear(self) -> None:
+        """Remove what was staged so far (a stage that is run again starts afresh)."""
+        for entry in self.path.iterdir():
+            entry.unlink()
+        self.outputs.clear()
+
+    def add(self, name: str, data: bytes, kind: str) -> Output:
+        """A whole output at once."""
+        with self.open(name, kind) as sink:
+            sink.write(data)
+        return next(o for o in reversed(self.outputs) if o.path == name)
 
     def publish(self, manifest: dict, force: bool = False,
                 before_rename: Callable[[Output], None] | None = None) -> Path:
@@ -81,6 +102,8 @@ class Staging:
         ``before_rename`` sees the manifest's output entry once it is on disk, so a
         record of it (the audit log) exists before the outputs become visible.
         """
+        self.outputs.sort(key=lambda o: o.path)
+        manifest["outputs"] = [asdict(o) for o in self.outputs]
         data = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         entry = self.add(MANIFEST, data, "manifest")
         if before_rename is not None:
@@ -111,6 +134,27 @@ class Staging:
     def __exit__(self, *exc: object) -> None:
         if self.path.exists():
             self.discard()
+
+
+class HashingWriter(io.RawIOBase):
+    """A binary file that keeps the SHA-256 and size of what went through it."""
+
+    def __init__(self, fh: BinaryIO) -> None:
+        self._fh = fh
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:  # type: ignore[override]
+        self.sha256.update(data)
+        self._fh.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def close(self) -> None:  # the file itself is closed (and synced) by Staging.open
+        super().close()
 
 
 @contextlib.contextmanager
