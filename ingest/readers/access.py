@@ -7,9 +7,11 @@ memory file (``memfd``) that the mdbtools processes inherit and open as
 the schema; lookup tables beside it are ignored.
 
 Column types come from ``mdb-schema``; ``mdb-export`` writes CSV to a pipe with
-four-digit-year dates. Date/Time columns become Date (Datetime when a time of
-day is present), Yes/No Boolean, whole-number types Int64 (a CASE_ID stored as a
-Long Integer is zero-padded by coercion), Double/Single/Currency Float64.
+four-digit-year dates, parsed and typed a batch of whole records at a time on a
+second thread while mdb-export writes the rest. Date/Time columns become Date
+(Datetime when a time of day is present), Yes/No Boolean, whole-number types
+Int64 (a CASE_ID stored as a Long Integer is zero-padded by coercion),
+Double/Single/Currency Float64.
 mdbtools prints dates it cannot represent (before 1899-12-30, after 9999) as
 ``1900-01-00``: such a column stays text, its good dates written in the
 schema's date format and the bad ones as printed, so those rows are quarantined
@@ -22,12 +24,17 @@ mdbtools: it is refused with :class:`DecryptionError`, before mdbtools runs.
 from __future__ import annotations
 
 import contextlib
-import io
+import fcntl
 import os
 import re
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 import polars as pl
 
@@ -41,6 +48,14 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EXPORT_BIND_SIZE = 200_000
 """mdb-export's fixed buffer per value (bytes, with the terminating NUL); a
 longer Memo is cut short by mdbtools, with no option to raise it."""
+EXPORT_BATCH_BYTES = 8 << 20
+"""mdb-export's CSV is parsed and typed this many bytes (whole records) at a
+time, on a second thread, while mdb-export is still writing the rest."""
+_PIPE_BYTES = 1 << 20
+_PIPE_PAUSE_SECONDS = 0.005
+"""mdb-export writes 4 KiB at a time: a reader woken for every write (12,000
+for 50 MB) slows it by a tenth. Pausing between reads lets a 1 MiB pipe fill
+(about 300 KB come in the pause), so mdb-export never waits for the reader."""
 
 _MAGIC = (b"Standard Jet DB", b"Standard ACE DB")
 _HEADER_MASK_KEY = bytes.fromhex("c7da396b")
@@ -75,10 +90,9 @@ def read(data: bytes, dataset: Dataset, member: str) -> SourceTable:
         mapping = match_columns([c.name for c in columns], dataset, f"{member} (table {name})")
         by_name = {c.name: c for c in columns}
         wanted = [by_name[mapping[s]] for s in dataset.source_names]
-        raw = _export(db, name, wanted)
-    frame = pl.DataFrame([
-        _typed(raw.get_column(column.name), column, spec, member).alias(spec.source)
-        for spec, column in zip(dataset.columns, wanted, strict=True)])
+        typed = _export(db, name, list(zip(wanted, dataset.columns, strict=True)))
+    frame = pl.DataFrame([series.alias(spec.source)
+                          for series, spec in zip(typed, dataset.columns, strict=True)])
     notes = [f"table {name} of {', '.join(sorted(tables))}"] if len(tables) > 1 else []
     return SourceTable(member, "accdb" if data[4:19] == _MAGIC[1] else "mdb", frame,
                        "utf-8", None, notes)
@@ -94,9 +108,7 @@ def read_table(data: bytes, table: str, member: str = "database") -> pl.DataFram
         if table not in tables:
             raise ReadError(f"{member}: no table {table} (tables: "
                             f"{', '.join(sorted(tables)) or 'none'})")
-        raw = _export(db, table, tables[table])
-    return pl.DataFrame([_typed(raw.get_column(c.name), c, None, member)
-                         for c in tables[table]])
+        return pl.DataFrame(_export(db, table, [(c, None) for c in tables[table]]))
 
 
 def list_tables(data: bytes, member: str = "database") -> dict[str, int]:
@@ -105,21 +117,32 @@ def list_tables(data: bytes, member: str = "database") -> dict[str, int]:
         return {name: db.count(name) for name in db.tables()}
 
 
-def _export(db: _Database, table: str, wanted: list[AccessColumn]) -> pl.DataFrame:
-    """The table's text, all columns, after checking the wanted ones can be exported."""
-    for column in wanted:
+def _export(db: _Database, table: str,
+            wanted: list[tuple[AccessColumn, Column | None]]) -> list[pl.Series]:
+    """The wanted columns of the table, typed, each for its schema column if any.
+
+    The exported rows are checked against ``mdb-count``.
+    """
+    for column, _ in wanted:
         if _kind(column) is None:
             raise ReadError(
                 f"{db.member}: column {column.name} of table {table} has an Access type "
                 f"({column.type}) that mdbtools cannot export (attachment, multi-value or "
                 "Date/Time Extended); ask the sender to change it to a standard type, "
                 "or to export CSV")
-    raw = db.export(table, [c.name for c in db.tables()[table]])
-    expected = db.count(table)
-    if raw.height != expected:
-        raise ReadError(f"{db.member}: table {table} has {expected} rows but {raw.height} "
+    typers = [_ColumnTyper(column, spec, db.member) for column, spec in wanted]
+
+    def take(batch: pl.DataFrame) -> None:
+        for typer in typers:
+            typer.add(batch.get_column(typer.column.name))
+
+    with db.started("mdb-count", db.path, table) as counting:
+        exported = db.export(table, [c.name for c in db.tables()[table]], take)
+        expected = db.count_from(counting, table)
+    if exported != expected:
+        raise ReadError(f"{db.member}: table {table} has {expected} rows but {exported} "
                         "were exported; the database may be damaged, ask for it again")
-    return raw
+    return [typer.result() for typer in typers]
 
 
 # --- mdbtools over a memory file ----------------------------------------------------------
@@ -132,57 +155,177 @@ class _Database:
         self.path = f"/proc/self/fd/{fd}"  # the child's own descriptor, inherited
         self._tables: dict[str, list[AccessColumn]] | None = None
 
-    def run(self, *args: str) -> bytes:
+    @contextlib.contextmanager
+    def started(self, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+        """An mdbtools command running, its output on a pipe; killed if left early."""
         try:
-            done = subprocess.run(list(args), pass_fds=(self.fd,), capture_output=True,
-                                  timeout=TIMEOUT_SECONDS, check=False,
-                                  # C numbers: a decimal comma would break the CSV
-                                  env={**_JET3_CHARSET, **os.environ, "LC_ALL": "C.UTF-8"})
+            # stderr is never shown (it may name objects or quote values), so not kept
+            process = subprocess.Popen(
+                list(args), pass_fds=(self.fd,), stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                # C numbers: a decimal comma would break the CSV
+                env={**_JET3_CHARSET, **os.environ, "LC_ALL": "C.UTF-8"})
         except FileNotFoundError:
             raise ReadError(f"{self.member}: reading Access needs mdbtools "
                             f"({args[0]} not found); install it (apt-get install "
                             "mdbtools)") from None
+        with process:
+            try:
+                yield process
+            finally:
+                if process.poll() is None:
+                    process.kill()
+
+    def finish(self, process: subprocess.Popen[bytes]) -> bytes:
+        """The output of a command from :meth:`started`, once it has succeeded."""
+        try:
+            out, _ = process.communicate(timeout=TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
-            raise ReadError(f"{self.member}: {args[0]} did not finish in "
-                            f"{TIMEOUT_SECONDS} s; the database may be damaged") from None
-        if done.returncode != 0:
-            # stderr is not shown: it may name objects or quote values
-            raise ReadError(f"{self.member}: mdbtools could not read the database "
-                            f"({args[0]} failed); it is damaged, truncated or not an "
-                            "Access database. Ask the sender for it again, or for CSV")
-        return done.stdout
+            process.kill()
+            process.communicate()
+            raise self._failure(process, timed_out=True) from None
+        if process.returncode != 0:
+            raise self._failure(process)
+        return out
+
+    def _failure(self, process: subprocess.Popen[bytes], timed_out: bool = False
+                 ) -> ReadError:
+        program = cast(list[str], process.args)[0]
+        if timed_out:
+            return ReadError(f"{self.member}: {program} did not finish in "
+                             f"{TIMEOUT_SECONDS} s; the database may be damaged")
+        return ReadError(f"{self.member}: mdbtools could not read the database "
+                         f"({program} failed); it is damaged, truncated or not an "
+                         "Access database. Ask the sender for it again, or for CSV")
+
+    def run(self, *args: str) -> bytes:
+        with self.started(*args) as process:
+            return self.finish(process)
 
     def tables(self) -> dict[str, list[AccessColumn]]:
         if self._tables is None:
-            names = [n for n in self.run("mdb-tables", "-1", self.path)
-                     .decode("utf-8", "replace").splitlines() if n]
-            schema = self.run("mdb-schema", "--no-not-null", "--no-indexes",
-                              "--no-relations", "--no-default-values", self.path,
-                              "access").decode("utf-8", "replace")
-            parsed = _parse_schema(schema)
+            with self.started("mdb-tables", "-1", self.path) as listing, \
+                    self.started("mdb-schema", "--no-not-null", "--no-indexes",
+                                 "--no-relations", "--no-default-values", self.path,
+                                 "access") as schema:
+                names = [n for n in self.finish(listing).decode("utf-8", "replace")
+                         .splitlines() if n]
+                parsed = _parse_schema(self.finish(schema).decode("utf-8", "replace"))
             self._tables = {n: parsed.get(n, []) for n in names}
         return self._tables
 
     def count(self, table: str) -> int:
-        text = self.run("mdb-count", self.path, table).strip()
+        with self.started("mdb-count", self.path, table) as process:
+            return self.count_from(process, table)
+
+    def count_from(self, process: subprocess.Popen[bytes], table: str) -> int:
+        text = self.finish(process).strip()
         if not text.isdigit():
             raise ReadError(f"{self.member}: mdb-count gave no row count for table {table}")
         return int(text)
 
-    def export(self, table: str, names: list[str]) -> pl.DataFrame:
+    def export(self, table: str, names: list[str],
+               take: Callable[[pl.DataFrame], None]) -> int:
+        """The table's rows, all columns as text, handed to ``take`` a batch at a time
+        (on another thread, in order) while mdb-export writes the rest; the row count.
+        """
+        expired = threading.Event()
+        failure: ReadError | None = None
+        rows = 0
         # no header (a name may hold a comma); dates with four-digit years;
         # binary as hex so the CSV stays valid UTF-8
-        out = self.run("mdb-export", "-H", "-D", "%Y-%m-%d", "-T", DATETIME_FORMAT,
-                       "-b", "hex", self.path, table)
-        if not out.strip():
-            return pl.DataFrame({n: pl.Series([], dtype=pl.Utf8) for n in names})
-        try:
-            return pl.read_csv(io.BytesIO(out), has_header=False, new_columns=names,
-                               infer_schema=False, quote_char='"', encoding="utf8")
-        except (pl.exceptions.ComputeError, pl.exceptions.ShapeError):
-            raise ReadError(f"{self.member}: the export of table {table} could not be "
-                            "parsed (invalid UTF-8 or a broken row); ask the sender for "
-                            "a CSV export") from None
+        with self.started("mdb-export", "-H", "-D", "%Y-%m-%d", "-T", DATETIME_FORMAT,
+                          "-b", "hex", self.path, table) as process, \
+                ThreadPoolExecutor(1, thread_name_prefix="access-export") as worker:
+            assert process.stdout is not None
+
+            def expire() -> None:
+                expired.set()
+                process.kill()
+
+            def parse(batch: bytes) -> int:
+                try:
+                    frame = pl.read_csv(batch, has_header=False, new_columns=names,
+                                        infer_schema=False, quote_char='"', encoding="utf8")
+                except (pl.exceptions.ComputeError, pl.exceptions.ShapeError):
+                    raise ReadError(
+                        f"{self.member}: the export of table {table} could not be parsed "
+                        "(invalid UTF-8 or a broken row); ask the sender for a CSV "
+                        "export") from None
+                take(frame)
+                return frame.height
+
+            timer = threading.Timer(TIMEOUT_SECONDS, expire)
+            timer.start()
+            pending: deque[Future[int]] = deque()
+            try:
+                pipe = process.stdout.fileno()
+                pause = _PIPE_PAUSE_SECONDS if _widen(pipe) else 0.0
+                try:
+                    for batch in _batches(pipe, pause):
+                        pending.append(worker.submit(parse, batch))
+                        while pending and pending[0].done():
+                            rows += pending.popleft().result()
+                    while pending:
+                        rows += pending.popleft().result()
+                except ReadError as exc:
+                    # mdb-export may have failed first: let it end, then say which
+                    failure = exc
+                    for future in pending:
+                        future.cancel()
+                    while os.read(pipe, _PIPE_BYTES):
+                        pass
+                process.wait()
+            finally:
+                timer.cancel()
+        if expired.is_set():
+            raise self._failure(process, timed_out=True)
+        if process.returncode != 0:
+            raise self._failure(process)
+        if failure is not None:
+            raise failure
+        return rows
+
+
+def _widen(pipe: int) -> bool:
+    """Whether the pipe could be made :data:`_PIPE_BYTES` large."""
+    try:
+        return fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, _PIPE_BYTES) >= _PIPE_BYTES
+    except OSError:  # above the system's limit for this user
+        return False
+
+
+def _batches(pipe: int, pause: float) -> Iterator[bytes]:
+    """mdb-export's CSV in pieces of whole records, about EXPORT_BATCH_BYTES each."""
+    buffer = bytearray()
+    while chunk := os.read(pipe, _PIPE_BYTES):
+        buffer += chunk
+        if len(buffer) >= EXPORT_BATCH_BYTES and (end := _records_end(buffer)):
+            with memoryview(buffer) as view, view[:end] as records:
+                batch = bytes(records)
+            del buffer[:end]
+            yield batch
+        if pause:
+            time.sleep(pause)
+    if buffer:
+        yield bytes(buffer)
+
+
+def _records_end(buffer: bytearray) -> int:
+    """Just past the buffer's last newline that ends a record, else 0.
+
+    mdb-export quotes text with ``"`` and doubles a ``"`` inside it, so a
+    newline (a Memo holds some) ends a record where the quotes before it are
+    even in number; the buffer starts at a record.
+    """
+    quotes = buffer.count(b'"')
+    end = len(buffer)
+    while (newline := buffer.rfind(b"\n", 0, end)) >= 0:
+        quotes -= buffer.count(b'"', newline, end)
+        if quotes % 2 == 0:
+            return newline + 1
+        end = newline
+    return 0
 
 
 @contextlib.contextmanager
@@ -290,40 +433,95 @@ def _kind(column: AccessColumn) -> str | None:
     return None  # Unknown_00xx: attachments, multi-value, Date/Time Extended
 
 
-def _typed(text: pl.Series, column: AccessColumn, spec: Column | None,
-           member: str) -> pl.Series:
-    """The exported text as Access typed it; text where a value does not parse."""
-    kind = _kind(column)
-    present = text.is_not_null() & (text != "")
-    if kind == "text":
-        if column.type in ("Text", "Memo/Hyperlink") and \
-                (text.str.len_bytes() >= EXPORT_BIND_SIZE - 1).any():
-            raise ReadError(f"{member}: a value of column {column.name} reaches mdbtools' "
-                            f"export limit ({EXPORT_BIND_SIZE - 1} bytes) and may be cut "
-                            "short; ask the sender for a CSV export")
-        return text
+class _ColumnTyper:
+    """One exported column typed as Access stores it, a batch at a time.
+
+    All its values parse: the type (a date column Date when every value is a
+    whole day, else Datetime). One does not: the column stays text, except a
+    date column for a date in the schema, whose good dates are written in the
+    schema's date format and the bad ones as printed, so they are quarantined.
+    """
+
+    def __init__(self, column: AccessColumn, spec: Column | None, member: str) -> None:
+        self.column, self.spec, self.member = column, spec, member
+        self.kind = _kind(column)
+        self.mode = "text" if self.kind == "text" else "typed"
+        self.texts: list[pl.Series] = []
+        self.values: list[pl.Series] = []
+        """Typed values ("typed") or dates rendered in the schema's format ("rendered")."""
+        self.whole_days = True
+        self.batches = 0
+
+    def add(self, text: pl.Series) -> None:
+        self.batches += 1
+        if self.kind == "text":
+            if self.column.type in ("Text", "Memo/Hyperlink") and \
+                    (text.str.len_bytes() >= EXPORT_BIND_SIZE - 1).any():
+                raise ReadError(f"{self.member}: a value of column {self.column.name} "
+                                f"reaches mdbtools' export limit ({EXPORT_BIND_SIZE - 1} "
+                                "bytes) and may be cut short; ask the sender for a CSV "
+                                "export")
+            self.texts.append(text)
+            return
+        if self.mode == "text":
+            self.texts.append(text)
+            return
+        typed = _parsed(text, self.kind)
+        if self.mode == "rendered":
+            self.values.append(_rendered(typed, text, self.spec))
+            return
+        if (text.is_not_null() & (text != "") & typed.is_null()).any():
+            if self.kind == "date" and self.spec is not None and self.spec.kind == "date":
+                self.mode = "rendered"
+                self.values = [_rendered(t, x, self.spec) for t, x in
+                               zip([*self.values, typed], [*self.texts, text], strict=True)]
+                self.texts = []
+            else:
+                self.mode = "text"
+                self.texts.append(text)
+                self.values = []
+            return
+        if self.kind == "date" and self.whole_days:
+            days = typed.drop_nulls()
+            self.whole_days = bool((days.dt.truncate("1d") == days).all())
+        self.values.append(typed)
+        self.texts.append(text)
+
+    def result(self) -> pl.Series:
+        if not self.batches:
+            self.add(pl.Series(self.column.name, [], dtype=pl.Utf8))
+        if self.mode == "text":
+            return _joined(self.texts)
+        values = _joined(self.values)
+        if self.kind == "date" and self.mode == "typed" and self.whole_days:
+            return values.dt.date()
+        return values
+
+
+def _joined(pieces: list[pl.Series]) -> pl.Series:
+    return pieces[0] if len(pieces) == 1 else pl.concat(pieces, rechunk=True)
+
+
+def _parsed(text: pl.Series, kind: str | None) -> pl.Series:
+    """The values of a bool, int, float or date column; null where one does not parse."""
     if kind == "bool":
-        typed = text.replace_strict({"1": True, "0": False}, default=None,
-                                    return_dtype=pl.Boolean)
-    elif kind == "int":
-        typed = text.cast(pl.Int64, strict=False)
-    elif kind == "float":
+        return text.replace_strict({"1": True, "0": False}, default=None,
+                                   return_dtype=pl.Boolean)
+    if kind == "int":
+        return text.cast(pl.Int64, strict=False)
+    if kind == "float":
         # mdbtools prints 16 significant digits (9.04 -> 9.039999999999999);
         # 15 recover the value that was entered
-        typed = text.cast(pl.Float64, strict=False).round_sig_figs(15)
-    else:
-        typed = text.str.strptime(pl.Datetime("us"), DATETIME_FORMAT, strict=False, exact=True)
-    if (present & typed.is_null()).any():
-        if kind != "date" or spec is None or spec.kind != "date":
-            return text
-        rendered = typed.dt.strftime(_date_format(spec))
-        return pl.select(pl.when(typed.is_not_null()).then(rendered).otherwise(text)) \
-            .to_series()
-    if kind == "date":
-        values = typed.drop_nulls()
-        if (values.dt.truncate("1d") == values).all():
-            return typed.dt.date()
-    return typed
+        return text.cast(pl.Float64, strict=False).round_sig_figs(15)
+    return text.str.strptime(pl.Datetime("us"), DATETIME_FORMAT, strict=False, exact=True)
+
+
+def _rendered(typed: pl.Series, text: pl.Series, spec: Column | None) -> pl.Series:
+    """Good dates in the schema's date format, the others as mdbtools printed them."""
+    assert spec is not None
+    return pl.select(pl.when(typed.is_not_null())
+                     .then(typed.dt.strftime(_date_format(spec))).otherwise(text)) \
+        .to_series()
 
 
 def _date_format(spec: Column) -> str:
