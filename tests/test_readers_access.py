@@ -7,6 +7,7 @@ import json
 import lzma
 import os
 import subprocess
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from ingest.errors import DecryptionError, ReadError, SchemaMismatchError
 from ingest.media import Member
-from ingest.readers import read_member, reader_for
+from ingest.readers import access, read_member, reader_for
 from ingest.readers.access import _database, list_tables, password_encrypted, read_table, sniff
 from ingest.schema import Column
 from ingest.validate import ValidationResult, validate
@@ -216,3 +217,107 @@ def test_the_database_lives_in_a_memory_file_not_on_disk() -> None:
     with _database(fixture("reference_20k.mdb"), "r.mdb") as db:
         assert db.path == f"/proc/self/fd/{db.fd}"
         assert os.readlink(db.path).startswith("/memfd:")
+
+
+# --- the export read in batches while mdb-export writes ------------------------------------
+
+# mdb-export's quoting: text in ", a " inside doubled; a Memo keeps CRLF and LF,
+# and may hold what looks like a whole record on a line of its own
+QUOTED_MEMOS = (b'1,"PA","plain"\n'
+                b'2,"PB","line one\r\nsays ""hi"", then\n3,""PC"",""fake record""\n"\n'
+                b'4,"PC",\n'
+                b'5,"PD","""\n""\n\n,"\n'
+                b'6,"PE","ends with a newline\n"\n')
+
+
+def batches_of(data: bytes, monkeypatch: pytest.MonkeyPatch, read_bytes: int) -> list[bytes]:
+    """The batches cut from ``data`` read off a pipe ``read_bytes`` at a time."""
+    monkeypatch.setattr(access, "EXPORT_BATCH_BYTES", 1)  # cut wherever a record ends
+    monkeypatch.setattr(access, "_PIPE_BYTES", read_bytes)
+    reading, writing = os.pipe()
+    try:
+        os.write(writing, data)  # less than a pipe holds
+        os.close(writing)
+        return list(access._batches(reading, 0.0))
+    finally:
+        os.close(reading)
+
+
+@pytest.mark.parametrize("read_bytes", [1, 2, 3, 5, 8, 13, 4096])
+def test_batches_end_between_records_never_inside_a_quoted_memo(
+        monkeypatch: pytest.MonkeyPatch, read_bytes: int) -> None:
+    batches = batches_of(QUOTED_MEMOS, monkeypatch, read_bytes)
+    assert b"".join(batches) == QUOTED_MEMOS
+    if read_bytes < 10:
+        assert len(batches) == 5
+    names = ["ID", "PERS", "MEMO"]
+    whole = pl.read_csv(QUOTED_MEMOS, has_header=False, new_columns=names, infer_schema=False)
+    assert whole["ID"].to_list() == ["1", "2", "4", "5", "6"]
+    assert whole["MEMO"][1] == 'line one\r\nsays "hi", then\n3,"PC","fake record"\n'
+    parts = [pl.read_csv(b, has_header=False, new_columns=names, infer_schema=False)
+             for b in batches]
+    assert pl.concat(parts).equals(whole)
+
+
+def test_a_memo_crossing_a_batch_boundary_reads_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = fixture("reference_20k.accdb")
+    one_batch = read_table(data, "CASES")
+    memos = one_batch["CMNT"]
+    assert (memos.str.contains("\n") & memos.str.contains('"')).sum() > 10
+    cuts = []
+    batches = access._batches
+
+    def counted(pipe: int, pause: float) -> Iterator[bytes]:
+        for batch in batches(pipe, pause):
+            cuts.append(len(batch))
+            yield batch
+
+    monkeypatch.setattr(access, "_batches", counted)
+    monkeypatch.setattr(access, "EXPORT_BATCH_BYTES", 16 << 10)
+    monkeypatch.setattr(access, "_PIPE_BYTES", 4093)  # reads end anywhere in a record
+    many = read_table(data, "CASES")
+    assert len(cuts) > 50
+    assert many.equals(one_batch) and many.schema == one_batch.schema
+
+
+@pytest.mark.parametrize("name", ["reference_20k.mdb", "reference_20k.accdb"])
+def test_types_are_decided_over_all_batches(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    data = fixture(name)
+    one_batch = read_member(Member(name, data), DATASET).frame
+    monkeypatch.setattr(access, "EXPORT_BATCH_BYTES", 64 << 10)
+    many = read_member(Member(name, data), DATASET).frame
+    assert many.equals(one_batch) and many.schema == one_batch.schema
+    # the one date mdbtools cannot print (row 12377) comes batches after the first:
+    # the good dates of the earlier batches are rendered too
+    assert many.schema["DOB"] == pl.Utf8 and many["DOB"][12376] == "1900-01-00 00:00:00"
+    assert many["DOB"][0] == one_batch["DOB"][0] != "" and "/" in many["DOB"][0]
+    assert many.schema["RPT_DT"] == pl.Date
+
+
+def test_a_memo_at_the_export_limit_is_refused_naming_the_column_only(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(access, "EXPORT_BIND_SIZE", 120)
+    monkeypatch.setattr(access, "EXPORT_BATCH_BYTES", 64 << 10)
+    with pytest.raises(ReadError, match="column CMNT reaches mdbtools' export limit") as info:
+        read_member(Member("r.accdb", fixture("reference_20k.accdb")), DATASET)
+    assert "CANARY" not in str(info.value) and "PCAFE" not in str(info.value)
+
+
+def test_a_failing_batch_stops_the_export() -> None:
+    def refuse(batch: pl.DataFrame) -> None:
+        raise ReadError("r.accdb: refused")
+
+    with _database(fixture("reference_20k.accdb"), "r.accdb") as db:
+        names = [c.name for c in db.tables()["CASES"]]
+        with pytest.raises(ReadError, match="^r.accdb: refused$"):
+            db.export("CASES", names, refuse)
+        assert db.count("CASES") == 20_000  # the memory file is still usable
+
+
+def test_an_export_that_does_not_finish_in_time_is_stopped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with _database(fixture("reference_20k.accdb"), "r.accdb") as db:
+        names = [c.name for c in db.tables()["CASES"]]
+        monkeypatch.setattr(access, "TIMEOUT_SECONDS", 0.002)
+        with pytest.raises(ReadError, match="mdb-export did not finish in 0.002 s"):
+            db.export("CASES", names, lambda batch: None)
