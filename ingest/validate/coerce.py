@@ -6,6 +6,7 @@ A cell that cannot be parsed becomes null in the clean frame and earns its row a
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import polars as pl
@@ -36,10 +37,16 @@ def coerce(frame: pl.DataFrame, dataset: Dataset,
     work = frame.with_columns(
         _present(pl.col(col.source), frame.schema[col.source], dataset.null_tokens).alias(p)
         for col, p in zip(dataset.columns, present_names, strict=True))
+    # a text column without null tokens is its own clean column: no copy is made
+    counts = work.select([pl.col(p).sum() for p in present_names]).row(0)
     values: list[pl.Expr] = []
     later: list[tuple[Column, str]] = []
-    for col, p in zip(dataset.columns, present_names, strict=True):
+    for col, p, present in zip(dataset.columns, present_names, counts, strict=True):
         dtype = frame.schema[col.source]
+        if col.kind in ("string", "category") and dtype == pl.Utf8 and \
+                present == frame.height - frame[col.source].null_count():
+            values.append(pl.col(col.source).alias(col.name))
+            continue
         formats = None
         if col.kind == "date" and _text_dates(dtype) and len(col.date_formats) > 1:
             formats = col.date_formats[:1]
@@ -78,7 +85,9 @@ def _text_dates(dtype: pl.DataType) -> bool:
 def _present(raw: pl.Expr, dtype: pl.DataType, null_tokens: tuple[str, ...]) -> pl.Expr:
     """True where the cell holds a value (not null, not a null token)."""
     if dtype == pl.Utf8:
-        return raw.is_not_null() & ~raw.str.strip_chars().is_in(list(null_tokens))
+        # a pattern, not strip-then-compare: no stripped copy of the column is made
+        tokens = "|".join(re.escape(t) for t in null_tokens)
+        return raw.is_not_null() & ~raw.str.contains(rf"^\s*(?:{tokens})\s*$")
     return raw.is_not_null()
 
 
