@@ -61,6 +61,15 @@ def test_boundary_values_are_valid() -> None:
     assert result.accepted["lab_value"].null_count() == 4
 
 
+def test_null_tokens_count_with_surrounding_blanks_and_only_whole() -> None:
+    result = run({"LAB_VAL": " NA "}, {"LAB_VAL": "\tNULL"}, {"LAB_VAL": "  "},
+                 {"CMNT": " . "}, {"CMNT": "NA NA"}, {"CMNT": "N/A"})
+    assert result.rows_quarantined == 0, result.quarantined["_reasons"].to_list()
+    assert result.accepted["lab_value"].null_count() == 3
+    # a text column keeps what is not a whole token, and nulls only the token
+    assert result.accepted["comments"].to_list()[-3:] == [None, "NA NA", "N/A"]
+
+
 def test_duplicate_names_the_first_row_and_keeps_it() -> None:
     result = run({"CASE_ID": "0000000001", "SEX": "M"})
     assert result.accepted["sex"].to_list() == ["F"]
