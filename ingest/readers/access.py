@@ -48,7 +48,7 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EXPORT_BIND_SIZE = 200_000
 """mdb-export's fixed buffer per value (bytes, with the terminating NUL); a
 longer Memo is cut short by mdbtools, with no option to raise it."""
-EXPORT_BATCH_BYTES = 8 << 20
+EXPORT_BATCH_BYTES = 4 << 20
 """mdb-export's CSV is parsed and typed this many bytes (whole records) at a
 time, on a second thread, while mdb-export is still writing the rest."""
 _PIPE_BYTES = 1 << 20
@@ -499,7 +499,7 @@ class _ColumnTyper:
 
 
 def _joined(pieces: list[pl.Series]) -> pl.Series:
-    return pieces[0] if len(pieces) == 1 else pl.concat(pieces, rechunk=True)
+    return pieces[0] if len(pieces) == 1 else pl.concat(pieces, rechunk=False)
 
 
 def _parsed(text: pl.Series, kind: str | None) -> pl.Series:
