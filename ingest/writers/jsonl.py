@@ -8,6 +8,8 @@ sink it is given (the publisher's staging file).
 from __future__ import annotations
 
 import io
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
 
 import polars as pl
@@ -16,36 +18,57 @@ import pyrage
 from ..errors import DecryptionError
 
 ROWS_PER_CHUNK = 65536
+AHEAD = 2
 
 
 class _JsonLines(io.RawIOBase):
-    """A readable stream of a frame's JSON Lines, made one slice of rows at a time."""
+    """A readable stream of a frame's JSON Lines, made one slice of rows at a time.
+
+    The next slices are serialised in a worker thread (polars releases the GIL)
+    while the encryption consumes the current one; at most ``AHEAD`` slices wait.
+    """
 
     def __init__(self, frame: pl.DataFrame, rows: int = ROWS_PER_CHUNK) -> None:
         self._frame = frame
+        self._offsets = iter(range(0, frame.height, rows))
         self._rows = rows
-        self._offset = 0
+        self._pool = ThreadPoolExecutor(max_workers=1)
+        self._queue: deque[Future[bytes]] = deque()
         self._chunk = memoryview(b"")
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._queue) < AHEAD and (offset := next(self._offsets, None)) is not None:
+            self._queue.append(self._pool.submit(self._serialise, offset))
+
+    def _serialise(self, offset: int) -> bytes:
+        sink = io.BytesIO()
+        self._frame.slice(offset, self._rows).write_ndjson(sink)
+        return sink.getvalue()
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self._chunk and self._offset < self._frame.height:
-            sink = io.BytesIO()
-            self._frame.slice(self._offset, self._rows).write_ndjson(sink)
-            self._offset += self._rows
-            self._chunk = sink.getbuffer()
+        while not self._chunk and self._queue:
+            self._chunk = memoryview(self._queue.popleft().result())
+            self._fill()
         count = min(len(buffer), len(self._chunk))
         buffer[:count] = self._chunk[:count]
         self._chunk = self._chunk[count:]
         return count
 
+    def close(self) -> None:
+        for pending in self._queue:
+            pending.cancel()
+        self._pool.shutdown(wait=True)
+        super().close()
+
 
 def write_jsonl(frame: pl.DataFrame, recipient: object, sink: BinaryIO) -> None:
     """One JSON object per row (dates ISO 8601), sealed to ``recipient``, into ``sink``."""
-    pyrage.encrypt_io(io.BufferedReader(_JsonLines(frame), buffer_size=1 << 20), sink,
-                      [recipient])
+    with io.BufferedReader(_JsonLines(frame), buffer_size=1 << 20) as rows:
+        pyrage.encrypt_io(rows, sink, [recipient])
 
 
 def encrypt_jsonl(frame: pl.DataFrame, recipient: object) -> bytes:
