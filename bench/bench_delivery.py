@@ -1,7 +1,8 @@
 """The reference delivery (OpenPGP-encrypted Windows-1252 CSV), four ways, one run.
 
-(a) our library path, no Prefect, in a fresh process (imports not timed, as for
-    the floor), and `ingest run --no-prefect` as a whole fresh process;
+(a) our library path, no Prefect, in a fresh process (imports not timed, the schema
+    module's included, as for the floor), and `ingest run --no-prefect` as a whole
+    fresh process;
 (b) the Prefect flow as a user meets it: a fresh `ingest run` process each time,
     against the managed local server (already started), compared with the
     `--no-prefect` command;
@@ -34,6 +35,8 @@ LIBRARY = """
 import json, resource, time
 from datetime import date
 from ingest.pipeline import run_delivery
+from ingest.schema import load_dataset
+load_dataset("reference")  # the schema module's imports (pandera, pandas): not timed either
 t0 = time.perf_counter()
 s = run_delivery({delivery!r}, out={out!r}, delivery_date=date(2026, 6, 30), force=True)
 print(json.dumps({{"seconds": time.perf_counter() - t0, "stages": s.stage_seconds,
