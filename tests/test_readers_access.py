@@ -321,3 +321,32 @@ def test_an_export_that_does_not_finish_in_time_is_stopped(
         monkeypatch.setattr(access, "TIMEOUT_SECONDS", 0.002)
         with pytest.raises(ReadError, match="mdb-export did not finish in 0.002 s"):
             db.export("CASES", names, lambda batch: None)
+
+
+def fake_mdb_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """An ``mdb-export`` first on the PATH that runs ``script`` (sh) instead."""
+    tool = tmp_path / "mdb-export"
+    tool.write_text(f"#!/bin/sh\n{script}\n")
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize(("script", "message"), [
+    # broken output, then a failure: the failure is what is reported
+    ("printf '1,\"\\377\",,,,,,,,\\n'; exit 1", r"could not read the database \(mdb-export"),
+    ("printf '1,\"a\"\\n'; exit 1", r"could not read the database \(mdb-export"),
+    ("printf '1,\"\\377\",,,,,,,,\\n'", "the export of table CASES could not be parsed"),
+    ("printf '1,\"a\"\\n'", "the export of table CASES could not be parsed"),
+    ("exec sleep 30", "mdb-export did not finish in 0.5 s"),
+])
+def test_a_failing_export_is_reported_without_its_output(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, message: str) -> None:
+    with _database(fixture("reference_20k.accdb"), "r.accdb") as db:
+        names = [c.name for c in db.tables()["CASES"]]
+        fake_mdb_export(tmp_path, monkeypatch, script)
+        monkeypatch.setattr(access, "TIMEOUT_SECONDS", 0.5)
+        with pytest.raises(ReadError, match=message) as info:
+            db.export("CASES", names, lambda batch: None)
+    # nothing chained that could quote the output
+    assert info.value.__cause__ is None
+    assert info.value.__context__ is None or info.value.__suppress_context__

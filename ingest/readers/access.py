@@ -247,7 +247,7 @@ class _Database:
                 try:
                     frame = pl.read_csv(batch, has_header=False, new_columns=names,
                                         infer_schema=False, quote_char='"', encoding="utf8")
-                except (pl.exceptions.ComputeError, pl.exceptions.ShapeError):
+                except pl.exceptions.PolarsError:  # its message may quote the text
                     raise ReadError(
                         f"{self.member}: the export of table {table} could not be parsed "
                         "(invalid UTF-8 or a broken row); ask the sender for a CSV "
@@ -258,9 +258,9 @@ class _Database:
             timer = threading.Timer(TIMEOUT_SECONDS, expire)
             timer.start()
             pending: deque[Future[int]] = deque()
+            pipe = process.stdout.fileno()
+            pause = _PIPE_PAUSE_SECONDS if _widen(pipe) else 0.0
             try:
-                pipe = process.stdout.fileno()
-                pause = _PIPE_PAUSE_SECONDS if _widen(pipe) else 0.0
                 try:
                     for batch in _batches(pipe, pause):
                         pending.append(worker.submit(parse, batch))
@@ -277,6 +277,8 @@ class _Database:
                         pass
                 process.wait()
             finally:
+                for future in pending:  # anything else: stop at once
+                    future.cancel()
                 timer.cancel()
         if expired.is_set():
             raise self._failure(process, timed_out=True)
