@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from . import __version__, audit, features
 from .custody import register_output_root
@@ -114,7 +113,7 @@ def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
     with ThreadPoolExecutor(max_workers=2) as pool:
         side_job = pool.submit(_side_outputs, result, dataset, recipient, previous, staging)
         clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
-        parquet_job = pool.submit(_parquet_output, clean.to_arrow(), dataset, keyring, sha256,
+        parquet_job = pool.submit(_parquet_output, clean, dataset, keyring, sha256,
                                   staging)
         with staging.open(f"{dataset.name}.jsonl.age", "jsonl") as sink:
             write_jsonl(clean, recipient, sink)
@@ -122,7 +121,7 @@ def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
         side_job.result()
 
 
-def _parquet_output(table: pa.Table, dataset: Dataset, keyring: Keyring, sha256: str,
+def _parquet_output(table: pl.DataFrame, dataset: Dataset, keyring: Keyring, sha256: str,
                     staging: Staging) -> None:
     name = f"{dataset.name}.parquet"
     with staging.open(name, "parquet") as sink:

@@ -8,7 +8,9 @@ order they are tried (binary formats first, delimited text last).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import polars as pl
 
 from ..errors import ReadError, SchemaMismatchError, guard
 from ..media import Member
@@ -71,7 +73,7 @@ def read_delivery_table(members: list[Member], dataset: Dataset) -> SourceTable:
         except SchemaMismatchError as exc:
             mismatches.append(str(exc))
     if len(tables) == 1:
-        return tables[0]
+        return _contiguous(tables.pop())
     if not tables:
         if mismatches:
             raise SchemaMismatchError(mismatches[0] if len(mismatches) == 1 else
@@ -81,6 +83,22 @@ def read_delivery_table(members: list[Member], dataset: Dataset) -> SourceTable:
     raise ReadError("more than one member holds the table: "
                     + ", ".join(t.member for t in tables)
                     + "; deliver one table per delivery")
+
+
+def _contiguous(table: SourceTable) -> SourceTable:
+    """The table with each column in one piece, one column at a time.
+
+    Readers leave columns in chunks (one per parsing thread or batch). Later
+    steps that mix chunked and whole columns make polars merge every column,
+    copying all of them at once; merging here, one column at a time, frees each
+    chunked column before the next is merged.
+    """
+    columns = table.frame.get_columns()
+    table = replace(table, frame=pl.DataFrame())
+    merged: list[pl.Series] = []
+    while columns:
+        merged.append(columns.pop(0).rechunk())
+    return replace(table, frame=pl.DataFrame(merged))
 
 
 _register_builtin()

@@ -19,6 +19,7 @@ import secrets
 from pathlib import Path
 from typing import BinaryIO
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
@@ -37,26 +38,32 @@ def key_material_name(parquet_name: str) -> str:
     return f"{KEY_MATERIAL_PREFIX}{parquet_name}.json"
 
 
-def write_parquet(table: pa.Table, keyring: Keyring, restricted: list[str], name: str,
+ROWS_PER_GROUP = 128 * 1024
+
+
+def write_parquet(frame: pl.DataFrame, keyring: Keyring, restricted: list[str], name: str,
                   delivery_sha256: str, sink: BinaryIO) -> bytes:
     """Write the encrypted Parquet file into ``sink``; returns its key material.
 
-    pyarrow writes the key material when the file's keys are made, before the
-    first byte of data; it is caught in a private in-memory file system and
-    returned, to be stored beside the file as ``key_material_name(name)``.
+    The frame goes to Arrow one row group at a time, so no Arrow copy of the
+    whole table is made. pyarrow writes the key material when the file's keys
+    are made, before the first byte of data; it is caught in a private in-memory
+    file system and returned, to be stored beside the file as
+    ``key_material_name(name)``.
     """
     from fsspec.implementations.memory import MemoryFileSystem
 
-    restricted = [c for c in table.column_names if c in restricted]
-    general = [c for c in table.column_names if c not in restricted]
+    restricted = [c for c in frame.columns if c in restricted]
+    general = [c for c in frame.columns if c not in restricted]
     column_keys = {"general": general} | ({"restricted": restricted} if restricted else {})
     config = pe.EncryptionConfiguration(
         footer_key="general", column_keys=column_keys, encryption_algorithm="AES_GCM_V1",
         plaintext_footer=False, double_wrapping=True, internal_key_material=False)
-    meta = dict(table.schema.metadata or {})
+    schema = frame.head(0).to_arrow().schema
+    meta = dict(schema.metadata or {})
     meta[META_DELIVERY] = delivery_sha256.encode()
     meta[META_RESTRICTED] = ",".join(restricted).encode()
-    table = table.replace_schema_metadata(meta)
+    schema = schema.with_metadata(meta)
 
     memory = MemoryFileSystem()
     fs = pafs.PyFileSystem(pafs.FSSpecHandler(memory))
@@ -68,16 +75,19 @@ def write_parquet(table: pa.Table, keyring: Keyring, restricted: list[str], name
         material = memory.cat(f"{folder}/{key_material_name(name)}")
     finally:
         memory.rm(folder, recursive=True)
-    pq.write_table(table, sink, encryption_properties=props, compression="zstd",
-                   row_group_size=128 * 1024)
+    with pq.ParquetWriter(sink, schema, encryption_properties=props,
+                          compression="zstd") as writer:
+        for offset in range(0, frame.height, ROWS_PER_GROUP):
+            batch = frame.slice(offset, ROWS_PER_GROUP).to_arrow()
+            writer.write_table(batch.replace_schema_metadata(meta), ROWS_PER_GROUP)
     return material
 
 
-def encrypt_parquet(table: pa.Table, keyring: Keyring, restricted: list[str], name: str,
+def encrypt_parquet(frame: pl.DataFrame, keyring: Keyring, restricted: list[str], name: str,
                     delivery_sha256: str) -> dict[str, bytes]:
     """:func:`write_parquet` into memory: the file and its key material by file name."""
     sink = io.BytesIO()
-    material = write_parquet(table, keyring, restricted, name, delivery_sha256, sink)
+    material = write_parquet(frame, keyring, restricted, name, delivery_sha256, sink)
     return {name: sink.getvalue(), key_material_name(name): material}
 
 
