@@ -1,4 +1,10 @@
-"""Private file helpers: owner-only permissions and atomic writes."""
+"""Private file helpers: owner-only permissions and atomic writes; memory files for tools.
+
+Tools that only take a path (7z, gpg, mdbtools) get an anonymous memory file
+(``memfd``) that the child inherits and opens as ``/proc/self/fd/N``; what they
+write back comes through a socket, received straight into the final ``bytes``:
+plaintext never touches a disk.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import contextlib
 import fcntl
 import os
 import secrets
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -62,3 +69,64 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+MEMORY_FILES = os.path.isdir("/proc/self/fd")
+"""Whether a child can open an inherited descriptor by path (Linux /proc)."""
+
+_RECEIVE_CHUNK = 1 << 30
+"""Largest single receive: the kernel moves at most about 2 GiB per call."""
+
+
+def memory_file(data: bytes, name: str) -> int:
+    """An anonymous in-memory file holding ``data``, positioned at its start.
+
+    Close-on-exec: a child gets it only through ``pass_fds`` or as one of its
+    standard streams, and then reads it as ``/proc/self/fd/N`` or from stdin.
+    """
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.lseek(fd, 0, os.SEEK_SET)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_memory_file(fd: int, limit: int) -> bytes:
+    """The first ``limit`` bytes of a memory file (a child's messages, say)."""
+    return os.pread(fd, min(os.fstat(fd).st_size, limit), 0)
+
+
+def receive(sock: socket.socket, size: int) -> bytes:
+    """Up to ``size`` bytes from a stream socket: fewer only at its end.
+
+    ``MSG_WAITALL`` lets the kernel fill one buffer of ``size`` bytes as the
+    child writes (on the other core), so the result needs no joining copy; the
+    buffer's unused tail is never touched, so a generous ``size`` costs nothing.
+    """
+    parts: list[bytes] = []
+    got = 0
+    while got < size:
+        chunk = sock.recv(min(size - got, _RECEIVE_CHUNK), socket.MSG_WAITALL)
+        if not chunk:
+            break
+        parts.append(chunk)
+        got += len(chunk)
+    if len(parts) == 1:
+        return parts[0]
+    return b"".join(parts)
+
+
+def receive_all(sock: socket.socket, hint: int) -> bytes:
+    """Everything until the peer closes; ``hint`` is the expected size (may be short)."""
+    first = receive(sock, max(hint, 1))
+    if len(first) < max(hint, 1):
+        return first  # the peer closed before the buffer was full
+    rest = [first]
+    while chunk := receive(sock, max(hint, 1 << 20)):
+        rest.append(chunk)
+    return b"".join(rest)

@@ -25,7 +25,7 @@ import pycdlib
 import pytest
 
 from ingest.errors import ChecksumError, DecryptionError, IngestError, MediaError
-from ingest.media import Delivery, Limits, Member, OpenContext, open_delivery
+from ingest.media import Delivery, Limits, Member, OpenContext, open_delivery, sevenzip
 from ingest.media._safety import clean_name
 from ingest.media.iso import CONTAINER as ISO
 from ingest.media.sevenzip import CONTAINER as SEVENZIP
@@ -588,3 +588,155 @@ def test_iso_cut_inside_its_last_file(tmp_path: Path) -> None:
     tail = FILES["cases.csv"][-64:]
     end = data.index(tail) + len(tail)
     refused(tmp_path, "disc.iso", data[: end - 10], MediaError)
+
+
+# --- 7-Zip through the 7z command and through py7zr ---------------------------------------
+
+SEVENZIPS = ["plain.7z", "aes.7z", "names.7z"]
+
+
+@pytest.fixture(params=["7z command", "py7zr"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Which way 7-Zip members are decompressed; the list records each way taken."""
+    taken: list[str] = []
+    if request.param == "py7zr":
+        monkeypatch.setattr(sevenzip, "seven_zip_command", lambda: None)
+    elif sevenzip.seven_zip_command() is None:
+        pytest.skip("7z not installed")
+    for name, label in (("_extract_with_command", "7z command"), ("_extract", "py7zr")):
+        real = getattr(sevenzip, name)
+
+        def spy(*args: object, _real: Callable[..., object] = real, _label: str = label) -> object:
+            taken.append(_label)
+            return _real(*args)
+
+        monkeypatch.setattr(sevenzip, name, spy)
+    taken.append(request.param)  # first entry: the way expected
+    return taken
+
+
+def _took(engine: list[str]) -> None:
+    assert set(engine[1:]) == {engine[0]}, engine
+
+
+@pytest.mark.parametrize("name", SEVENZIPS)
+def test_7z_round_trip_in_memory_both_ways(tmp_path: Path, name: str, engine: list[str]) -> None:
+    path = tmp_path / name
+    path.write_bytes(BUILDERS[name](FILES))
+    with no_disk_writes():
+        delivery = open_delivery(path, passphrase=PASSWORD)
+    assert contents(delivery) == prefixed(name, FILES)
+    _took(engine)
+
+
+@pytest.mark.parametrize("name", ["aes.7z", "names.7z"])
+def test_7z_wrong_and_missing_password_both_ways(tmp_path: Path, name: str,
+                                                 engine: list[str]) -> None:
+    data = BUILDERS[name](FILES)
+    assert "--passphrase-file" in refused(tmp_path, name, data, DecryptionError,
+                                          passphrase="not the password")
+    assert "--passphrase-file" in refused(tmp_path, name, data, DecryptionError)
+
+
+@pytest.mark.parametrize("name", SEVENZIPS)
+def test_7z_truncated_and_flipped_both_ways(tmp_path: Path, name: str,
+                                            engine: list[str]) -> None:
+    data = BUILDERS[name](FILES)
+    assert "again" in refused(tmp_path, name, data[: len(data) // 2], MediaError,
+                              passphrase=PASSWORD)
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0x20
+    refused(tmp_path, name, bytes(flipped), FLIP_EXPECTS[name], passphrase=PASSWORD)
+
+
+def test_7z_empty_hidden_and_special_members_both_ways(tmp_path: Path,
+                                                       engine: list[str]) -> None:
+    files = {"empty.csv": b"", "a/b/c.csv": b"1", ".DS_Store": b"x", "a/.hidden": b"x"}
+    for name in SEVENZIPS:
+        delivery = deliver(tmp_path, name, BUILDERS[name](files), passphrase=PASSWORD)
+        assert contents(delivery) == prefixed(name, {"empty.csv": b"", "a/b/c.csv": b"1"})
+    only_empty = make_7z({"empty.csv": b""}, PASSWORD)
+    assert contents(deliver(tmp_path, "e.7z", only_empty, passphrase=PASSWORD)) == \
+        {"e.7z/empty.csv": b""}
+    test_symlink_in_7z(tmp_path)
+
+
+def test_7z_limits_both_ways(tmp_path: Path, engine: list[str]) -> None:
+    test_7z_bomb_by_ratio(tmp_path)
+    assert "limit" in refused(tmp_path, "names.7z", BUILDERS["names.7z"](FILES), MediaError,
+                              passphrase=PASSWORD, limits=Limits(max_expanded_bytes=50_000))
+    many = make_7z({f"f{i}.csv": b"1" for i in range(10)})
+    assert "entries" in refused(tmp_path, "m.7z", many, MediaError,
+                                limits=Limits(max_members=5))
+    ctx = OpenContext(limits=Limits(max_expanded_bytes=len(FILES["cases.csv"]) * 3))
+    archive = Member("a.7z", make_7z(FILES, PASSWORD, encrypt_names=True))
+    ctx.passphrase = PASSWORD
+    SEVENZIP.open(archive, ctx)
+    SEVENZIP.open(Member("b.7z", archive.data), ctx)
+    with pytest.raises(MediaError, match="limit"):
+        SEVENZIP.open(Member("c.7z", archive.data), ctx)
+
+
+@pytest.mark.parametrize("shift,expect", [(-1, "more data than the 7-Zip header declares"),
+                                          (+1, "did not yield")])
+def test_7z_command_output_must_match_the_declared_sizes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shift: int, expect: str) -> None:
+    """Were 7-Zip to write more or less than py7zr read in the header, nothing is used."""
+    if sevenzip.seven_zip_command() is None:
+        pytest.skip("7z not installed")
+    real_plan = sevenzip._plan
+
+    def misplan(archive: object, intake: object) -> list[object]:
+        planned = real_plan(archive, intake)  # type: ignore[arg-type]
+        last = planned[-1]
+        return [*planned[:-1], type(last)(last.key, last.name, last.size + shift, last.hidden)]
+
+    monkeypatch.setattr(sevenzip, "_plan", misplan)
+    message = refused(tmp_path, "names.7z", BUILDERS["names.7z"](FILES), MediaError,
+                      passphrase=PASSWORD)
+    assert expect in message
+
+
+@pytest.mark.parametrize("password", ["  pä ss€ -p @list  ", "-p", '"quoted" \\ back'])
+def test_7z_command_reads_any_one_line_password(tmp_path: Path, password: str,
+                                                engine: list[str]) -> None:
+    data = make_7z(FILES, password, encrypt_names=True)
+    delivery = deliver(tmp_path, "p.7z", data, passphrase=password)
+    assert contents(delivery) == prefixed("p.7z", FILES)
+    _took(engine)
+
+
+def test_7z_password_on_several_lines_goes_to_py7zr(tmp_path: Path, engine: list[str]) -> None:
+    password = "first line\nsecond line"
+    data = make_7z(FILES, password, encrypt_names=True)
+    assert contents(deliver(tmp_path, "p.7z", data, passphrase=password)) == \
+        prefixed("p.7z", FILES)
+    assert engine[1:] == ["py7zr"]
+
+
+def _recording_wrapper(tmp_path: Path, real: str) -> tuple[Path, Path]:
+    """A stand-in for a command that saves its own /proc cmdline and environ, then runs it."""
+    seen = tmp_path / "seen"
+    wrapper = tmp_path / "bin" / Path(real).name
+    wrapper.parent.mkdir()
+    wrapper.write_text(f"#!/bin/sh\ncat /proc/$$/cmdline /proc/$$/environ >> '{seen}'\n"
+                       f"exec '{real}' \"$@\"\n")
+    wrapper.chmod(0o700)
+    return wrapper, seen
+
+
+def test_the_7z_password_is_never_on_a_command_line_nor_in_an_environment(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = sevenzip.seven_zip_command()
+    if real is None:
+        pytest.skip("7z not installed")
+    wrapper, seen = _recording_wrapper(tmp_path, real)
+    monkeypatch.setattr(sevenzip, "seven_zip_command", lambda: str(wrapper))
+    monkeypatch.setenv("INGEST_PASSPHRASE", PASSWORD)  # in our environment, not the child's
+    for name in ("aes.7z", "names.7z"):
+        delivery = deliver(tmp_path, name, BUILDERS[name](FILES), passphrase=PASSWORD)
+        assert contents(delivery) == prefixed(name, FILES)
+    recorded = seen.read_bytes()
+    assert recorded.count(b"/proc/self/fd/") == 2  # both ran through the wrapper
+    assert PASSWORD.encode() not in recorded
+    assert b"INGEST_" not in recorded

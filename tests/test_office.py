@@ -280,3 +280,42 @@ def test_read_only_recommended_xls_needs_no_password() -> None:
     assert is_encrypted_office(locked[:65536], locked)
     plain = decrypt_office(locked, None, "cases.xls")
     assert not is_encrypted_office(plain[:65536], plain)
+
+
+def _decrypted_xls() -> bytes:
+    return decrypt_office(LOCKED_XLS, PASSWORD, "cases.xls")
+
+
+@pytest.mark.parametrize("make", [lambda: LOCKED, lambda: LOCKED_XLS, _xls, _decrypted_xls,
+                                  lambda: encrypt_xls("VelvetSweatshop"),
+                                  lambda: _xls_with(b"")],
+                         ids=["xlsx", "xls", "plain-xls", "decrypted-xls", "velvet-xls",
+                              "large-plain-xls"])
+def test_encryption_is_detected_as_msoffcrypto_detects_it(make: object) -> None:
+    import msoffcrypto
+
+    data = make()  # type: ignore[operator]
+    expected = msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted()
+    assert is_encrypted_office(data[:65536], data) is expected
+
+
+def test_a_workbook_is_judged_by_the_head_of_its_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Neither msoffcrypto-tool nor a whole-stream read: FILEPASS sits right after BOF."""
+    import msoffcrypto
+
+    def whole_file(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the whole workbook was parsed")
+
+    locked, decrypted = LOCKED_XLS, _decrypted_xls()
+    big_plain = _xls_with(struct.pack("<HH", 0x0086, 0))  # WriteProtect, then the rest
+    monkeypatch.setattr(msoffcrypto, "OfficeFile", whole_file)
+    monkeypatch.setattr(olefile.OleFileIO, "openstream", whole_file)
+    assert is_encrypted_office(locked[:65536], locked)
+    assert not is_encrypted_office(big_plain[:65536], big_plain)
+    assert not is_encrypted_office(decrypted[:65536], decrypted)
+
+
+def test_filepass_after_write_protect_is_found() -> None:
+    salt = os.urandom(16)
+    data = _xls_with(struct.pack("<HH", 0x0086, 0) + _filepass(PASSWORD, salt, 0))
+    assert is_encrypted_office(data[:65536], data)

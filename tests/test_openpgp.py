@@ -91,3 +91,37 @@ def test_import_a_passphrase_protected_secret_key(tmp_path: Path) -> None:
         decrypt_openpgp(cipher, mine, "nope")
     with pytest.raises(KeyringError):
         import_key(tmp_path / "third", b"not a key")
+
+
+def test_output_larger_than_the_first_buffer(gnupg: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plaintext is received into one buffer sized from the input; more is appended."""
+    from ingest.crypto import openpgp
+
+    cipher = encrypt_openpgp(PLAIN, tmp_path, recipient_key=export_public_key(gnupg))
+    monkeypatch.setattr(openpgp, "_OUTPUT_HINT", (1000, 1000))
+    assert decrypt_openpgp(cipher, gnupg) == PLAIN
+
+
+def test_passphrase_is_never_on_a_command_line_nor_in_an_environment(
+        gnupg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    from ingest.crypto import openpgp
+
+    cipher = encrypt_openpgp(PLAIN, tmp_path / "sender", passphrase="correct horse")
+    real = shutil.which("gpg")
+    assert real is not None
+    seen = tmp_path / "seen"
+    wrapper = tmp_path / "gpg"
+    wrapper.write_text(f"#!/bin/sh\ncat /proc/$$/cmdline /proc/$$/environ >> '{seen}'\n"
+                       f"exec '{real}' \"$@\"\n")
+    wrapper.chmod(0o700)
+    monkeypatch.setattr(openpgp, "_gpg", lambda: str(wrapper))
+    monkeypatch.setenv("INGEST_PASSPHRASE", "correct horse")  # ours, not gpg's
+    assert decrypt_openpgp(cipher, gnupg, "correct horse") == PLAIN
+    with pytest.raises(DecryptionError, match="wrong passphrase"):
+        decrypt_openpgp(cipher, gnupg, "wrong horse")
+    recorded = seen.read_bytes()
+    assert recorded.count(b"--decrypt") == 2
+    assert b"horse" not in recorded and b"INGEST_" not in recorded

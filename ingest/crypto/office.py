@@ -51,14 +51,74 @@ def is_encrypted_office(head: bytes, data: bytes) -> bool:
     """True for an OLE2 Office file that is encrypted (xlsx/docx package, xls, doc, ppt).
 
     A plain xls (OLE2 without encryption) or any other OLE2 file is False: it is
-    left to the readers.
+    left to the readers. Only the compound file's directory and, for a workbook,
+    the first records of its Workbook stream are read: a FILEPASS record there
+    is what makes a legacy workbook encrypted. msoffcrypto-tool would read the
+    whole stream to learn the same.
     """
     if not head.startswith(OLE2_MAGIC):
         return False
     try:
-        return bool(msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted())
+        with olefile.OleFileIO(io.BytesIO(data)) as ole:
+            # the order msoffcrypto.OfficeFile tries the formats in
+            if ole.exists("EncryptionInfo") or ole.exists("WordDocument"):
+                return _msoffcrypto_says_encrypted(data)
+            if ole.exists("Workbook"):
+                return _has_filepass(_stream_head(ole, data, "Workbook", _WORKBOOK_HEAD))
+            if ole.exists("PowerPoint Document"):
+                return _msoffcrypto_says_encrypted(data)
     except Exception:  # noqa: BLE001 - not recognisably encrypted: the readers will judge it
         return False
+    return False
+
+
+_WORKBOOK_HEAD = 4096
+"""Bytes of the Workbook stream searched for FILEPASS, which MS-XLS puts right after
+the first BOF (and an optional WriteProtect); a decrypted workbook has zeros there."""
+_BOF, _FILEPASS, _EOF = 0x0809, 0x002F, 0x000A
+
+
+def _msoffcrypto_says_encrypted(data: bytes) -> bool:
+    try:
+        return bool(msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted())
+    except Exception:  # noqa: BLE001 - as above
+        return False
+
+
+def _stream_head(ole: olefile.OleFileIO, data: bytes, name: str, size: int) -> bytes:
+    """The first ``size`` bytes of a root stream, following its sector chain only that far."""
+    entry = next(e for e in ole.root.kids if e.name.lower() == name.lower())
+    wanted = min(size, entry.size)
+    if entry.size < ole.minisectorcutoff:  # a small stream lives in the mini stream
+        return bytes(ole.openstream(name).read(wanted))
+    sector, step = entry.isectStart, ole.sectorsize
+    out = bytearray()
+    while len(out) < wanted and 0 <= sector < len(ole.fat):
+        start = (sector + 1) * step  # sector 0 follows the 512-byte header
+        if start + step > len(data):
+            break
+        out += data[start:start + step]
+        sector = ole.fat[sector]
+    return bytes(out[:wanted])
+
+
+def _has_filepass(stream: bytes) -> bool:
+    """A FILEPASS record for RC4 or XOR obfuscation among the workbook's first records
+    (msoffcrypto-tool's test, on the head of the stream)."""
+    if len(stream) < 4 or struct.unpack_from("<H", stream)[0] != _BOF:
+        return False
+    pos = 0
+    while pos + 4 <= len(stream):
+        number, size = struct.unpack_from("<HH", stream, pos)
+        if number == _EOF:
+            return False
+        if number == _FILEPASS:
+            if pos + 6 > len(stream):
+                return False
+            (kind,) = struct.unpack_from("<H", stream, pos + 4)
+            return kind in (0x0000, 0x0001)  # XOR obfuscation, RC4
+        pos += 4 + size
+    return False
 
 
 def decrypt_office(data: bytes, password: str | None, member: str) -> bytes:

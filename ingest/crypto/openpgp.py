@@ -1,22 +1,31 @@
 """OpenPGP through GnuPG: decrypt in memory, nothing written but by gpg's own keyring.
 
-Plaintext goes through pipes only, and is discarded unless gpg reports that it
-decrypted and that the integrity check passed: on a tampered message gpg may
-already have written part of the plaintext before it notices.
+gpg reads the message from a memory file (its stdin), writes the plaintext to
+a socket that is received straight into one buffer while gpg is still working,
+and its status lines to another memory file: nothing touches a disk, and no
+pipe is drained 64 KiB at a time. The plaintext is discarded unless gpg
+reports that it decrypted and that the integrity check passed: on a tampered
+message gpg may already have written part of the plaintext before it notices.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
-from .._fs import private_dir, write_private
+from .._fs import memory_file, private_dir, read_memory_file, receive_all, write_private
 from ..errors import DecryptionError, KeyringError
 
 RECIPIENT_UID = "ingest recipient <recipient@ingest.invalid>"
 _ARMOR = b"-----BEGIN PGP MESSAGE-----"
+_STATUS_LIMIT = 1 << 20
+"""Status and messages read back from gpg: far more than any real run writes."""
+_OUTPUT_HINT = (16 << 20, 1 << 30)
+"""Bounds of the first receive buffer, sized from the input (compression ~3-10x)."""
 
 
 def is_openpgp(head: bytes) -> bool:
@@ -39,27 +48,49 @@ def _gpg() -> str:
 
 def _run(home: Path, args: list[str], data: bytes = b"",
          passphrase: str | None = None) -> tuple[int, bytes, list[str]]:
-    """Run gpg on ``data``; the passphrase travels through a private pipe, never argv."""
+    """Run gpg on ``data``; the passphrase travels through a private pipe, never argv
+    nor the environment."""
     _prepare_home(home)
     cmd = [_gpg(), "--homedir", str(home), "--batch", "--no-tty", "--yes",
            "--status-fd", "2", "--pinentry-mode", "loopback"]
-    pass_fds: tuple[int, ...] = ()
-    read_end = -1
-    if passphrase is not None:
-        read_end, write_end = os.pipe()
-        os.write(write_end, passphrase.encode() + b"\n")
-        os.close(write_end)
-        cmd += ["--passphrase-fd", str(read_end)]
-        pass_fds = (read_end,)
-    try:
-        proc = subprocess.run(cmd + args, input=data, capture_output=True,
-                              pass_fds=pass_fds, check=False)
-    finally:
-        if read_end >= 0:
-            os.close(read_end)
-    status = [line[9:] for line in proc.stderr.decode("utf-8", "replace").splitlines()
+    with contextlib.ExitStack() as stack:
+        source = memory_file(data, "ingest-gpg-input")
+        stack.callback(os.close, source)
+        log = os.memfd_create("ingest-gpg-status", os.MFD_CLOEXEC)
+        stack.callback(os.close, log)
+        ours, theirs = socket.socketpair()
+        stack.callback(ours.close)
+        pass_fds: tuple[int, ...] = ()
+        with contextlib.ExitStack() as child_ends:
+            child_ends.callback(theirs.close)
+            if passphrase is not None:
+                read_end, write_end = os.pipe()
+                child_ends.callback(os.close, read_end)
+                try:
+                    os.write(write_end, passphrase.encode() + b"\n")
+                finally:
+                    os.close(write_end)
+                cmd += ["--passphrase-fd", str(read_end)]
+                pass_fds = (read_end,)
+            proc = subprocess.Popen(cmd + args, stdin=source, stdout=theirs.fileno(),
+                                    stderr=log, pass_fds=pass_fds, env=_environment())
+        low, high = _OUTPUT_HINT
+        try:
+            out = receive_all(ours, min(max(8 * len(data), low), high))
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        code = proc.wait()
+        messages = read_memory_file(log, _STATUS_LIMIT)
+    status = [line[9:] for line in messages.decode("utf-8", "replace").splitlines()
               if line.startswith("[GNUPG:] ")]
-    return proc.returncode, proc.stdout, status
+    return code, out, status
+
+
+def _environment() -> dict[str, str]:
+    """Ours without the variables that may hold a passphrase or a key (``INGEST_*``)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
 
 
 def _prepare_home(home: Path) -> None:

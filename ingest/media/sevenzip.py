@@ -1,16 +1,30 @@
 """7-Zip archives, plain or AES-256 with a password, file names encrypted or not.
 
-py7zr reads from a BytesIO and writes each member into an in-memory sink of
-ours (never to a path), which refuses more bytes than the header declared and
-counts every byte against the delivery's limits.
+py7zr reads the header from a BytesIO (decrypting it when the names are
+encrypted): every member's name, type and declared size is checked before any
+byte is decompressed. The bytes themselves come from the ``7z`` command when it
+is installed, about 1.5x faster than py7zr: it reads the archive from a memory
+file (``/proc/self/fd/N``) and writes the members, one after another, to a
+socket that we receive member by member into buffers of the declared sizes;
+the password reaches it on its stdin (7-Zip reads it there when no ``-p`` is
+given), never on its command line nor in its environment. Without the command
+(or for a password 7-Zip cannot read from one line), py7zr decompresses into an
+in-memory sink of ours. Either way nothing is written to a path, no member may
+be longer than its header declares, and every byte is counted against the
+delivery's limits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import lzma
+import os
+import shutil
+import socket
 import stat
 import struct
+import subprocess
 import zlib
 from dataclasses import dataclass
 
@@ -24,12 +38,20 @@ from py7zr.exceptions import (
 from py7zr.helpers import get_sanitized_output_path
 from py7zr.io import Py7zIO, WriterFactory
 
+from .._fs import MEMORY_FILES, memory_file, read_memory_file, receive
 from ..errors import DecryptionError, IngestError, MediaError
 from ._base import Member, OpenContext
 from ._safety import Intake
 
 MAGIC = b"7z\xbc\xaf\x27\x1c"
 _AES = b"\x06\xf1\x07\x01"  # the 7zAES coder
+
+_COMMANDS = ("7z", "7zz")
+"""p7zip-full's ``7z`` (7-Zip itself in current Debian) or 7-Zip's own ``7zz``."""
+_UNREADABLE_IN_ONE_LINE = ("\n", "\r", "\0")
+_PASSWORD_LIMIT = 4096
+"""Bytes of password that fit the pipe's buffer many times over, written before 7-Zip runs."""
+_MESSAGES_LIMIT = 1 << 16
 
 _FOREIGN = (ArchiveError, EOFError, OSError, lzma.LZMAError, zlib.error, ValueError,
             TypeError, KeyError, IndexError, AttributeError, struct.error, UnicodeError)
@@ -107,9 +129,37 @@ class SevenZipContainer:
         archive = _open_archive(member, ctx.passphrase, intake.remaining())
         with archive:
             planned = _plan(archive, intake)
+            encrypted = _content_encrypted(archive)
+            command = seven_zip_command()
+            if command is not None and _fits_one_line(ctx.passphrase):
+                if encrypted and ctx.passphrase is None:
+                    raise _need_password(member)
+                data = _extract_with_command(command, member, planned, intake,
+                                             ctx.passphrase, encrypted)
+                return [Member(p.name, d) for p, d in zip(planned, data, strict=True)
+                        if not p.hidden]
             factory = _Factory({p.key: p for p in planned}, intake)
             _extract(archive, factory, member)
         return [_collect(factory, p) for p in planned if not p.hidden]
+
+
+def seven_zip_command() -> str | None:
+    """The 7-Zip command, or None to decompress with py7zr."""
+    if not MEMORY_FILES:
+        return None
+    for name in _COMMANDS:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _fits_one_line(password: str | None) -> bool:
+    """7-Zip reads the password as one line of its stdin."""
+    if password is None:
+        return True
+    return (len(password.encode()) < _PASSWORD_LIMIT
+            and not any(c in password for c in _UNREADABLE_IN_ONE_LINE))
 
 
 def _open_archive(member: Member, password: str | None, cap: int) -> py7zr.SevenZipFile:
@@ -192,6 +242,87 @@ def _extract(archive: py7zr.SevenZipFile, factory: _Factory, member: Member) -> 
             raise _wrong_password(member) from None
         raise MediaError(f"{member.name}: the 7-Zip archive is truncated or damaged (CRC "
                          "check failed); ask the sender to send it again") from None
+
+
+def _extract_with_command(command: str, member: Member, planned: list[_Planned],
+                          intake: Intake, password: str | None,
+                          encrypted: bool) -> list[bytes]:
+    """Every planned member's bytes, from ``7z x -so`` on a memory file of the archive.
+
+    7-Zip writes the files in header order, as py7zr lists them, directories
+    and empty files contributing nothing: each member is exactly its declared
+    size, anything after the last one is refused, and 7-Zip checks every CRC.
+    """
+    data = [b""] * len(planned)
+    if not any(p.size for p in planned):
+        return data
+    with contextlib.ExitStack() as stack:
+        archive = memory_file(member.data, "ingest-7z")
+        stack.callback(os.close, archive)
+        log = os.memfd_create("ingest-7z-messages", os.MFD_CLOEXEC)
+        stack.callback(os.close, log)
+        ours, theirs = socket.socketpair()
+        stack.callback(ours.close)
+        with contextlib.ExitStack() as child_ends:
+            child_ends.callback(theirs.close)
+            secret, feed = os.pipe()
+            child_ends.callback(os.close, secret)
+            try:
+                if password is not None:  # a line in the pipe's buffer, read once by 7-Zip
+                    os.write(feed, password.encode() + b"\n")
+            finally:
+                os.close(feed)  # no password: 7-Zip reads the end of input and gives up
+            proc = subprocess.Popen(
+                [command, "x", "-so", "-t7z", "-bd", "-bb0", f"/proc/self/fd/{archive}"],
+                stdin=secret, stdout=theirs.fileno(), stderr=log, pass_fds=(archive,),
+                env={"LC_ALL": "C.UTF-8", "PATH": os.defpath}, cwd="/",
+                start_new_session=True)  # no terminal to prompt on: stdin only
+        try:
+            complete = _receive_members(ours, planned, intake, data)
+            extra = complete and bool(ours.recv(1))
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if extra:
+            proc.kill()
+        code = proc.wait()
+        messages = read_memory_file(log, _MESSAGES_LIMIT).decode("utf-8", "replace")
+    if extra:
+        raise MediaError(f"{member.name}: holds more data than the 7-Zip header declares; "
+                         "the archive is damaged or hostile, ask for it again")
+    if code != 0:
+        raise _command_failure(member, messages, encrypted)
+    if not complete:
+        raise MediaError(f"{member.name}: the 7-Zip archive did not yield its members whole; "
+                         "it is damaged, ask the sender to send it again")
+    return data
+
+
+def _receive_members(sock: socket.socket, planned: list[_Planned], intake: Intake,
+                     data: list[bytes]) -> bool:
+    """Each member in turn, straight into a buffer of its declared size; False when
+    7-Zip stopped early (its exit status says why)."""
+    for index, plan in enumerate(planned):
+        if not plan.size:
+            continue
+        chunk = receive(sock, plan.size)
+        intake.take(plan.name, len(chunk))
+        if len(chunk) < plan.size:
+            return False
+        data[index] = chunk
+    return True
+
+
+def _command_failure(member: Member, messages: str, encrypted: bool) -> IngestError:
+    """7-Zip's messages name members and may echo data: classified, never shown."""
+    if "Unsupported Method" in messages:
+        return MediaError(f"{member.name}: uses a 7-Zip method that is not supported; ask the "
+                          "sender to use LZMA2 (the 7-Zip default)")
+    if encrypted or "Wrong password" in messages:
+        return _wrong_password(member)
+    return MediaError(f"{member.name}: the 7-Zip archive is truncated or damaged (CRC check "
+                      "failed); ask the sender to send it again")
 
 
 def _content_encrypted(archive: py7zr.SevenZipFile) -> bool:
