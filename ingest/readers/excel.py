@@ -1,21 +1,44 @@
 """Workbooks: ``.xlsx``, legacy ``.xls``, ``.xlsb`` and OpenDocument ``.ods``.
 
-Read in memory by fastexcel (calamine underneath, Arrow out). Each sheet is
-loaded twice: once as text (to find the header row below any title or notes
-rows, and to keep every cell's text), and once with the column types the
-schema asks for (dates, numbers, booleans). A column keeps its cells' type when
-every cell has it; a column whose cells are mixed (dates beside text such as
-``02/30/1980``, numbers beside ``NA``) becomes text, each typed cell written the
-way the schema parses it (dates in the column's first date format, identifiers
-zero-padded to ``Column.width``), so no cell is lost or changed and the bad ones
-are quarantined downstream with the right reason. Formula errors (``#N/A``)
-become their text, which never parses as a date or number. In an identifier
-column, text that spells the number exactly (``67409``) counts as that number
-and is padded too: Excel users type identifiers either way.
+Read in memory by fastexcel (calamine underneath, Arrow out), each sheet parsed
+once. The header row is found first, below any title or notes rows, among the
+first rows of every sheet: in an ``.xlsx`` by reading just those rows of the
+sheet's XML (and the shared strings they use), in the other formats by a short
+load. Only the sheets that hold the table are then loaded, once each, every
+column with the type the schema asks for: dates and numbers typed, the rest as
+calamine's text. A cell that does not fit its column's type (``02/30/1980``
+text among dates, ``NA`` among numbers, a formula error) comes back as a cell
+error that names the cell, and is kept as its text.
 
-Two loads, because calamine's single typed load either nulls the cells that do
-not fit a column's type or turns a mixed column into text that loses the cell
-types (dates as ISO text, numbers rounded to nine decimals).
+A column keeps its cells' type when every cell has it; a column whose cells are
+mixed becomes text, each typed cell written the way the schema parses it (dates
+in the column's first date format, identifiers zero-padded to ``Column.width``),
+so no cell is lost or changed and the bad ones are quarantined downstream with
+the right reason. Formula errors (``#N/A``) become their text, which never parses
+as a date or number. In an identifier column, text that spells the number exactly
+(``67409``) counts as that number and is padded too: Excel users type identifiers
+either way.
+
+What one typed load cannot tell apart, and how it is settled:
+
+* A boolean cell in a number column loads as 1 or 0. When a number column holds
+  a 1 or a 0 and the sheet may hold boolean cells (an ``.xlsx`` sheet's XML is
+  scanned for them; other formats are assumed to), that column is loaded once
+  more as text, so TRUE still reads as ``true`` and is quarantined as not a
+  number.
+* Yes/no columns load as text, in which calamine writes a boolean cell as
+  ``true`` or ``false``. Text cells spelling exactly that are told apart the same
+  way (a second, boolean load of the column when the sheet may hold boolean
+  cells): text ``true`` stays text, as ``TRUE`` does.
+* Identifier columns load as text, in which calamine writes numbers to nine
+  decimals. A number cell that is not whole but is within half a billionth of a
+  whole number (a floating-point artefact such as 67409.0000000001) therefore
+  reads as that whole number, where the number's exact value would leave it as
+  text to be quarantined. This is the one ambiguity left: such a value means the
+  whole number everywhere Excel shows it.
+* A typed load reports a cell this module does not know how to write as calamine
+  would (a date cell in a number column, say): that column is loaded once more
+  as text. Slower, never different.
 
 A table split over several sheets with the same header (a legacy ``.xls`` sheet
 holds 65,536 rows) is read as one table, in sheet order; sheets without that
@@ -27,14 +50,17 @@ from __future__ import annotations
 import io
 import re
 import struct
+import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+from xml.etree import ElementTree
 
 import polars as pl
 
 from ..errors import DecryptionError, ReadError, SchemaMismatchError
 from ..schema import Column, Dataset
-from ._base import SourceTable, header_score, match_columns
+from ._base import SourceTable, header_score, match_columns, normalise_header
 from .csv import _TRAILER
 
 if TYPE_CHECKING:
@@ -43,6 +69,8 @@ if TYPE_CHECKING:
 
 HEADER_SCAN_ROWS = 30
 """Title and notes rows above the header are looked through this far."""
+MAX_COLUMNS = 16_384
+"""Excel's widest sheet: every column up to it is loaded with a stated type, never guessed."""
 
 _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # BIFF8 and BIFF5 beginning-of-file records of a workbook globals substream
@@ -51,7 +79,8 @@ _ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
 _ERROR_TEXT = {"NA": "#N/A", "Div0": "#DIV/0!", "Value": "#VALUE!", "Ref": "#REF!",
                "Name": "#NAME?", "Num": "#NUM!", "Null": "#NULL!",
                "GettingData": "#GETTING_DATA"}
-_FORCED: dict[str, DType] = {"date": "date", "float": "float", "bool": "boolean"}
+_TYPED: dict[str, DType] = {"date": "date", "float": "float"}
+"""Schema kinds loaded typed; every other column loads as text."""
 _BOOL_TEXT = ("true", "false")
 """How calamine writes a boolean cell as text."""
 _SST_ENTRY = re.compile(rb"<(?:\w{1,16}:)?si[\s>/]")
@@ -61,7 +90,10 @@ _MIN_CELL_BYTES = 20
 _DEFLATE_MAX_RATIO = 1032
 """Deflate cannot expand more than this; a larger declared size is not believed."""
 _SST_SLACK = 10_000
-
+_HEAD_BYTES = 8 << 20
+"""The XML read for a sheet's first rows; a sheet that needs more is looked at by calamine."""
+_PART_BYTES = 16 << 20
+"""The largest workbook or relationships part parsed here."""
 
 # --- recognising the formats ------------------------------------------------------------
 
@@ -118,19 +150,39 @@ def sniff_xls(head: bytes) -> bool:
 
 # --- reading ----------------------------------------------------------------------------
 
+class _Misread(Exception):
+    """The package scan and calamine disagree about a sheet: read it calamine's way."""
+
+
 @dataclass
 class _Sheet:
-    """One sheet as text: every row (absolute), its header row and error cells."""
+    """A sheet's first rows as text, and the row among them that best names the columns."""
 
     index: int
     name: str
-    text: pl.DataFrame
-    absolute: list[int]
-    """Sheet column index of each column of ``text``."""
-    errors: dict[tuple[int, int], str]
-    """(row, column of ``text``) -> ``#N/A`` and the like."""
+    columns: list[int]
+    """Sheet column index of each position in ``rows``."""
+    rows: list[list[str | None]]
+    """The first ``HEADER_SCAN_ROWS`` rows of the sheet (absolute row numbers)."""
+    exact: bool
+    """The rows are calamine's own text (else the package scan's, checked on loading)."""
     header: int = -1
     score: int = 0
+
+
+@dataclass
+class _Part:
+    """One schema column's cells from one sheet's data rows."""
+
+    text: pl.Series
+    """Utf8, calamine's text of the cells; for a typed column, of the cells not of its type."""
+    value: pl.Series | None = None
+    """The typed load (Date, Float64) for a typed column."""
+    marked: pl.Series | None = None
+    """Boolean: in a number column the boolean cells, in a yes/no column the text cells
+    that spell ``true`` or ``false``."""
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    """(row, ``#N/A`` and the like)."""
 
 
 @dataclass
@@ -138,9 +190,7 @@ class _Column:
     """A schema column gathered over the table's sheets."""
 
     spec: Column
-    text: list[pl.Series] = field(default_factory=list)
-    typed: list[pl.Series] = field(default_factory=list)
-    errors: list[tuple[int, str]] = field(default_factory=list)
+    parts: list[_Part] = field(default_factory=list)
 
 
 def _format_reader(fmt: str):  # noqa: ANN202 - a Reader.read
@@ -156,11 +206,15 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
 
     if data.startswith(_OLE) and "EncryptedPackage".encode("utf-16-le") in data[:65536]:
         raise _encrypted(member)
-    if fmt == "xlsx":
-        _check_shared_strings(data, member)
+    package = _Package.open(data) if fmt == "xlsx" else None
+    if package is not None:
+        package.prepare(member)
     try:
         book = fastexcel.read_excel(data)
-        return _read_book(book, dataset, member, fmt)
+        try:
+            return _read_book(book, package, dataset, member, fmt, scanned=package is not None)
+        except _Misread:
+            return _read_book(book, package, dataset, member, fmt, scanned=False)
     except fastexcel.FastExcelError:
         raise _unreadable(data, member, fmt) from None
     except BaseException as exc:
@@ -170,10 +224,14 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
         raise _unreadable(data, member, fmt) from None
 
 
-def _read_book(book: fastexcel.ExcelReader, dataset: Dataset, member: str,
-               fmt: str) -> SourceTable:
-    sheets = [_scan(book, i, name, dataset) for i, name in enumerate(book.sheet_names)]
+def _read_book(book: fastexcel.ExcelReader, package: _Package | None, dataset: Dataset,
+               member: str, fmt: str, scanned: bool) -> SourceTable:
+    heads = package.heads(book.sheet_names) if package is not None and scanned else None
+    sheets = [_heading(book, i, name, heads[i] if heads else None, dataset)
+              for i, name in enumerate(book.sheet_names)]
     best = max((s.score for s in sheets), default=0)
+    if best == 0 and any(not s.exact for s in sheets):
+        raise _Misread
     if best == 0:
         raise SchemaMismatchError(
             f"{member}: no sheet has a header row with the columns of schema '{dataset.name}' "
@@ -188,10 +246,10 @@ def _read_book(book: fastexcel.ExcelReader, dataset: Dataset, member: str,
     columns = [_Column(c) for c in dataset.columns]
     trailer: int | None = None
     for position, sheet in enumerate(table):
-        trailer = _gather(book, sheet, dataset, member, columns,
+        trailer = _gather(book, package, sheet, dataset, member, columns,
                           last=position == len(table) - 1)
     frame = pl.DataFrame([_finish(c) for c in columns])
-    errors = sum(len(c.errors) for c in columns)
+    errors = sum(len(p.errors) for c in columns for p in c.parts)
     if errors:
         notes.append(f"{errors} cells hold formula errors (such as #N/A); "
                      "their rows will be quarantined where the column needs a value")
@@ -201,85 +259,257 @@ def _read_book(book: fastexcel.ExcelReader, dataset: Dataset, member: str,
     return SourceTable(member, fmt, frame, None, trailer, notes)
 
 
-def _scan(book: fastexcel.ExcelReader, index: int, name: str, dataset: Dataset) -> _Sheet:
-    """The sheet as text, and the row among the first ones that best names the columns."""
-    sheet = book.load_sheet(index, header_row=None, skip_rows=0, dtypes="string")
-    batch, cell_errors = sheet.to_arrow_with_errors()
+def _heading(book: fastexcel.ExcelReader, index: int, name: str,
+             head: tuple[list[int], list[list[str | None]]] | None,
+             dataset: Dataset) -> _Sheet:
+    """The sheet's first rows, and the one that best names the schema's columns."""
+    sheet = _Sheet(index, name, *head, exact=False) if head else _loaded_head(book, index, name)
+    for row, cells in enumerate(sheet.rows):
+        score = header_score(cells, dataset)
+        if score > sheet.score:
+            sheet.header, sheet.score = row, score
+    return sheet
+
+
+def _loaded_head(book: fastexcel.ExcelReader, index: int, name: str) -> _Sheet:
+    """The sheet's first rows as calamine writes them as text."""
+    loaded = book.load_sheet(index, header_row=None, skip_rows=0, n_rows=HEADER_SCAN_ROWS,
+                             dtypes="string")
+    batch, _ = loaded.to_arrow_with_errors()
     text = pl.from_arrow(batch)
     assert isinstance(text, pl.DataFrame)
-    errors = {}
-    for error in cell_errors.errors if cell_errors else ():
-        kind = re.search(r"Error\((\w+)\)", error.detail)
-        errors[error.offset_position] = _ERROR_TEXT.get(kind.group(1), "#ERROR") if kind \
-            else "#ERROR"
-    found = _Sheet(index, name, text, [c.absolute_index for c in sheet.selected_columns],
-                   errors)
-    for row, cells in enumerate(text.head(HEADER_SCAN_ROWS).rows()):
-        score = header_score(list(cells), dataset)
-        if score > found.score:
-            found.header, found.score = row, score
-    return found
+    return _Sheet(index, name, [c.absolute_index for c in loaded.selected_columns],
+                  [list(r) for r in text.rows()], exact=True)
 
 
-def _gather(book: fastexcel.ExcelReader, sheet: _Sheet, dataset: Dataset, member: str,
-            columns: list[_Column], last: bool) -> int | None:
+def _header_names(sheet: _Sheet) -> list[str]:
+    return [v if v is not None else f"(blank column {j + 1})"
+            for j, v in enumerate(sheet.rows[sheet.header])]
+
+
+def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet,
+            dataset: Dataset, member: str, columns: list[_Column], last: bool) -> int | None:
     """Add the sheet's data rows to ``columns``; the trailer count if it ends with one."""
-    names = [str(v) if v is not None else f"(blank column {j + 1})"
-             for j, v in enumerate(sheet.text.row(sheet.header))]
-    mapping = match_columns(names, dataset, f"{member} (sheet {sheet.name!r})")
-    where = {source: names.index(found) for source, found in mapping.items()}
-    body = sheet.text.slice(sheet.header + 1)
-    end, trailer = _extent(body, sheet, last)
-    forced: dict[str | int, DType] = {}
-    for spec in dataset.columns:
-        dtype = _forced_dtype(spec)
-        if dtype:
-            forced[sheet.absolute[where[spec.source]]] = dtype
-    typed: dict[int, pl.Series] = {}
-    if forced:
-        loaded = book.load_sheet(sheet.index, header_row=sheet.header,
-                                 use_columns=sorted(int(i) for i in forced), dtypes=forced)
-        frame = pl.from_arrow(loaded.to_arrow())
-        assert isinstance(frame, pl.DataFrame)
-        if frame.height != body.height:
-            raise ReadError(f"{member}: sheet {sheet.name!r} gave different row counts when "
-                            "read twice; the workbook may be damaged, ask for it again")
-        for info, series in zip(loaded.selected_columns, frame.get_columns(), strict=True):
-            typed[info.absolute_index] = series.head(end)
-    offset = sum(len(s) for s in columns[0].text)
+    label = f"{member} (sheet {sheet.name!r})"
+    names = _header_names(sheet)
+    try:
+        mapping = match_columns(names, dataset, label)
+    except SchemaMismatchError:
+        if not sheet.exact:
+            # the message names the header's cells as calamine writes them
+            exact = _loaded_head(book, sheet.index, sheet.name)
+            exact.header = sheet.header
+            match_columns(_header_names(exact), dataset, label)
+        raise
+    wanted = {sheet.columns[names.index(found)]: spec
+              for spec in dataset.columns for source, found in mapping.items()
+              if source == spec.source}
+    dtypes: dict[str | int, DType] = dict.fromkeys(range(MAX_COLUMNS), "string")
+    for index, spec in wanted.items():
+        if spec.kind in _TYPED:
+            dtypes[index] = _TYPED[spec.kind]
+    loaded = book.load_sheet(sheet.index, header_row=sheet.header, dtypes=dtypes)
+    batch, cell_errors = loaded.to_arrow_with_errors()
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    info = loaded.selected_columns
+    position = {c.absolute_index: j for j, c in enumerate(info)}
+    for index, spec in wanted.items():
+        j = position.get(index)
+        if j is None or not (sheet.exact or normalise_header(info[j].name)
+                             == normalise_header(spec.source)):
+            raise _Misread
+    texts = {j for j, c in enumerate(info) if c.dtype == "string"}
+    misfits, formulas, odd = _cell_errors(cell_errors, info)
+    end, trailer = _extent(frame, texts, misfits, formulas, last)
+
+    parts: dict[str, _Part] = {}
+    again: dict[int, DType] = {}
+    for index, spec in wanted.items():
+        j = position[index]
+        series = frame.to_series(j).head(end)
+        if spec.kind in _TYPED:
+            part = _Part(_scatter(end, misfits.get(j)), series)
+            if j in odd or (spec.kind == "float" and series.is_in([0.0, 1.0]).any()
+                            and _may_hold_booleans(package, sheet.index)):
+                again[index] = "string"
+        else:
+            part = _Part(series)
+            if spec.kind == "bool" and series.is_in(_BOOL_TEXT).any():
+                if _may_hold_booleans(package, sheet.index):
+                    again[index] = "boolean"
+                else:
+                    part.marked = series.is_in(_BOOL_TEXT)
+        part.errors = sorted((r, t) for r, t in formulas.get(j, {}).items() if r < end)
+        parts[spec.source] = part
+    if again:
+        _load_again(book, sheet, again, {i: parts[s.source] for i, s in wanted.items()}, end)
+    offset = sum(len(p.text) for p in columns[0].parts)
     for column in columns:
-        j = where[column.spec.source]
-        column.text.append(body.to_series(j).head(end).cast(pl.Utf8))
-        if sheet.absolute[j] in typed:
-            column.typed.append(typed[sheet.absolute[j]])
-        column.errors.extend((offset + r - sheet.header - 1, text)
-                             for (r, c), text in sheet.errors.items()
-                             if c == j and sheet.header < r <= sheet.header + end)
+        part = parts[column.spec.source]
+        part.errors = [(offset + r, t) for r, t in part.errors]
+        column.parts.append(part)
     return trailer
 
 
-def _extent(body: pl.DataFrame, sheet: _Sheet, last: bool) -> tuple[int, int | None]:
-    """Data rows to keep (trailing empty rows dropped), and a record-count trailer."""
-    occupied = body.select(pl.any_horizontal(
-        [pl.col(c).is_not_null() & (pl.col(c).str.strip_chars() != "") for c in body.columns]
-    )).to_series().arg_true().to_list()
-    filled = sorted({*occupied, *(r - sheet.header - 1 for r, _ in sheet.errors
-                                  if r > sheet.header)})
-    if not filled:
+def _may_hold_booleans(package: _Package | None, index: int) -> bool:
+    return package is None or package.has_booleans(index)
+
+
+def _load_again(book: fastexcel.ExcelReader, sheet: _Sheet, dtypes: dict[int, DType],
+                parts: dict[int, _Part], end: int) -> None:
+    """Settle what the typed load could not tell, by a second load of just those columns.
+
+    As text, a number column shows its boolean cells (``true``) and a date or
+    number column its odd cells as calamine writes them; as booleans, a yes/no
+    column's text cells that spell ``true`` are cell errors.
+    """
+    stated: dict[str | int, DType] = {index: dtype for index, dtype in dtypes.items()}
+    loaded = book.load_sheet(sheet.index, header_row=sheet.header, use_columns=sorted(dtypes),
+                             dtypes=stated)
+    batch, cell_errors = loaded.to_arrow_with_errors()
+    frame = pl.from_arrow(batch)
+    assert isinstance(frame, pl.DataFrame)
+    info = loaded.selected_columns
+    _, formulas, _ = _cell_errors(cell_errors, info)
+    failed: dict[int, list[int]] = {}
+    for error, j in _located(cell_errors, info):
+        failed.setdefault(j, []).append(error.offset_position[0])
+    for j, c in enumerate(info):
+        part = parts[c.absolute_index]
+        series = frame.to_series(j).head(end)
+        if c.dtype == "string":
+            part.text = series
+            part.errors = sorted((r, t) for r, t in formulas.get(j, {}).items() if r < end)
+            if part.value is not None and part.value.dtype == pl.Float64:
+                part.marked = series.is_in(_BOOL_TEXT) & part.value.is_not_null()
+        else:
+            rows = [r for r in failed.get(j, ()) if r < end]
+            not_boolean = pl.repeat(False, end, dtype=pl.Boolean, eager=True)
+            if rows:
+                not_boolean = not_boolean.scatter(rows, True)
+            part.marked = part.text.is_in(_BOOL_TEXT) & not_boolean
+
+
+_DETAIL = re.compile(r"got '(\w+)\((.*)\)'?\Z", re.DOTALL)
+"""fastexcel's cell error: the cell in Rust's debug form, ``String("NA")``, ``Float(1.5)``."""
+_RUST_STRING = re.compile(r'"((?:[^"\\]|\\(?:u\{[0-9a-fA-F]{1,6}\}|[0tnr\\"\']))*)"', re.DOTALL)
+_RUST_ESCAPE = re.compile(r"\\(?:u\{([0-9a-fA-F]{1,6})\}|(.))", re.DOTALL)
+_RUST_CHARS = {"0": "\0", "t": "\t", "r": "\r", "n": "\n", "\\": "\\", '"': '"', "'": "'"}
+
+
+def _cell_errors(cell_errors: fastexcel.CellErrors | None, info: list[fastexcel.ColumnInfo]
+                 ) -> tuple[dict[int, dict[int, str]], dict[int, dict[int, str]], set[int]]:
+    """The load's cell errors: cells not of their column's type (as calamine's text),
+    formula errors (as Excel writes them), and the columns with cells neither.
+
+    In a text column every cell error is a formula error (``#ERROR`` when calamine
+    could not write the cell); keys are column position in the load, then data row.
+    """
+    misfits: dict[int, dict[int, str]] = {}
+    formulas: dict[int, dict[int, str]] = {}
+    odd: set[int] = set()
+    for error, j in _located(cell_errors, info):
+        row = error.offset_position[0]
+        found = _DETAIL.search(error.detail)
+        kind, inner = found.groups() if found else ("", "")
+        if kind == "Error" or info[j].dtype == "string":
+            formulas.setdefault(j, {})[row] = _ERROR_TEXT.get(inner, "#ERROR") \
+                if kind == "Error" else "#ERROR"
+            continue
+        text = _cell_text(kind, inner)
+        if text is None:
+            odd.add(j)
+        else:
+            misfits.setdefault(j, {})[row] = text
+    return misfits, formulas, odd
+
+
+def _located(cell_errors: fastexcel.CellErrors | None, info: list[fastexcel.ColumnInfo]
+             ) -> Iterator[tuple[fastexcel.CellError, int]]:
+    """Each cell error with its column's position in the load (errors name the column
+    by its index in the sheet's range)."""
+    position = {c.index: j for j, c in enumerate(info)}
+    for error in cell_errors.errors if cell_errors else ():
+        j = position.get(error.offset_position[1])
+        if j is not None:
+            yield error, j
+
+
+def _cell_text(kind: str, inner: str) -> str | None:
+    """A cell as calamine writes it as text, from its debug form; None if unsure."""
+    if kind in ("String", "DateTimeIso"):
+        quoted = _RUST_STRING.fullmatch(inner)
+        return _RUST_ESCAPE.sub(_unescape, quoted.group(1)) if quoted else None
+    if kind == "Bool" and inner in _BOOL_TEXT:
+        return inner
+    if kind == "Int" and re.fullmatch(r"-?\d+", inner):
+        return str(int(inner))
+    if kind == "Float":
+        try:
+            number = float(inner)
+        except ValueError:
+            return None
+        return _float_text(number) if number - number == 0 else None
+    return None
+
+
+def _unescape(match: re.Match[str]) -> str:
+    code, char = match.groups()
+    return chr(int(code, 16)) if code else _RUST_CHARS[char]
+
+
+def _float_text(number: float) -> str:
+    """calamine's text of a number: at most nine decimals, trailing zeros dropped."""
+    return f"{number:.9f}".rstrip("0").rstrip(".")
+
+
+def _scatter(length: int, cells: dict[int, str] | None) -> pl.Series:
+    series = pl.repeat(None, length, dtype=pl.Utf8, eager=True)
+    kept = {r: t for r, t in (cells or {}).items() if r < length}
+    return series.scatter(list(kept), list(kept.values())) if kept else series
+
+
+def _extent(frame: pl.DataFrame, texts: set[int], misfits: dict[int, dict[int, str]],
+            formulas: dict[int, dict[int, str]], last: bool) -> tuple[int, int | None]:
+    """Data rows to keep (trailing empty rows dropped), and a record-count trailer.
+
+    A row is filled when a cell holds a value, non-blank text or a formula error;
+    the last filled row is a trailer when its one cell is text such as
+    ``TOTAL RECORDS: 3``.
+    """
+    if frame.width == 0 or frame.height == 0:
         return 0, None
-    if last and filled[-1] in occupied:
-        cells = [v for v in body.row(filled[-1]) if v is not None and v.strip()]
-        match = _TRAILER.match(cells[0]) if len(cells) == 1 else None
+    present = frame.select(pl.any_horizontal(pl.all().is_not_null())).to_series()
+    extra = {r for cells in (*misfits.values(), *formulas.values()) for r in cells}
+    candidates = sorted(extra.union(present.arg_true().to_list()), reverse=True)
+
+    def cells(row: int) -> list[str | None]:
+        """The row's non-blank cells: their text, None for a typed value."""
+        found: list[str | None] = []
+        for j, value in enumerate(frame.row(row)):
+            if value is None:
+                value = misfits.get(j, {}).get(row)
+                if value is not None and value.strip():
+                    found.append(value)
+            elif j not in texts:
+                found.append(None)
+            elif value.strip():
+                found.append(value)
+        return found
+
+    filled = (r for r in candidates
+              if cells(r) or any(r in f for f in formulas.values()))
+    final = next(filled, None)
+    if final is None:
+        return 0, None
+    if last:
+        found = cells(final)
+        match = _TRAILER.match(found[0]) if len(found) == 1 and found[0] is not None else None
         if match:
-            return (filled[-2] + 1 if len(filled) > 1 else 0), int(match.group(1))
-    return filled[-1] + 1, None
-
-
-def _forced_dtype(column: Column) -> DType | None:
-    """What to load the column as, beside its text: None for text columns."""
-    if column.kind in _FORCED:
-        return _FORCED[column.kind]
-    return "float" if column.width else None
+            before = next(filled, None)
+            return (before + 1 if before is not None else 0), int(match.group(1))
+    return final + 1, None
 
 
 def _date_format(column: Column) -> str:
@@ -290,90 +520,381 @@ def _date_format(column: Column) -> str:
 def _finish(column: _Column) -> pl.Series:
     """The column, typed when every cell has the schema's type, else faithful text."""
     spec = column.spec
-    text = pl.concat(column.text) if column.text else pl.Series([], dtype=pl.Utf8)
+    parts = column.parts
+    text = pl.concat([p.text for p in parts]) if parts else pl.Series([], dtype=pl.Utf8)
     errors = pl.repeat(None, text.len(), dtype=pl.Utf8, eager=True)
-    if column.errors:
-        rows, values = zip(*column.errors, strict=True)
+    listed = [e for p in parts for e in p.errors]
+    if listed:
+        rows, values = zip(*listed, strict=True)
         errors = errors.scatter(list(rows), list(values))
-    if not column.typed:
+    if spec.kind not in (*_TYPED, "bool") and not spec.width:
         return text.zip_with(text.is_not_null(), errors).alias(spec.source)
-    typed = pl.concat(column.typed)
-    frame = pl.DataFrame({"t": text, "v": typed, "e": errors})
-    t, v = pl.col("t"), pl.col("v")
-    is_bool_cell = t.is_in(_BOOL_TEXT)
+    marked = pl.concat([p.marked if p.marked is not None
+                        else pl.repeat(False, p.text.len(), dtype=pl.Boolean, eager=True)
+                        for p in parts]) if parts else pl.Series([], dtype=pl.Boolean)
+    columns = {"t": text, "e": errors, "m": marked}
+    if spec.kind in _TYPED:
+        columns["v"] = pl.concat([p.value for p in parts if p.value is not None]) if parts \
+            else pl.Series([], dtype=pl.Date if spec.kind == "date" else pl.Float64)
+    frame = pl.DataFrame(columns)
+    t, m = pl.col("t"), pl.col("m")
     if spec.kind == "date":
-        genuine = v.is_not_null()
-        render = v.dt.strftime(_date_format(spec))
+        value = pl.col("v")
+        genuine = value.is_not_null()
+        render = value.dt.strftime(_date_format(spec))
     elif spec.kind == "float":
-        genuine = v.is_not_null() & ~is_bool_cell
-        render = v.cast(pl.Utf8)
+        value = pl.col("v")
+        genuine = value.is_not_null() & ~m
+        render = value.cast(pl.Utf8)
     elif spec.kind == "bool":
-        genuine = v.is_not_null() & is_bool_cell
-        render = pl.when(v).then(pl.lit(spec.true_values[0])).otherwise(
+        value = t == "true"
+        genuine = t.is_in(_BOOL_TEXT) & ~m
+        render = pl.when(value).then(pl.lit(spec.true_values[0])).otherwise(
             pl.lit(spec.false_values[0]))
     else:  # an identifier: a number cell reads as the integer calamine wrote
-        whole = (v == v.floor()) & (v.abs() < 2.0**53)
-        as_int = pl.when(whole).then(v.cast(pl.Int64).cast(pl.Utf8))
-        genuine = (v.is_not_null() & (t == as_int)).fill_null(False)
-        render = pl.when(whole & (v >= 0)).then(as_int.str.zfill(spec.width or 0)).otherwise(t)
+        value = t.cast(pl.Int64, strict=False)
+        genuine = (value.cast(pl.Utf8) == t) & (value.abs() < 2**53)
+        render = pl.when(value >= 0).then(t.str.zfill(spec.width or 0)).otherwise(t)
     genuine = genuine.fill_null(False)
     stray = t.is_not_null() & (t.str.strip_chars() != "") & ~genuine
-    pure = not column.errors and not frame.select(stray.any()).item()
-    if pure:
-        typed_column = frame.select(pl.when(genuine).then(v).alias(spec.source)).to_series()
-        return typed_column if spec.kind in ("date", "float", "bool") else _narrow(typed_column)
+    if not listed and not frame.select(stray.any()).item():
+        return frame.select(pl.when(genuine).then(value).alias(spec.source)).to_series()
     return frame.select(
         pl.coalesce(pl.when(genuine).then(render).otherwise(t), pl.col("e"))
         .alias(spec.source)).to_series()
 
 
-def _narrow(series: pl.Series) -> pl.Series:
-    """Whole numbers as Int64: an identifier keeps every digit."""
-    values = series.drop_nulls()
-    if series.dtype == pl.Float64 and \
-            ((values == values.floor()) & (values.abs() < 2.0**53)).all():
-        return series.cast(pl.Int64)
-    return series
+# --- the .xlsx package: first rows, shared strings, boolean cells --------------------------
+
+_CELL_ESCAPE = re.compile(r"_x([0-9A-Fa-f]{4})_")
+"""OOXML writes control characters in text as ``_x000D_``; calamine reads them back."""
 
 
-def _check_shared_strings(data: bytes, member: str) -> None:
-    """Refuse a shared-string table with more strings than the sheets have cells.
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
 
-    calamine loads the whole table before the first cell, at some 75 bytes of
-    memory an entry, so a workbook of a few megabytes holding millions of tiny
-    ``<si>`` entries would exhaust memory. Each entry of an honest table is used
-    by a cell, and a cell takes at least ``_MIN_CELL_BYTES`` of sheet XML. The
-    table is inflated as a stream and counted, never held whole; a package that
-    cannot be opened here is left for calamine to report.
-    """
-    import zipfile
 
+def _column_number(ref: str) -> int:
+    """``A1`` -> 0, ``AB7`` -> 27; -1 if the reference is not a cell."""
+    letters = re.match(r"([A-Z]{1,3})[0-9]+$", ref)
+    if not letters:
+        return -1
+    number = 0
+    for letter in letters.group(1):
+        number = number * 26 + ord(letter) - 64
+    return number - 1
+
+
+def _run_text(element: ElementTree.Element) -> str:
+    """The text of an ``<si>`` or ``<is>``: its ``<t>`` and rich-text runs, no phonetics."""
+    out = []
+    for child in element:
+        tag = _local(child.tag)
+        if tag == "t":
+            out.append(child.text or "")
+        elif tag == "r":
+            out.extend(t.text or "" for t in child if _local(t.tag) == "t")
+    return _CELL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), "".join(out))
+
+
+_PREFIX = re.compile(rb"<(/?)[A-Za-z_][\w.-]{0,15}:")
+
+
+def _entry_text(fragment: bytes) -> str | None:
+    """The text of one ``<si>`` entry cut from the shared-string table."""
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
-        tables = [i for i in infos
-                  if i.filename.rsplit("/", 1)[-1].lower() == "sharedstrings.xml"]
-        sheet_bytes = sum(min(i.file_size, _DEFLATE_MAX_RATIO * max(i.compress_size, 1))
-                          for i in infos if i.filename.lower().startswith("xl/worksheets/"))
-        room = sheet_bytes // _MIN_CELL_BYTES + _SST_SLACK
-        for info in tables:
-            count = 0
-            tail = b""
-            with archive.open(info) as stream:
-                while chunk := stream.read(1 << 20):
-                    buffer = tail + chunk
-                    count += sum(1 for m in _SST_ENTRY.finditer(buffer) if m.end() > len(tail))
-                    tail = buffer[-32:]
-                    if count > room:
-                        raise ReadError(
-                            f"{member}: the workbook's shared-string table holds more than "
-                            f"{room} strings, more than its sheets have cells; refused as a "
-                            "damaged or hostile workbook (it would exhaust memory). Ask the "
-                            "sender to save it again, or to export CSV")
-    except ReadError:
-        raise
-    except Exception:  # noqa: BLE001 - damage is calamine's to report, with its own message
-        return
+        root = ElementTree.fromstring(b"<root>" + _PREFIX.sub(rb"<\1", fragment) + b"</root>")
+    except ElementTree.ParseError:
+        return None
+    return _run_text(root[0]) if len(root) else None
+
+
+class _Package:
+    """An ``.xlsx`` package read in place: parts are streamed, never inflated whole.
+
+    Used for what is cheap to learn without calamine: each sheet's first rows (to
+    find the header), whether a sheet holds any boolean cell, and the size of the
+    shared-string table. Anything unexpected makes it step aside (None, or "may
+    hold booleans"), and calamine is asked instead.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.archive = zipfile.ZipFile(io.BytesIO(data))
+        self.names = {i.filename.lower(): i.filename for i in self.archive.infolist()}
+        self.sheets: list[tuple[str, str | None]] | None = None
+        self.shared: str | None = None
+        self._booleans: dict[int, bool] = {}
+        self._rows: list[dict[int, dict[int, int | str | None]] | None] = []
+        self._strings: dict[int, str | None] = {}
+        try:
+            self._read_workbook()
+        except Exception:  # noqa: BLE001 - calamine reads what this cannot
+            self.sheets = None
+
+    @classmethod
+    def open(cls, data: bytes) -> _Package | None:
+        try:
+            return cls(data)
+        except Exception:  # noqa: BLE001 - damage is calamine's to report
+            return None
+
+    def _xml(self, name: str) -> ElementTree.Element | None:
+        actual = self.names.get(name.lower())
+        if actual is None or self.archive.getinfo(actual).file_size > _PART_BYTES:
+            return None
+        return ElementTree.fromstring(self.archive.read(actual))
+
+    def _relations(self, part: str) -> dict[str, tuple[str, str]]:
+        """Id -> (type, part name) of a part's relationships."""
+        folder, _, name = part.rpartition("/")
+        rels = self._xml(f"{folder}/_rels/{name}.rels" if folder else f"_rels/{name}.rels")
+        found = {}
+        for rel in rels if rels is not None else ():
+            target = rel.get("Target", "")
+            if rel.get("TargetMode") == "External":
+                continue
+            path = target.lstrip("/") if target.startswith("/") else \
+                "/".join(p for p in f"{folder}/{target}".split("/") if p)
+            parts: list[str] = []
+            for piece in path.split("/"):
+                if piece == "..":
+                    if parts:
+                        parts.pop()
+                elif piece != ".":
+                    parts.append(piece)
+            found[rel.get("Id", "")] = (rel.get("Type", ""), "/".join(parts))
+        return found
+
+    def _read_workbook(self) -> None:
+        root = self._relations("")
+        workbook = next((p for t, p in root.values() if t.endswith("/officeDocument")), None)
+        if workbook is None:
+            return
+        rels = self._relations(workbook)
+        self.shared = next((p for t, p in rels.values() if t.endswith("/sharedStrings")), None)
+        xml = self._xml(workbook)
+        if xml is None:
+            return
+        sheets = []
+        for element in xml.iter():
+            if _local(element.tag) != "sheet":
+                continue
+            rid = next((v for k, v in element.attrib.items() if _local(k) == "id"), "")
+            kind, part = rels.get(rid, ("", ""))
+            sheets.append((element.get("name", ""),
+                           part if kind.endswith("/worksheet") and part.lower() in self.names
+                           else None))
+        self.sheets = sheets
+
+    def prepare(self, member: str) -> None:
+        """Read each sheet's first rows, then the shared strings once, as a stream.
+
+        The shared-string table is counted as it streams (see
+        ``_check_shared_strings``) and only the entries the first rows use are kept.
+        """
+        self._rows = [self._first_rows(part) if part else None for _, part in self.sheets] \
+            if self.sheets is not None else []
+        needed = {v for rows in self._rows if rows for cells in rows.values()
+                  for v in cells.values() if isinstance(v, int)}
+        self._strings = self._check_shared_strings(member, needed)
+
+    def _check_shared_strings(self, member: str, needed: set[int]) -> dict[int, str | None]:
+        """Refuse a shared-string table with more strings than the sheets have cells.
+
+        calamine loads the whole table before the first cell, at some 75 bytes of
+        memory an entry, so a workbook of a few megabytes holding millions of tiny
+        ``<si>`` entries would exhaust memory. Each entry of an honest table is used
+        by a cell, and a cell takes at least ``_MIN_CELL_BYTES`` of sheet XML. The
+        table is inflated as a stream and counted, never held whole; a package that
+        cannot be read here is left for calamine to report. Returns the ``needed``
+        entries of the workbook's own table that were found.
+        """
+        strings: dict[int, str | None] = {}
+        try:
+            infos = self.archive.infolist()
+            tables = [i for i in infos
+                      if i.filename.rsplit("/", 1)[-1].lower() == "sharedstrings.xml"]
+            sheet_bytes = sum(min(i.file_size, _DEFLATE_MAX_RATIO * max(i.compress_size, 1))
+                              for i in infos if i.filename.lower().startswith("xl/worksheets/"))
+            room = sheet_bytes // _MIN_CELL_BYTES + _SST_SLACK
+            for info in tables:
+                mine = self.shared is not None and info.filename.lower() == self.shared.lower()
+                count = self._count_entries(info, room, needed if mine else set(), strings)
+                if count > room:
+                    raise ReadError(
+                        f"{member}: the workbook's shared-string table holds more than "
+                        f"{room} strings, more than its sheets have cells; refused as a "
+                        "damaged or hostile workbook (it would exhaust memory). Ask the "
+                        "sender to save it again, or to export CSV")
+        except ReadError:
+            raise
+        except Exception:  # noqa: BLE001 - damage is calamine's to report, with its own message
+            return {}
+        return strings
+
+    def _count_entries(self, info: zipfile.ZipInfo, room: int, needed: set[int],
+                       strings: dict[int, str | None]) -> int:
+        """The table's entries, counted up to ``room``; the ``needed`` ones go to ``strings``."""
+        count = 0
+        tail = b""
+        entry: tuple[int, bytes] | None = None
+        """A needed entry whose end is not read yet."""
+        with self.archive.open(info) as stream:
+            while count <= room:
+                chunk = stream.read(1 << 20)
+                buffer = tail + chunk
+                # an entry's start holds one "<", so none straddles the last one
+                cut = buffer.rfind(b"<") if chunk else len(buffer)
+                cut = len(buffer) if cut < 0 else cut
+                found = len(_SST_ENTRY.findall(buffer, 0, cut))
+                if entry is not None or any(count <= i < count + found for i in needed):
+                    starts = [m.start() for m in _SST_ENTRY.finditer(buffer, 0, cut)]
+                    if entry is not None:
+                        index, fragment = entry
+                        entry = (index, fragment + buffer[:starts[0] if starts else cut])
+                        if starts:
+                            strings[index] = _entry_text(entry[1])
+                            entry = None
+                    for k, start in enumerate(starts):
+                        if count + k in needed:
+                            if k + 1 < len(starts):
+                                strings[count + k] = _entry_text(buffer[start:starts[k + 1]])
+                            else:
+                                entry = (count + k, buffer[start:cut])
+                count += found
+                tail = buffer[cut:]
+                if not chunk:
+                    break
+        if entry is not None:
+            # the table's last entry ends where the table does
+            fragment = entry[1] + tail
+            strings[entry[0]] = _entry_text(fragment[:fragment.rfind(b"</")])
+        return count
+
+    def heads(self, sheet_names: list[str]
+              ) -> list[tuple[list[int], list[list[str | None]]] | None] | None:
+        """Each sheet's first ``HEADER_SCAN_ROWS`` rows as calamine writes them as text.
+
+        None for a sheet this cannot read (calamine reads it), and for all of them
+        when the workbook's sheets are not the ones calamine lists. A number cell is
+        written as calamine writes a number, even where a date format would make
+        calamine write a date: such a cell never names a column.
+        """
+        if self.sheets is None or [n for n, _ in self.sheets] != sheet_names:
+            return None
+        heads: list[tuple[list[int], list[list[str | None]]] | None] = []
+        for rows in self._rows:
+            if rows is None or any(isinstance(v, int) and self._strings.get(v) is None
+                                   for cells in rows.values() for v in cells.values()):
+                heads.append(None)
+                continue
+            width = max((c + 1 for cells in rows.values() for c in cells), default=0)
+            height = max(rows, default=-1) + 1
+            table: list[list[str | None]] = [[None] * width for _ in range(height)]
+            for r, cells in rows.items():
+                for c, v in cells.items():
+                    table[r][c] = self._strings.get(v) if isinstance(v, int) else v
+            heads.append((list(range(width)), table))
+        return heads
+
+    def _first_rows(self, part: str) -> dict[int, dict[int, int | str | None]] | None:
+        """row -> column -> a shared-string index, the cell's text, or None (no text)."""
+        rows: dict[int, dict[int, int | str | None]] = {}
+        parser: ElementTree.XMLPullParser = ElementTree.XMLPullParser(events=("start", "end"))
+        read = 0
+        try:
+            with self.archive.open(self.names[part.lower()]) as stream:
+                while chunk := stream.read(1 << 16):
+                    read += len(chunk)
+                    if read > _HEAD_BYTES:
+                        return None
+                    parser.feed(chunk)
+                    for event, *rest in parser.read_events():
+                        element = rest[0]
+                        if not isinstance(element, ElementTree.Element):
+                            continue
+                        tag = _local(element.tag)
+                        if event == "start":
+                            if tag == "row":
+                                number = element.get("r")
+                                if number is None or not number.isdigit():
+                                    return None
+                                if int(number) > HEADER_SCAN_ROWS:
+                                    return rows
+                                current = rows.setdefault(int(number) - 1, {})
+                            continue
+                        if tag == "c":
+                            column = _column_number(element.get("r", ""))
+                            if column < 0:
+                                return None
+                            kind, cell = self._cell(element)
+                            if kind == "unknown":
+                                return None
+                            current[column] = cell
+                            element.clear()
+                        elif tag == "row":
+                            element.clear()
+                        elif tag == "sheetData":
+                            return rows
+        except (ElementTree.ParseError, KeyError, ValueError, zipfile.BadZipFile, OSError,
+                EOFError, UnboundLocalError):
+            return None
+        return rows
+
+    @staticmethod
+    def _cell(element: ElementTree.Element) -> tuple[str, int | str | None]:
+        """(the cell's kind, a shared-string index or its text); kind ``unknown`` if unsure."""
+        kind = element.get("t", "n")
+        value = next((c.text or "" for c in element if _local(c.tag) == "v"), None)
+        if kind == "inlineStr":
+            inline = next((c for c in element if _local(c.tag) == "is"), None)
+            return kind, _run_text(inline) if inline is not None else None
+        if value is None:
+            return kind, None
+        if kind == "s":
+            return (kind, int(value)) if value.strip().isdigit() else ("unknown", None)
+        if kind in ("str", "d"):
+            return kind, _CELL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
+        if kind == "b":
+            return kind, "true" if value.strip() not in ("0", "") else "false"
+        if kind == "e":
+            return kind, None
+        if kind == "n":
+            try:
+                return kind, _float_text(float(value))
+            except ValueError:
+                pass
+        return "unknown", None
+
+    def has_booleans(self, index: int) -> bool:
+        """Whether the sheet may hold a boolean cell (``t="b"``); True when unsure.
+
+        Every attribute whose value is ``b`` is quoted, so a sheet without ``"b"``
+        or ``'b'`` anywhere holds none. The sheet is inflated as a stream.
+        """
+        if index in self._booleans:
+            return self._booleans[index]
+        part = self.sheets[index][1] if self.sheets and index < len(self.sheets) else None
+        found = True
+        if part is not None:
+            try:
+                found = self._quoted_b(self.names[part.lower()])
+            except Exception:  # noqa: BLE001 - unsure: assume it may
+                found = True
+        self._booleans[index] = found
+        return found
+
+    def _quoted_b(self, name: str) -> bool:
+        tail = b""
+        with self.archive.open(name) as stream:
+            while chunk := stream.read(1 << 20):
+                if b'"b"' in chunk or b"'b'" in chunk:
+                    return True
+                seam = tail + chunk[:2]
+                if b'"b"' in seam or b"'b'" in seam:
+                    return True
+                tail = chunk[-2:]
+        return False
 
 
 def _encrypted(member: str) -> DecryptionError:
