@@ -50,7 +50,9 @@ from __future__ import annotations
 import io
 import re
 import struct
+import threading
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -94,6 +96,8 @@ _HEAD_BYTES = 8 << 20
 """The XML read for a sheet's first rows; a sheet that needs more is looked at by calamine."""
 _PART_BYTES = 16 << 20
 """The largest workbook or relationships part parsed here."""
+_SCAN_BYTES = 256 << 20
+"""Sheets up to this much XML are scanned for boolean cells in memory, beside calamine."""
 
 # --- recognising the formats ------------------------------------------------------------
 
@@ -183,6 +187,7 @@ class _Part:
     that spell ``true`` or ``false``."""
     errors: list[tuple[int, str]] = field(default_factory=list)
     """(row, ``#N/A`` and the like)."""
+    identifier: bool = False
 
 
 @dataclass
@@ -222,6 +227,9 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
         if type(exc).__name__ != "PanicException":
             raise
         raise _unreadable(data, member, fmt) from None
+    finally:
+        if package is not None:
+            package.close()
 
 
 def _read_book(book: fastexcel.ExcelReader, package: _Package | None, dataset: Dataset,
@@ -305,9 +313,15 @@ def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet
               for spec in dataset.columns for source, found in mapping.items()
               if source == spec.source}
     dtypes: dict[str | int, DType] = dict.fromkeys(range(MAX_COLUMNS), "string")
+    numbers = package is not None and package.numbers is not None
     for index, spec in wanted.items():
         if spec.kind in _TYPED:
             dtypes[index] = _TYPED[spec.kind]
+        elif _identifier(spec) and numbers:
+            dtypes[index] = "float"
+    if package is not None and any(s.kind in ("float", "bool") or _identifier(s)
+                                   for s in wanted.values()):
+        package.scan_cells(sheet.index)
     loaded = book.load_sheet(sheet.index, header_row=sheet.header, dtypes=dtypes)
     batch, cell_errors = loaded.to_arrow_with_errors()
     frame = pl.from_arrow(batch)
@@ -328,19 +342,20 @@ def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet
     for index, spec in wanted.items():
         j = position[index]
         series = frame.to_series(j).head(end)
-        if spec.kind in _TYPED:
+        if series.dtype != pl.Utf8:
             part = _Part(_scatter(end, misfits.get(j)), series)
-            if j in odd or (spec.kind == "float" and series.is_in([0.0, 1.0]).any()
-                            and _may_hold_booleans(package, sheet.index)):
+            if j in odd or (spec.kind == "float" and _may_hold_booleans(package, sheet, series)) \
+                    or (_identifier(spec) and _may_hold_text(package, sheet, series)):
                 again[index] = "string"
         else:
             part = _Part(series)
             if spec.kind == "bool" and series.is_in(_BOOL_TEXT).any():
-                if _may_hold_booleans(package, sheet.index):
+                if package is None or package.cells(sheet.index)[0]:
                     again[index] = "boolean"
                 else:
                     part.marked = series.is_in(_BOOL_TEXT)
         part.errors = sorted((r, t) for r, t in formulas.get(j, {}).items() if r < end)
+        part.identifier = _identifier(spec)
         parts[spec.source] = part
     if again:
         _load_again(book, sheet, again, {i: parts[s.source] for i, s in wanted.items()}, end)
@@ -352,8 +367,29 @@ def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet
     return trailer
 
 
-def _may_hold_booleans(package: _Package | None, index: int) -> bool:
-    return package is None or package.has_booleans(index)
+def _identifier(spec: Column) -> bool:
+    """A text column whose numbers are zero-padded to a width."""
+    return bool(spec.width) and spec.kind not in (*_TYPED, "bool")
+
+
+def _may_hold_booleans(package: _Package | None, sheet: _Sheet, numbers: pl.Series) -> bool:
+    """Whether some of a number load's 1s and 0s may be boolean cells."""
+    return bool(numbers.is_in([0.0, 1.0]).any()) and (
+        package is None or package.cells(sheet.index)[0])
+
+
+def _may_hold_text(package: _Package | None, sheet: _Sheet, numbers: pl.Series) -> bool:
+    """Whether a number load of an identifier column may hold cells that are not numbers.
+
+    A number load reads text that spells a number (``067409``) and booleans as
+    numbers. Shared text can only come back as the value it spells, so a column
+    without any of those values holds none; inline and formula text is checked for
+    in the sheet.
+    """
+    if package is None or package.numbers is None or package.cells(sheet.index)[1]:
+        return True
+    return _may_hold_booleans(package, sheet, numbers) or bool(
+        package.numbers and numbers.is_in(sorted(package.numbers)).any())
 
 
 def _load_again(book: fastexcel.ExcelReader, sheet: _Sheet, dtypes: dict[int, DType],
@@ -383,6 +419,8 @@ def _load_again(book: fastexcel.ExcelReader, sheet: _Sheet, dtypes: dict[int, DT
             part.errors = sorted((r, t) for r, t in formulas.get(j, {}).items() if r < end)
             if part.value is not None and part.value.dtype == pl.Float64:
                 part.marked = series.is_in(_BOOL_TEXT) & part.value.is_not_null()
+            if part.identifier:
+                part.value = part.marked = None
         else:
             rows = [r for r in failed.get(j, ()) if r < end]
             not_boolean = pl.repeat(False, end, dtype=pl.Boolean, eager=True)
@@ -521,47 +559,77 @@ def _finish(column: _Column) -> pl.Series:
     """The column, typed when every cell has the schema's type, else faithful text."""
     spec = column.spec
     parts = column.parts
+    if _identifier(spec):
+        parts = [_as_identifier(p) for p in parts]
     text = pl.concat([p.text for p in parts]) if parts else pl.Series([], dtype=pl.Utf8)
-    errors = pl.repeat(None, text.len(), dtype=pl.Utf8, eager=True)
     listed = [e for p in parts for e in p.errors]
+    errors = pl.repeat(None, text.len(), dtype=pl.Utf8, eager=True)
     if listed:
         rows, values = zip(*listed, strict=True)
         errors = errors.scatter(list(rows), list(values))
     if spec.kind not in (*_TYPED, "bool") and not spec.width:
-        return text.zip_with(text.is_not_null(), errors).alias(spec.source)
-    marked = pl.concat([p.marked if p.marked is not None
-                        else pl.repeat(False, p.text.len(), dtype=pl.Boolean, eager=True)
-                        for p in parts]) if parts else pl.Series([], dtype=pl.Boolean)
-    columns = {"t": text, "e": errors, "m": marked}
-    if spec.kind in _TYPED:
+        return (text.zip_with(text.is_not_null(), errors) if listed else text).alias(spec.source)
+    columns = {"t": text}
+    if any(p.marked is not None for p in parts):
+        columns["m"] = pl.concat([p.marked if p.marked is not None
+                                  else pl.repeat(False, p.text.len(), dtype=pl.Boolean,
+                                                 eager=True)
+                                  for p in parts])
+    if spec.kind in _TYPED or _identifier(spec):
+        empty = pl.Date if spec.kind == "date" else pl.Int64 if _identifier(spec) else pl.Float64
         columns["v"] = pl.concat([p.value for p in parts if p.value is not None]) if parts \
-            else pl.Series([], dtype=pl.Date if spec.kind == "date" else pl.Float64)
-    frame = pl.DataFrame(columns)
-    t, m = pl.col("t"), pl.col("m")
-    if spec.kind == "date":
+            else pl.Series([], dtype=empty)
+    t = pl.col("t")
+    marked = pl.col("m") if "m" in columns else pl.lit(False)
+    if spec.kind == "bool":
+        value = t == "true"
+        genuine = t.is_in(_BOOL_TEXT) & ~marked
+    else:  # a date, a number, or an identifier's whole number
         value = pl.col("v")
-        genuine = value.is_not_null()
+        genuine = value.is_not_null() & ~marked
+    frame = pl.DataFrame(columns).with_columns(
+        value.alias("value"), genuine.fill_null(False).alias("genuine"))
+    value, genuine = pl.col("value"), pl.col("genuine")
+    # the cells that are not of the type are few: only they are looked at for text
+    stray = frame.filter(~genuine & t.is_not_null()).get_column("t")
+    if not listed and (stray.str.strip_chars() == "").all():
+        return frame.select(pl.when(genuine).then(value).alias(spec.source)).to_series()
+    if spec.kind == "date":
         render = value.dt.strftime(_date_format(spec))
     elif spec.kind == "float":
-        value = pl.col("v")
-        genuine = value.is_not_null() & ~m
         render = value.cast(pl.Utf8)
     elif spec.kind == "bool":
-        value = t == "true"
-        genuine = t.is_in(_BOOL_TEXT) & ~m
         render = pl.when(value).then(pl.lit(spec.true_values[0])).otherwise(
             pl.lit(spec.false_values[0]))
-    else:  # an identifier: a number cell reads as the integer calamine wrote
-        value = t.cast(pl.Int64, strict=False)
-        genuine = (value.cast(pl.Utf8) == t) & (value.abs() < 2**53)
-        render = pl.when(value >= 0).then(t.str.zfill(spec.width or 0)).otherwise(t)
-    genuine = genuine.fill_null(False)
-    stray = t.is_not_null() & (t.str.strip_chars() != "") & ~genuine
-    if not listed and not frame.select(stray.any()).item():
-        return frame.select(pl.when(genuine).then(value).alias(spec.source)).to_series()
-    return frame.select(
+    else:
+        render = pl.when(value >= 0).then(value.cast(pl.Utf8).str.zfill(spec.width or 0)) \
+            .otherwise(value.cast(pl.Utf8))
+    return frame.with_columns(e=errors).select(
         pl.coalesce(pl.when(genuine).then(render).otherwise(t), pl.col("e"))
         .alias(spec.source)).to_series()
+
+
+def _as_identifier(part: _Part) -> _Part:
+    """An identifier column's part as text beside whole numbers (Int64, null elsewhere).
+
+    From a text load, a cell is a whole number when its text is the integer's own
+    spelling (calamine writes a whole number so, and ``067409`` is not); from a
+    number load, when the number is whole. Either way it must be below 2**53, where
+    a float still holds every integer; other number cells keep calamine's text.
+    """
+    if part.value is None:
+        number = part.text.cast(pl.Int64, strict=False)
+        whole = (number.cast(pl.Utf8) == part.text) & (number.abs() < 2**53)
+        value = pl.select(pl.when(whole.fill_null(False)).then(number)).to_series()
+        return _Part(part.text, value, None, part.errors, True)
+    number = part.value
+    whole = ((number == number.floor()) & (number.abs() < 2**53)).fill_null(False)
+    text = part.text
+    others = (number.is_not_null() & ~whole).arg_true()
+    if others.len():
+        text = text.scatter(others, [_float_text(v) for v in number.gather(others).to_list()])
+    value = pl.select(pl.when(whole).then(number.cast(pl.Int64, strict=False))).to_series()
+    return _Part(text, value, None, part.errors, True)
 
 
 # --- the .xlsx package: first rows, shared strings, boolean cells --------------------------
@@ -598,6 +666,25 @@ def _run_text(element: ElementTree.Element) -> str:
 
 
 _PREFIX = re.compile(rb"<(/?)[A-Za-z_][\w.-]{0,15}:")
+_SST_PREFIXED = re.compile(rb"<\w{1,16}:si[\s>/]")
+_SPELLED_NUMBER = re.compile(
+    rb">([+-]?(?:inf(?:inity)?|nan|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?))(?:</|\Z)",
+    re.IGNORECASE)
+"""Text that calamine's number load parses (Rust's float syntax), ended by a tag."""
+_ENTRY_START = re.compile(rb"<(?:[\w.-]{1,16}:)?si>\s*<(?:[\w.-]{1,16}:)?t(?:\s[^>]*)?>\Z")
+_ENTRY_END = re.compile(rb"</(?:[\w.-]{1,16}:)?t>\s*</(?:[\w.-]{1,16}:)?si>")
+
+
+def _entry_count(buffer: bytes, end: int) -> int:
+    """Shared-string entries starting in ``buffer[:end]``; more, never fewer.
+
+    No other element of the table starts with ``si``, and text holds ``<`` only
+    escaped, so counting ``<si`` is exact for an honest table, and fast.
+    """
+    count = buffer.count(b"<si", 0, end)
+    if buffer.find(b":si", 0, end) >= 0:
+        count += len(_SST_PREFIXED.findall(buffer, 0, end))
+    return count
 
 
 def _entry_text(fragment: bytes) -> str | None:
@@ -619,11 +706,15 @@ class _Package:
     """
 
     def __init__(self, data: bytes) -> None:
+        self.data = data
         self.archive = zipfile.ZipFile(io.BytesIO(data))
         self.names = {i.filename.lower(): i.filename for i in self.archive.infolist()}
         self.sheets: list[tuple[str, str | None]] | None = None
         self.shared: str | None = None
-        self._booleans: dict[int, bool] = {}
+        self._cells: dict[int, tuple[bool, bool]] = {}
+        self._scans: dict[int, tuple[threading.Thread, list[tuple[bool, bool] | None]]] = {}
+        self.numbers: set[float] | None = None
+        """The numbers that shared strings spell (``067409`` -> 67409.0); None if unknown."""
         self._rows: list[dict[int, dict[int, int | str | None]] | None] = []
         self._strings: dict[int, str | None] = {}
         try:
@@ -710,6 +801,7 @@ class _Package:
         entries of the workbook's own table that were found.
         """
         strings: dict[int, str | None] = {}
+        self.numbers = set()
         try:
             infos = self.archive.infolist()
             tables = [i for i in infos
@@ -729,6 +821,7 @@ class _Package:
         except ReadError:
             raise
         except Exception:  # noqa: BLE001 - damage is calamine's to report, with its own message
+            self.numbers = None
             return {}
         return strings
 
@@ -743,12 +836,16 @@ class _Package:
             while count <= room:
                 chunk = stream.read(1 << 20)
                 buffer = tail + chunk
-                # an entry's start holds one "<", so none straddles the last one
-                cut = buffer.rfind(b"<") if chunk else len(buffer)
+                # whole entries before the last entry's start (or before the last "<":
+                # an entry's start holds one, so none straddles it)
+                cut = buffer.rfind(b"<si") if chunk else len(buffer)
+                cut = buffer.rfind(b"<") if cut <= 0 and chunk else cut
                 cut = len(buffer) if cut < 0 else cut
-                found = len(_SST_ENTRY.findall(buffer, 0, cut))
+                self._spelled_numbers(buffer, cut)
+                found = _entry_count(buffer, cut)
                 if entry is not None or any(count <= i < count + found for i in needed):
                     starts = [m.start() for m in _SST_ENTRY.finditer(buffer, 0, cut)]
+                    found = len(starts)
                     if entry is not None:
                         index, fragment = entry
                         entry = (index, fragment + buffer[:starts[0] if starts else cut])
@@ -770,6 +867,24 @@ class _Package:
             fragment = entry[1] + tail
             strings[entry[0]] = _entry_text(fragment[:fragment.rfind(b"</")])
         return count
+
+    def _spelled_numbers(self, buffer: bytes, end: int) -> None:
+        """Add to ``numbers`` what the entries in ``buffer[:end]`` spell, as calamine
+        parses text in a number column; give up (None) on text it cannot be sure of:
+        a number in a rich-text run, written with character references or in CDATA."""
+        if self.numbers is None:
+            return
+        if buffer.find(b"&#", 0, end) >= 0 or buffer.find(b"<![CDATA[", 0, end) >= 0:
+            self.numbers = None
+            return
+        for found in _SPELLED_NUMBER.finditer(buffer, 0, end):
+            before = buffer[max(0, found.start() - 256):found.start() + 1]
+            after = buffer[found.end() - 2:found.end() + 64]
+            number = float(found.group(1))
+            if number != number or not (_ENTRY_START.search(before) and _ENTRY_END.match(after)):
+                self.numbers = None
+                return
+            self.numbers.add(number)
 
     def heads(self, sheet_names: list[str]
               ) -> list[tuple[list[int], list[list[str | None]]] | None] | None:
@@ -866,35 +981,108 @@ class _Package:
                 pass
         return "unknown", None
 
-    def has_booleans(self, index: int) -> bool:
-        """Whether the sheet may hold a boolean cell (``t="b"``); True when unsure.
+    def scan_cells(self, index: int) -> None:
+        """Start looking for boolean and other non-number cells in the sheet, beside
+        calamine's load of it (see ``cells``).
 
-        Every attribute whose value is ``b`` is quoted, so a sheet without ``"b"``
-        or ``'b'`` anywhere holds none. The sheet is inflated as a stream.
+        calamine holds the GIL while it parses; zlib and Arrow's regular expressions
+        do not, so on a second core the scan costs no time. The sheet's XML is
+        inflated whole, up to ``_SCAN_BYTES`` as its ZIP entry declares (a larger
+        sheet is scanned as a stream, when asked).
         """
-        if index in self._booleans:
-            return self._booleans[index]
-        part = self.sheets[index][1] if self.sheets and index < len(self.sheets) else None
-        found = True
-        if part is not None:
-            try:
-                found = self._quoted_b(self.names[part.lower()])
-            except Exception:  # noqa: BLE001 - unsure: assume it may
-                found = True
-        self._booleans[index] = found
-        return found
+        if index in self._cells or index in self._scans:
+            return
+        deflated = self._deflated(index)
+        if deflated is None:
+            return
+        result: list[tuple[bool, bool] | None] = [None]
+        thread = threading.Thread(target=_scan_cells, args=(*deflated, result),
+                                  name="xlsx-cell-scan")
+        thread.start()
+        self._scans[index] = (thread, result)
 
-    def _quoted_b(self, name: str) -> bool:
+    def _deflated(self, index: int) -> tuple[memoryview, int] | None:
+        """The sheet's deflated XML, in place, and its declared size."""
+        part = self.sheets[index][1] if self.sheets and index < len(self.sheets) else None
+        if part is None:
+            return None
+        info = self.archive.getinfo(self.names[part.lower()])
+        if info.flag_bits & 1 or info.compress_type != zipfile.ZIP_DEFLATED \
+                or info.file_size > _SCAN_BYTES:
+            return None
+        local = self.data[info.header_offset:info.header_offset + 30]
+        if len(local) < 30 or not local.startswith(b"PK\x03\x04"):
+            return None
+        name, extra = struct.unpack_from("<HH", local, 26)
+        start = info.header_offset + 30 + name + extra
+        return memoryview(self.data)[start:start + info.compress_size], info.file_size
+
+    def cells(self, index: int) -> tuple[bool, bool]:
+        """Whether the sheet may hold (boolean cells, text cells not in the shared strings).
+
+        The second: inline or formula text (``t="inlineStr"``, ``t="str"``) and ISO
+        dates (``t="d"``), which the shared-string check does not see. Every
+        attribute value is quoted, so a sheet without ``"b"`` anywhere holds no
+        boolean cell. True when unsure.
+        """
+        if index in self._cells:
+            return self._cells[index]
+        found: tuple[bool, bool] | None = None
+        if index in self._scans:
+            thread, result = self._scans.pop(index)
+            thread.join()
+            found = result[0]
+        part = self.sheets[index][1] if self.sheets and index < len(self.sheets) else None
+        if found is None and part is not None:
+            try:
+                found = self._scan_stream(self.names[part.lower()])
+            except Exception:  # noqa: BLE001 - unsure: assume it may
+                found = None
+        self._cells[index] = (True, True) if found is None else found
+        return self._cells[index]
+
+    def _scan_stream(self, name: str) -> tuple[bool, bool]:
+        """The scan as a stream, for a sheet too large to inflate whole."""
         tail = b""
+        booleans = texts = False
         with self.archive.open(name) as stream:
-            while chunk := stream.read(1 << 20):
-                if b'"b"' in chunk or b"'b'" in chunk:
-                    return True
-                seam = tail + chunk[:2]
-                if b'"b"' in seam or b"'b'" in seam:
-                    return True
-                tail = chunk[-2:]
-        return False
+            while not (booleans and texts) and (chunk := stream.read(1 << 20)):
+                block = tail + chunk
+                booleans = booleans or bool(_BOOLEAN_CELL.search(block))
+                texts = texts or bool(_TEXT_CELL.search(block))
+                tail = block[-16:]
+        return booleans, texts
+
+    def close(self) -> None:
+        """Wait for the scans still running (their answers are not needed)."""
+        for thread, _ in self._scans.values():
+            thread.join()
+        self._scans.clear()
+
+
+_BOOLEAN_CELL = re.compile(rb"[\"']b[\"']")
+_TEXT_CELL = re.compile(rb"[\"'](?:d|str|inlineStr)[\"']")
+_EITHER_CELL = re.compile(rb"[\"'](?:b|d|str|inlineStr)[\"']")
+
+
+def _scan_cells(deflated: memoryview, size: int, result: list[tuple[bool, bool] | None]) -> None:
+    """(In a thread.) ``Package.cells`` of the deflated XML into ``result[0]``; None if unsure."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        xml = zlib.decompressobj(-15).decompress(deflated, size + 1)
+        if len(xml) != size:
+            return
+        offsets = pa.py_buffer(struct.pack("<qq", 0, size))
+        array = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(xml)])
+        def found(pattern: re.Pattern[bytes]) -> bool:
+            return bool(pc.match_substring_regex(array, pattern.pattern.decode())[0].as_py())
+
+        result[0] = (found(_BOOLEAN_CELL), found(_TEXT_CELL)) if found(_EITHER_CELL) \
+            else (False, False)
+    except Exception:  # noqa: BLE001 - unsure: the caller scans as a stream
+        return
 
 
 def _encrypted(member: str) -> DecryptionError:
