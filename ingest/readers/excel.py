@@ -447,16 +447,19 @@ def _cell_errors(cell_errors: fastexcel.CellErrors | None, info: list[fastexcel.
     misfits: dict[int, dict[int, str]] = {}
     formulas: dict[int, dict[int, str]] = {}
     odd: set[int] = set()
+    decoded: dict[str, tuple[str, str | None]] = {}
     for error, j in _located(cell_errors, info):
         row = error.offset_position[0]
-        found = _DETAIL.search(error.detail)
-        kind, inner = found.groups() if found else ("", "")
-        if kind == "Error" or info[j].dtype == "string":
-            formulas.setdefault(j, {})[row] = _ERROR_TEXT.get(inner, "#ERROR") \
-                if kind == "Error" else "#ERROR"
-            continue
-        text = _cell_text(kind, inner)
-        if text is None:
+        detail = error.detail
+        if detail not in decoded:
+            found = _DETAIL.search(detail)
+            kind, inner = found.groups() if found else ("", "")
+            decoded[detail] = ("error", _ERROR_TEXT.get(inner, "#ERROR")) if kind == "Error" \
+                else (kind, _cell_text(kind, inner))
+        kind, text = decoded[detail]
+        if kind == "error" or info[j].dtype == "string":
+            formulas.setdefault(j, {})[row] = text if kind == "error" and text else "#ERROR"
+        elif text is None:
             odd.add(j)
         else:
             misfits.setdefault(j, {})[row] = text
@@ -518,9 +521,28 @@ def _extent(frame: pl.DataFrame, texts: set[int], misfits: dict[int, dict[int, s
     """
     if frame.width == 0 or frame.height == 0:
         return 0, None
-    present = frame.select(pl.any_horizontal(pl.all().is_not_null())).to_series()
+    present = frame.select(pl.any_horizontal(pl.all().is_not_null())).to_series().arg_true()
     extra = {r for cells in (*misfits.values(), *formulas.values()) for r in cells}
-    candidates = sorted(extra.union(present.arg_true().to_list()), reverse=True)
+
+    def rows_backwards() -> Iterator[int]:
+        """Rows with a cell, the last first."""
+        seen = 64
+        listed: set[int] = set()
+        while True:
+            tail = set(present.tail(seen).to_list())
+            batch = sorted((tail | extra) - listed, reverse=True)
+            if len(tail) < seen:  # every row with a value is in the batch
+                yield from batch
+                return
+            floor = min(tail)
+            for row in batch:
+                if row < floor:
+                    break
+                listed.add(row)
+                yield row
+            seen *= 8
+
+    candidates = rows_backwards()
 
     def cells(row: int) -> list[str | None]:
         """The row's non-blank cells: their text, None for a typed value."""
@@ -668,23 +690,46 @@ def _run_text(element: ElementTree.Element) -> str:
 _PREFIX = re.compile(rb"<(/?)[A-Za-z_][\w.-]{0,15}:")
 _SST_PREFIXED = re.compile(rb"<\w{1,16}:si[\s>/]")
 _SPELLED_NUMBER = re.compile(
-    rb">([+-]?(?:inf(?:inity)?|nan|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?))(?:</|\Z)",
-    re.IGNORECASE)
+    rb">(?=[-+.0-9iInN])([+-]?(?:[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN]"
+    rb"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?))(?:</|\Z)")
 """Text that calamine's number load parses (Rust's float syntax), ended by a tag."""
 _ENTRY_START = re.compile(rb"<(?:[\w.-]{1,16}:)?si>\s*<(?:[\w.-]{1,16}:)?t(?:\s[^>]*)?>\Z")
 _ENTRY_END = re.compile(rb"</(?:[\w.-]{1,16}:)?t>\s*</(?:[\w.-]{1,16}:)?si>")
 
 
-def _entry_count(buffer: bytes, end: int) -> int:
-    """Shared-string entries starting in ``buffer[:end]``; more, never fewer.
+def _entry_count(buffer: bytes, end: int, start: int = 0) -> int:
+    """Shared-string entries starting in ``buffer[start:end]``; more, never fewer.
 
     No other element of the table starts with ``si``, and text holds ``<`` only
     escaped, so counting ``<si`` is exact for an honest table, and fast.
     """
-    count = buffer.count(b"<si", 0, end)
-    if buffer.find(b":si", 0, end) >= 0:
-        count += len(_SST_PREFIXED.findall(buffer, 0, end))
+    count = buffer.count(b"<si", start, end)
+    if buffer.find(b":si", start, end) >= 0:
+        count += len(_SST_PREFIXED.findall(buffer, start, end))
     return count
+
+
+def _entry_starts(buffer: bytes, end: int, wanted: set[int]) -> dict[int, int]:
+    """Where the ``wanted`` entries (counted from the first in ``buffer``) start.
+
+    Counted a block at a time, and looked through only in the blocks that hold one.
+    """
+    starts: dict[int, int] = {}
+    index = block = 0
+    while block < end and len(starts) < len(wanted):
+        stop = min(block + (1 << 16), end)
+        if stop < end:
+            # blocks end at a "<", so no entry's start straddles two
+            seam = buffer.rfind(b"<", block + 1, stop)
+            stop = seam if seam > block else stop
+        found = _entry_count(buffer, stop, block)
+        if any(index <= k < index + found for k in wanted):
+            for k, match in enumerate(_SST_ENTRY.finditer(buffer, block, stop), start=index):
+                if k in wanted:
+                    starts[k] = match.start()
+        index += found
+        block = stop
+    return starts
 
 
 def _entry_text(fragment: bytes) -> str | None:
@@ -843,21 +888,22 @@ class _Package:
                 cut = len(buffer) if cut < 0 else cut
                 self._spelled_numbers(buffer, cut)
                 found = _entry_count(buffer, cut)
-                if entry is not None or any(count <= i < count + found for i in needed):
-                    starts = [m.start() for m in _SST_ENTRY.finditer(buffer, 0, cut)]
-                    found = len(starts)
+                wanted = {i - count for i in needed if count <= i < count + found}
+                if entry is not None or wanted:
+                    starts = _entry_starts(buffer, cut, {0} | wanted | {k + 1 for k in wanted})
                     if entry is not None:
                         index, fragment = entry
-                        entry = (index, fragment + buffer[:starts[0] if starts else cut])
-                        if starts:
+                        entry = (index, fragment + buffer[:starts.get(0, cut)])
+                        if 0 in starts:
                             strings[index] = _entry_text(entry[1])
                             entry = None
-                    for k, start in enumerate(starts):
-                        if count + k in needed:
-                            if k + 1 < len(starts):
-                                strings[count + k] = _entry_text(buffer[start:starts[k + 1]])
-                            else:
-                                entry = (count + k, buffer[start:cut])
+                    for k in sorted(wanted):
+                        if k not in starts:
+                            continue
+                        if k + 1 in starts:
+                            strings[count + k] = _entry_text(buffer[starts[k]:starts[k + 1]])
+                        else:
+                            entry = (count + k, buffer[starts[k]:cut])
                 count += found
                 tail = buffer[cut:]
                 if not chunk:
