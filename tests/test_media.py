@@ -740,3 +740,23 @@ def test_the_7z_password_is_never_on_a_command_line_nor_in_an_environment(
     assert recorded.count(b"/proc/self/fd/") == 2  # both ran through the wrapper
     assert PASSWORD.encode() not in recorded
     assert b"INGEST_" not in recorded
+
+
+def test_7z_command_stopped_midway_leaves_no_process(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A limit reached while 7-Zip is still writing: the command is ended, nothing hangs."""
+    import psutil
+
+    from ingest.media import _safety
+
+    if sevenzip.seven_zip_command() is None:
+        pytest.skip("7z not installed")
+
+    def over_the_limit(self: _safety.Intake, name: str, n: int) -> None:
+        raise MediaError(f"{name}: the delivery expands past the limit; refused")
+
+    monkeypatch.setattr(_safety.Intake, "take", over_the_limit)
+    big = {"cases.csv": _rows(40_000, "c"), "more.csv": _rows(40_000, "d")}
+    refused(tmp_path, "names.7z", make_7z(big, PASSWORD, encrypt_names=True), MediaError,
+            passphrase=PASSWORD)
+    assert psutil.Process().children() == []

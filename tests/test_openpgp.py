@@ -125,3 +125,40 @@ def test_passphrase_is_never_on_a_command_line_nor_in_an_environment(
     recorded = seen.read_bytes()
     assert recorded.count(b"--decrypt") == 2
     assert b"horse" not in recorded and b"INGEST_" not in recorded
+
+
+def test_output_without_splice(gnupg: Path, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel cannot splice a pipe into a socket, the output is copied."""
+    import errno
+    import os
+
+    def no_splice(*_args: object) -> int:
+        raise OSError(errno.EINVAL, "splice")
+
+    cipher = encrypt_openpgp(PLAIN, tmp_path, recipient_key=export_public_key(gnupg))
+    monkeypatch.setattr(os, "splice", no_splice)
+    assert decrypt_openpgp(cipher, gnupg) == PLAIN
+
+
+def test_stopping_midway_ends_gpg(gnupg: Path, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error while the plaintext streams in: gpg is ended, nothing hangs or lingers."""
+    import os
+
+    import psutil
+
+    from ingest._fs import ChildOutput
+
+    big = os.urandom(1 << 20) * 12  # more than the pipe and the socket hold
+    cipher = encrypt_openpgp(big, tmp_path, recipient_key=export_public_key(gnupg),
+                             compress=False)
+
+    def interrupted(self: ChildOutput, hint: int) -> bytes:
+        self.receive(1 << 16)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ChildOutput, "receive_all", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        decrypt_openpgp(cipher, gnupg)
+    assert psutil.Process().children() == []

@@ -21,7 +21,6 @@ import msoffcrypto
 import olefile
 from msoffcrypto import exceptions as mso_errors
 from msoffcrypto.format import doc97, ppt97, xls97
-from msoffcrypto.format.ooxml import OOXMLFile
 
 from ..errors import DecryptionError
 
@@ -162,6 +161,8 @@ def _try(data: bytes, password: str) -> bytes | None:
     Agile (AES) packages are also checked against their HMAC, so a tampered
     package is refused rather than decrypted to garbage.
     """
+    from msoffcrypto.format.ooxml import OOXMLFile  # its cryptography imports: only when needed
+
     office = msoffcrypto.OfficeFile(io.BytesIO(data))
     ooxml = isinstance(office, OOXMLFile)
     try:
@@ -184,6 +185,8 @@ def _try(data: bytes, password: str) -> bytes | None:
 
 def encrypt_office(data: bytes, password: str) -> bytes:
     """Encrypt an xlsx/docx as Excel does (ECMA-376 agile, AES-256); for the generator."""
+    from msoffcrypto.format.ooxml import OOXMLFile
+
     out = io.BytesIO()
     OOXMLFile(io.BytesIO(data)).encrypt(password, out)
     return out.getvalue()

@@ -1,9 +1,9 @@
 """OpenPGP through GnuPG: decrypt in memory, nothing written but by gpg's own keyring.
 
-gpg reads the message from a memory file (its stdin), writes the plaintext to
-a socket that is received straight into one buffer while gpg is still working,
-and its status lines to another memory file: nothing touches a disk, and no
-pipe is drained 64 KiB at a time. The plaintext is discarded unless gpg
+gpg reads the message from a memory file (its stdin), its plaintext is received
+straight into one buffer while gpg is still working (:class:`ingest._fs.ChildOutput`),
+and its status lines go to another memory file: nothing touches a disk, and no
+pipe is drained 32 KiB at a time. The plaintext is discarded unless gpg
 reports that it decrypted and that the integrity check passed: on a tampered
 message gpg may already have written part of the plaintext before it notices.
 """
@@ -13,11 +13,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
-from .._fs import memory_file, private_dir, read_memory_file, receive_all, write_private
+from .._fs import ChildOutput, memory_file, private_dir, read_memory_file, write_private
 from ..errors import DecryptionError, KeyringError
 
 RECIPIENT_UID = "ingest recipient <recipient@ingest.invalid>"
@@ -58,11 +57,10 @@ def _run(home: Path, args: list[str], data: bytes = b"",
         stack.callback(os.close, source)
         log = os.memfd_create("ingest-gpg-status", os.MFD_CLOEXEC)
         stack.callback(os.close, log)
-        ours, theirs = socket.socketpair()
-        stack.callback(ours.close)
+        output = stack.enter_context(ChildOutput())
         pass_fds: tuple[int, ...] = ()
         with contextlib.ExitStack() as child_ends:
-            child_ends.callback(theirs.close)
+            child_ends.callback(output.started)
             if passphrase is not None:
                 read_end, write_end = os.pipe()
                 child_ends.callback(os.close, read_end)
@@ -72,12 +70,13 @@ def _run(home: Path, args: list[str], data: bytes = b"",
                     os.close(write_end)
                 cmd += ["--passphrase-fd", str(read_end)]
                 pass_fds = (read_end,)
-            proc = subprocess.Popen(cmd + args, stdin=source, stdout=theirs.fileno(),
+            proc = subprocess.Popen(cmd + args, stdin=source, stdout=output.child_end,
                                     stderr=log, pass_fds=pass_fds, env=_environment())
         low, high = _OUTPUT_HINT
         try:
-            out = receive_all(ours, min(max(8 * len(data), low), high))
+            out = output.receive_all(min(max(8 * len(data), low), high))
         except BaseException:
+            output.abandon()
             proc.kill()
             proc.wait()
             raise

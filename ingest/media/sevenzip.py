@@ -4,8 +4,8 @@ py7zr reads the header from a BytesIO (decrypting it when the names are
 encrypted): every member's name, type and declared size is checked before any
 byte is decompressed. The bytes themselves come from the ``7z`` command when it
 is installed, about 1.5x faster than py7zr: it reads the archive from a memory
-file (``/proc/self/fd/N``) and writes the members, one after another, to a
-socket that we receive member by member into buffers of the declared sizes;
+file (``/proc/self/fd/N``) and writes the members, one after another, to its
+stdout, which we receive member by member into buffers of the declared sizes;
 the password reaches it on its stdin (7-Zip reads it there when no ``-p`` is
 given), never on its command line nor in its environment. Without the command
 (or for a password 7-Zip cannot read from one line), py7zr decompresses into an
@@ -21,7 +21,6 @@ import io
 import lzma
 import os
 import shutil
-import socket
 import stat
 import struct
 import subprocess
@@ -38,7 +37,7 @@ from py7zr.exceptions import (
 from py7zr.helpers import get_sanitized_output_path
 from py7zr.io import Py7zIO, WriterFactory
 
-from .._fs import MEMORY_FILES, memory_file, read_memory_file, receive
+from .._fs import MEMORY_FILES, ChildOutput, memory_file, read_memory_file
 from ..errors import DecryptionError, IngestError, MediaError
 from ._base import Member, OpenContext
 from ._safety import Intake
@@ -261,10 +260,9 @@ def _extract_with_command(command: str, member: Member, planned: list[_Planned],
         stack.callback(os.close, archive)
         log = os.memfd_create("ingest-7z-messages", os.MFD_CLOEXEC)
         stack.callback(os.close, log)
-        ours, theirs = socket.socketpair()
-        stack.callback(ours.close)
+        output = stack.enter_context(ChildOutput())
         with contextlib.ExitStack() as child_ends:
-            child_ends.callback(theirs.close)
+            child_ends.callback(output.started)
             secret, feed = os.pipe()
             child_ends.callback(os.close, secret)
             try:
@@ -274,23 +272,21 @@ def _extract_with_command(command: str, member: Member, planned: list[_Planned],
                 os.close(feed)  # no password: 7-Zip reads the end of input and gives up
             proc = subprocess.Popen(
                 [command, "x", "-so", "-t7z", "-bd", "-bb0", f"/proc/self/fd/{archive}"],
-                stdin=secret, stdout=theirs.fileno(), stderr=log, pass_fds=(archive,),
+                stdin=secret, stdout=output.child_end, stderr=log, pass_fds=(archive,),
                 env={"LC_ALL": "C.UTF-8", "PATH": os.defpath}, cwd="/",
                 start_new_session=True)  # no terminal to prompt on: stdin only
         try:
-            complete = _receive_members(ours, planned, intake, data)
-            extra = complete and bool(ours.recv(1))
+            complete = _receive_members(output, planned, intake, data)
+            if complete and output.receive(1):
+                raise MediaError(f"{member.name}: holds more data than the 7-Zip header "
+                                 "declares; the archive is damaged or hostile, ask for it again")
         except BaseException:
+            output.abandon()
             proc.kill()
             proc.wait()
             raise
-        if extra:
-            proc.kill()
         code = proc.wait()
         messages = read_memory_file(log, _MESSAGES_LIMIT).decode("utf-8", "replace")
-    if extra:
-        raise MediaError(f"{member.name}: holds more data than the 7-Zip header declares; "
-                         "the archive is damaged or hostile, ask for it again")
     if code != 0:
         raise _command_failure(member, messages, encrypted)
     if not complete:
@@ -299,14 +295,14 @@ def _extract_with_command(command: str, member: Member, planned: list[_Planned],
     return data
 
 
-def _receive_members(sock: socket.socket, planned: list[_Planned], intake: Intake,
+def _receive_members(output: ChildOutput, planned: list[_Planned], intake: Intake,
                      data: list[bytes]) -> bool:
     """Each member in turn, straight into a buffer of its declared size; False when
     7-Zip stopped early (its exit status says why)."""
     for index, plan in enumerate(planned):
         if not plan.size:
             continue
-        chunk = receive(sock, plan.size)
+        chunk = output.receive(plan.size)
         intake.take(plan.name, len(chunk))
         if len(chunk) < plan.size:
             return False
