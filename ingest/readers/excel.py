@@ -96,6 +96,8 @@ _HEAD_BYTES = 8 << 20
 """The XML read for a sheet's first rows; a sheet that needs more is looked at by calamine."""
 _PART_BYTES = 16 << 20
 """The largest workbook or relationships part parsed here."""
+_NUMBERS_KEPT = 4096
+"""Shared strings spelling numbers kept track of; with more, identifiers load as text."""
 _SCAN_BYTES = 256 << 20
 """Sheets up to this much XML are scanned for boolean cells in memory, beside calamine."""
 
@@ -158,6 +160,10 @@ class _Misread(Exception):
     """The package scan and calamine disagree about a sheet: read it calamine's way."""
 
 
+_Head = tuple[list[int], list[list[str | None]], set[tuple[int, int]]]
+"""A sheet's first rows from the package scan: columns, rows, and its text cells."""
+
+
 @dataclass
 class _Sheet:
     """A sheet's first rows as text, and the row among them that best names the columns."""
@@ -170,8 +176,15 @@ class _Sheet:
     """The first ``HEADER_SCAN_ROWS`` rows of the sheet (absolute row numbers)."""
     exact: bool
     """The rows are calamine's own text (else the package scan's, checked on loading)."""
+    texts: set[tuple[int, int]] | None = None
+    """(row, sheet column) of the text cells among the rows, when the package scan read them."""
     header: int = -1
     score: int = 0
+
+    def text_below_header(self, column: int) -> bool:
+        """Whether a text cell lies in the column among the first data rows (if known)."""
+        texts = self.texts or set()
+        return any((row, column) in texts for row in range(self.header + 1, len(self.rows)))
 
 
 @dataclass
@@ -267,11 +280,11 @@ def _read_book(book: fastexcel.ExcelReader, package: _Package | None, dataset: D
     return SourceTable(member, fmt, frame, None, trailer, notes)
 
 
-def _heading(book: fastexcel.ExcelReader, index: int, name: str,
-             head: tuple[list[int], list[list[str | None]]] | None,
+def _heading(book: fastexcel.ExcelReader, index: int, name: str, head: _Head | None,
              dataset: Dataset) -> _Sheet:
     """The sheet's first rows, and the one that best names the schema's columns."""
-    sheet = _Sheet(index, name, *head, exact=False) if head else _loaded_head(book, index, name)
+    sheet = _Sheet(index, name, head[0], head[1], exact=False, texts=head[2]) if head \
+        else _loaded_head(book, index, name)
     for row, cells in enumerate(sheet.rows):
         score = header_score(cells, dataset)
         if score > sheet.score:
@@ -317,7 +330,7 @@ def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet
     for index, spec in wanted.items():
         if spec.kind in _TYPED:
             dtypes[index] = _TYPED[spec.kind]
-        elif _identifier(spec) and numbers:
+        elif _identifier(spec) and numbers and not sheet.text_below_header(index):
             dtypes[index] = "float"
     if package is not None and any(s.kind in ("float", "bool") or _identifier(s)
                                    for s in wanted.values()):
@@ -697,7 +710,7 @@ _ENTRY_START = re.compile(rb"<(?:[\w.-]{1,16}:)?si>\s*<(?:[\w.-]{1,16}:)?t(?:\s[
 _ENTRY_END = re.compile(rb"</(?:[\w.-]{1,16}:)?t>\s*</(?:[\w.-]{1,16}:)?si>")
 
 
-def _entry_count(buffer: bytes, end: int, start: int = 0) -> int:
+def _entry_count(buffer: bytes | bytearray, end: int, start: int = 0) -> int:
     """Shared-string entries starting in ``buffer[start:end]``; more, never fewer.
 
     No other element of the table starts with ``si``, and text holds ``<`` only
@@ -709,7 +722,7 @@ def _entry_count(buffer: bytes, end: int, start: int = 0) -> int:
     return count
 
 
-def _entry_starts(buffer: bytes, end: int, wanted: set[int]) -> dict[int, int]:
+def _entry_starts(buffer: bytes | bytearray, end: int, wanted: set[int]) -> dict[int, int]:
     """Where the ``wanted`` entries (counted from the first in ``buffer``) start.
 
     Counted a block at a time, and looked through only in the blocks that hold one.
@@ -761,6 +774,7 @@ class _Package:
         self.numbers: set[float] | None = None
         """The numbers that shared strings spell (``067409`` -> 67409.0); None if unknown."""
         self._rows: list[dict[int, dict[int, int | str | None]] | None] = []
+        self._texts: list[set[tuple[int, int]]] = []
         self._strings: dict[int, str | None] = {}
         try:
             self._read_workbook()
@@ -828,8 +842,9 @@ class _Package:
         The shared-string table is counted as it streams (see
         ``_check_shared_strings``) and only the entries the first rows use are kept.
         """
-        self._rows = [self._first_rows(part) if part else None for _, part in self.sheets] \
-            if self.sheets is not None else []
+        self._texts = [set() for _ in self.sheets or ()]
+        self._rows = [self._first_rows(part, texts) if part else None
+                      for (_, part), texts in zip(self.sheets or (), self._texts, strict=True)]
         needed = {v for rows in self._rows if rows for cells in rows.values()
                   for v in cells.values() if isinstance(v, int)}
         self._strings = self._check_shared_strings(member, needed)
@@ -872,49 +887,55 @@ class _Package:
 
     def _count_entries(self, info: zipfile.ZipInfo, room: int, needed: set[int],
                        strings: dict[int, str | None]) -> int:
-        """The table's entries, counted up to ``room``; the ``needed`` ones go to ``strings``."""
+        """The table's entries, counted up to ``room``; the ``needed`` ones go to ``strings``.
+
+        Read a megabyte at a time; each step looks at the whole entries read so far
+        (up to the last entry's start, or the last ``<``: an entry's start holds one,
+        so none straddles it) and keeps the rest for the next step.
+        """
         count = 0
-        tail = b""
-        entry: tuple[int, bytes] | None = None
+        buffer = bytearray()
+        entry: tuple[int, bytearray] | None = None
         """A needed entry whose end is not read yet."""
         with self.archive.open(info) as stream:
             while count <= room:
                 chunk = stream.read(1 << 20)
-                buffer = tail + chunk
-                # whole entries before the last entry's start (or before the last "<":
-                # an entry's start holds one, so none straddles it)
-                cut = buffer.rfind(b"<si") if chunk else len(buffer)
-                cut = buffer.rfind(b"<") if cut <= 0 and chunk else cut
-                cut = len(buffer) if cut < 0 else cut
+                fresh = len(buffer)
+                buffer += chunk
+                if chunk:
+                    cut = buffer.rfind(b"<si", max(0, fresh - 2))
+                    cut = buffer.rfind(b"<", max(0, fresh - 2)) if cut <= 0 else cut
+                    cut = max(cut, 0)
+                else:
+                    cut = len(buffer)
                 self._spelled_numbers(buffer, cut)
                 found = _entry_count(buffer, cut)
                 wanted = {i - count for i in needed if count <= i < count + found}
                 if entry is not None or wanted:
                     starts = _entry_starts(buffer, cut, {0} | wanted | {k + 1 for k in wanted})
                     if entry is not None:
-                        index, fragment = entry
-                        entry = (index, fragment + buffer[:starts.get(0, cut)])
+                        entry[1].extend(buffer[:starts.get(0, cut)])
                         if 0 in starts:
-                            strings[index] = _entry_text(entry[1])
+                            strings[entry[0]] = _entry_text(bytes(entry[1]))
                             entry = None
                     for k in sorted(wanted):
                         if k not in starts:
                             continue
                         if k + 1 in starts:
-                            strings[count + k] = _entry_text(buffer[starts[k]:starts[k + 1]])
+                            strings[count + k] = _entry_text(bytes(buffer[starts[k]:starts[k + 1]]))
                         else:
-                            entry = (count + k, buffer[starts[k]:cut])
+                            entry = (count + k, bytearray(buffer[starts[k]:cut]))
                 count += found
-                tail = buffer[cut:]
+                del buffer[:cut]
                 if not chunk:
                     break
         if entry is not None:
             # the table's last entry ends where the table does
-            fragment = entry[1] + tail
-            strings[entry[0]] = _entry_text(fragment[:fragment.rfind(b"</")])
+            entry[1].extend(buffer)
+            strings[entry[0]] = _entry_text(bytes(entry[1][:entry[1].rfind(b"</")]))
         return count
 
-    def _spelled_numbers(self, buffer: bytes, end: int) -> None:
+    def _spelled_numbers(self, buffer: bytes | bytearray, end: int) -> None:
         """Add to ``numbers`` what the entries in ``buffer[:end]`` spell, as calamine
         parses text in a number column; give up (None) on text it cannot be sure of:
         a number in a rich-text run, written with character references or in CDATA."""
@@ -931,9 +952,11 @@ class _Package:
                 self.numbers = None
                 return
             self.numbers.add(number)
+            if len(self.numbers) > _NUMBERS_KEPT:
+                self.numbers = None  # text is mostly numbers: identifiers load as text
+                return
 
-    def heads(self, sheet_names: list[str]
-              ) -> list[tuple[list[int], list[list[str | None]]] | None] | None:
+    def heads(self, sheet_names: list[str]) -> list[_Head | None] | None:
         """Each sheet's first ``HEADER_SCAN_ROWS`` rows as calamine writes them as text.
 
         None for a sheet this cannot read (calamine reads it), and for all of them
@@ -943,8 +966,8 @@ class _Package:
         """
         if self.sheets is None or [n for n, _ in self.sheets] != sheet_names:
             return None
-        heads: list[tuple[list[int], list[list[str | None]]] | None] = []
-        for rows in self._rows:
+        heads: list[_Head | None] = []
+        for rows, texts in zip(self._rows, self._texts, strict=True):
             if rows is None or any(isinstance(v, int) and self._strings.get(v) is None
                                    for cells in rows.values() for v in cells.values()):
                 heads.append(None)
@@ -955,11 +978,13 @@ class _Package:
             for r, cells in rows.items():
                 for c, v in cells.items():
                     table[r][c] = self._strings.get(v) if isinstance(v, int) else v
-            heads.append((list(range(width)), table))
+            heads.append((list(range(width)), table, texts))
         return heads
 
-    def _first_rows(self, part: str) -> dict[int, dict[int, int | str | None]] | None:
-        """row -> column -> a shared-string index, the cell's text, or None (no text)."""
+    def _first_rows(self, part: str, texts: set[tuple[int, int]]
+                    ) -> dict[int, dict[int, int | str | None]] | None:
+        """row -> column -> a shared-string index, the cell's text, or None (no text);
+        the (row, column) of the text cells go to ``texts``."""
         rows: dict[int, dict[int, int | str | None]] = {}
         parser: ElementTree.XMLPullParser = ElementTree.XMLPullParser(events=("start", "end"))
         read = 0
@@ -982,7 +1007,8 @@ class _Package:
                                     return None
                                 if int(number) > HEADER_SCAN_ROWS:
                                     return rows
-                                current = rows.setdefault(int(number) - 1, {})
+                                at = int(number) - 1
+                                current = rows.setdefault(at, {})
                             continue
                         if tag == "c":
                             column = _column_number(element.get("r", ""))
@@ -992,6 +1018,8 @@ class _Package:
                             if kind == "unknown":
                                 return None
                             current[column] = cell
+                            if kind in ("s", "str", "inlineStr"):
+                                texts.add((at, column))
                             element.clear()
                         elif tag == "row":
                             element.clear()
