@@ -49,6 +49,21 @@ def test_latin1_when_the_schema_allows_it(frame) -> None:
     assert table.frame.equals(latin)
 
 
+def test_transcoding_in_small_chunks_gives_the_same_table(frame, monkeypatch) -> None:
+    """Chunk edges fall inside characters and lines; nothing is lost or changed."""
+    import dataclasses
+
+    import ingest.readers.csv as csv_reader
+
+    monkeypatch.setattr(csv_reader, "_TRANSCODE_CHUNK", 7)
+    table = read_delimited(to_delimited(frame, encoding="cp1252"), DATASET, "c.csv")
+    assert table.frame.equals(frame)
+    wide = frame.with_columns(pl.col("CMNT") + " \U0001F600")  # four UTF-8 bytes
+    dataset = dataclasses.replace(DATASET, encodings=("utf-16-le",))
+    data = to_delimited(wide, encoding="utf-16-le", trailer=False)
+    assert read_delimited(data, dataset, "c.csv").frame.equals(wide)
+
+
 def test_an_encoding_outside_the_schema_fails_clearly(frame) -> None:
     data = to_delimited(frame.head(20), encoding="cp1252") + b"\x81\x8d"
     with pytest.raises(ReadError, match="none of the encodings the schema allows"):

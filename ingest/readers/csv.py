@@ -150,14 +150,28 @@ def _utf8(data: bytes, encodings: tuple[str, ...], member: str) -> tuple[bytes, 
         if utf8 and _not_utf8_from_the_start(data):
             continue
         try:
-            text = data.decode(encoding)
+            if utf8:
+                data.decode(encoding)
+                return data, encoding  # valid UTF-8 already: no need to encode it again
+            return _transcode(data, encoding), encoding
         except UnicodeDecodeError:
             continue
-        if utf8:
-            return data, encoding  # valid UTF-8 already: no need to encode it again
-        return text.encode("utf-8"), encoding
     raise ReadError(f"{member}: the text is in none of the encodings the schema allows "
                     f"({', '.join(encodings)}); ask the sender which encoding they used")
+
+
+_TRANSCODE_CHUNK = 1 << 24
+
+
+def _transcode(data: bytes, encoding: str) -> bytes:
+    """``data`` (strictly ``encoding``) as UTF-8, decoded a chunk at a time: the
+    decoded text, at up to four bytes a character, never exists whole."""
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    view = memoryview(data)
+    parts = [decoder.decode(view[i:i + _TRANSCODE_CHUNK]).encode("utf-8")
+             for i in range(0, len(view), _TRANSCODE_CHUNK)]
+    parts.append(decoder.decode(b"", final=True).encode("utf-8"))
+    return b"".join(parts)
 
 
 def _not_utf8_from_the_start(data: bytes, size: int = 1 << 16) -> bool:
