@@ -93,7 +93,7 @@ def _stream_head(ole: olefile.OleFileIO, data: bytes, name: str, size: int) -> b
     sector, step = entry.isectStart, ole.sectorsize
     out = bytearray()
     while len(out) < wanted and 0 <= sector < len(ole.fat):
-        start = (sector + 1) * step  # sector 0 follows the 512-byte header
+        start = (sector + 1) * step  # sector 0 follows the header, one sector long
         if start + step > len(data):
             break
         out += data[start:start + step]

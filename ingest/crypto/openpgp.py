@@ -154,7 +154,8 @@ def recipient_fingerprint(home: Path) -> str | None:
     if not home.exists():
         return None
     proc = subprocess.run([_gpg(), "--homedir", str(home), "--batch", "--with-colons",
-                           "--list-secret-keys"], capture_output=True, check=False)
+                           "--list-secret-keys"], capture_output=True, check=False,
+                          env=_environment())
     for line in proc.stdout.decode().splitlines():
         if line.startswith("fpr:"):
             return line.split(":")[9]
