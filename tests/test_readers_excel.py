@@ -357,6 +357,10 @@ def test_a_datetime_cell_is_a_date_in_a_date_column_and_text_in_a_number_column(
     # as calamine writes a date-time as text, so the row is quarantined as not a number
     assert source.frame["LAB_VAL"].to_list() == ["1.5", "2021-01-01 13:30:05"]
     assert outcome(validate(source, DATASET, DELIVERY)) == {2: "lab_value:not_a_number"}
+    # a last row holding only such a cell is a row, not trailing emptiness
+    last = [None] * 7 + [when]
+    source = read(workbook(("Cases", [HEADER, row(1), last])))
+    assert source.rows == 2 and source.frame["LAB_VAL"][1] == "2021-01-01 13:30:05"
 
 
 @BOTH_FORMS

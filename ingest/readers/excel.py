@@ -8,7 +8,7 @@ load. Only the sheets that hold the table are then loaded, once each, every
 column with the type the schema asks for: dates and numbers typed, the rest as
 calamine's text. A cell that does not fit its column's type (``02/30/1980``
 text among dates, ``NA`` among numbers, a formula error) comes back as a cell
-error that names the cell, and is kept as its text.
+error that carries the cell, and is kept as the text calamine gives it.
 
 A column keeps its cells' type when every cell has it; a column whose cells are
 mixed becomes text, each typed cell written the way the schema parses it (dates
@@ -19,26 +19,34 @@ as a date or number. In an identifier column, text that spells the number exactl
 (``67409``) counts as that number and is padded too: Excel users type identifiers
 either way.
 
-What one typed load cannot tell apart, and how it is settled:
+What one typed load cannot tell apart, and how it is settled (a second load of
+just the columns concerned, only when the cells leave it open):
 
 * A boolean cell in a number column loads as 1 or 0. When a number column holds
   a 1 or a 0 and the sheet may hold boolean cells (an ``.xlsx`` sheet's XML is
-  scanned for them; other formats are assumed to), that column is loaded once
-  more as text, so TRUE still reads as ``true`` and is quarantined as not a
-  number.
+  scanned for them while calamine parses it; other formats are assumed to), the
+  column is loaded again as text: TRUE still reads as ``true`` and is
+  quarantined as not a number.
 * Yes/no columns load as text, in which calamine writes a boolean cell as
   ``true`` or ``false``. Text cells spelling exactly that are told apart the same
-  way (a second, boolean load of the column when the sheet may hold boolean
-  cells): text ``true`` stays text, as ``TRUE`` does.
-* Identifier columns load as text, in which calamine writes numbers to nine
-  decimals. A number cell that is not whole but is within half a billionth of a
-  whole number (a floating-point artefact such as 67409.0000000001) therefore
-  reads as that whole number, where the number's exact value would leave it as
-  text to be quarantined. This is the one ambiguity left: such a value means the
-  whole number everywhere Excel shows it.
-* A typed load reports a cell this module does not know how to write as calamine
-  would (a date cell in a number column, say): that column is loaded once more
-  as text. Slower, never different.
+  way (a boolean load of the column, when the sheet may hold boolean cells):
+  text ``true`` stays text, as ``TRUE`` does.
+* In an ``.xlsx``, identifier columns whose first data rows are numbers load as
+  numbers, which would also read text that spells a number (``067409``) and
+  booleans as numbers. Shared text can only load as the number it spells, so
+  the column is loaded again as text when it holds one of the numbers that the
+  workbook's shared strings spell, a 1 or 0 where the sheet may hold booleans,
+  or when the sheet holds inline or formula text.
+* Identifier columns that load as text (every ``.xls``, ``.xlsb`` and ``.ods``,
+  and an ``.xlsx`` whose identifiers are text or whose text is mostly numbers)
+  show number cells as calamine writes them, to nine decimals. The one
+  ambiguity left: a number that is not whole but lies within half a billionth of
+  a whole number (a floating-point artefact such as 67409.0000000001) reads as
+  that whole number and is padded, where its exact value would leave it as text
+  to be quarantined. Excel shows such a value as the whole number, and a text
+  load cannot tell the two apart.
+* A typed load reports a cell this module cannot write as calamine would (a date
+  cell in a number column, say): that column is loaded again as text.
 
 A table split over several sheets with the same header (a legacy ``.xls`` sheet
 holds 65,536 rows) is read as one table, in sheet order; sheets without that
@@ -348,7 +356,7 @@ def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet
             raise _Misread
     texts = {j for j, c in enumerate(info) if c.dtype == "string"}
     misfits, formulas, odd = _cell_errors(cell_errors, info)
-    end, trailer = _extent(frame, texts, misfits, formulas, last)
+    end, trailer = _extent(frame, texts, misfits, formulas, odd, last)
 
     parts: dict[str, _Part] = {}
     again: dict[int, DType] = {}
@@ -450,16 +458,17 @@ _RUST_CHARS = {"0": "\0", "t": "\t", "r": "\r", "n": "\n", "\\": "\\", '"': '"',
 
 
 def _cell_errors(cell_errors: fastexcel.CellErrors | None, info: list[fastexcel.ColumnInfo]
-                 ) -> tuple[dict[int, dict[int, str]], dict[int, dict[int, str]], set[int]]:
+                 ) -> tuple[dict[int, dict[int, str]], dict[int, dict[int, str]],
+                            dict[int, set[int]]]:
     """The load's cell errors: cells not of their column's type (as calamine's text),
-    formula errors (as Excel writes them), and the columns with cells neither.
+    formula errors (as Excel writes them), and the cells that are neither (odd).
 
     In a text column every cell error is a formula error (``#ERROR`` when calamine
     could not write the cell); keys are column position in the load, then data row.
     """
     misfits: dict[int, dict[int, str]] = {}
     formulas: dict[int, dict[int, str]] = {}
-    odd: set[int] = set()
+    odd: dict[int, set[int]] = {}
     decoded: dict[str, tuple[str, str | None]] = {}
     for error, j in _located(cell_errors, info):
         row = error.offset_position[0]
@@ -473,7 +482,7 @@ def _cell_errors(cell_errors: fastexcel.CellErrors | None, info: list[fastexcel.
         if kind == "error" or info[j].dtype == "string":
             formulas.setdefault(j, {})[row] = text if kind == "error" and text else "#ERROR"
         elif text is None:
-            odd.add(j)
+            odd.setdefault(j, set()).add(row)
         else:
             misfits.setdefault(j, {})[row] = text
     return misfits, formulas, odd
@@ -525,7 +534,8 @@ def _scatter(length: int, cells: dict[int, str] | None) -> pl.Series:
 
 
 def _extent(frame: pl.DataFrame, texts: set[int], misfits: dict[int, dict[int, str]],
-            formulas: dict[int, dict[int, str]], last: bool) -> tuple[int, int | None]:
+            formulas: dict[int, dict[int, str]], odd: dict[int, set[int]],
+            last: bool) -> tuple[int, int | None]:
     """Data rows to keep (trailing empty rows dropped), and a record-count trailer.
 
     A row is filled when a cell holds a value, non-blank text or a formula error;
@@ -535,7 +545,8 @@ def _extent(frame: pl.DataFrame, texts: set[int], misfits: dict[int, dict[int, s
     if frame.width == 0 or frame.height == 0:
         return 0, None
     present = frame.select(pl.any_horizontal(pl.all().is_not_null())).to_series().arg_true()
-    extra = {r for cells in (*misfits.values(), *formulas.values()) for r in cells}
+    extra = {r for cells in (*misfits.values(), *formulas.values(), *odd.values())
+             for r in cells}
 
     def rows_backwards() -> Iterator[int]:
         """Rows with a cell, the last first."""
@@ -565,6 +576,8 @@ def _extent(frame: pl.DataFrame, texts: set[int], misfits: dict[int, dict[int, s
                 value = misfits.get(j, {}).get(row)
                 if value is not None and value.strip():
                     found.append(value)
+                elif row in odd.get(j, ()):
+                    found.append(None)
             elif j not in texts:
                 found.append(None)
             elif value.strip():
