@@ -534,6 +534,8 @@ def test_identifier_text_far_below_the_first_rows_keeps_its_spelling() -> None:
     frame = read(workbook(("Cases", rows))).frame
     assert frame["CASE_ID"].to_list()[:2] == ["0000000100", "0000000101"]
     assert frame["CASE_ID"].to_list()[-4:] == ["067408", "0000067407", "true", "42.5"]
+    # -0 is no whole number's spelling, as a text load would show
+    assert read(workbook(("Cases", [HEADER, *numbers, row(-0.0)]))).frame["CASE_ID"][-1] == "-0"
     # numbers only below the first rows: typed, every digit kept
     plain = read(workbook(("Cases", [HEADER, *numbers, row(67407)]))).frame
     assert plain.schema["CASE_ID"] == pl.Int64 and plain["CASE_ID"][-1] == 67407

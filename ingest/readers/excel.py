@@ -671,7 +671,10 @@ def _as_identifier(part: _Part) -> _Part:
         value = pl.select(pl.when(whole.fill_null(False)).then(number)).to_series()
         return _Part(part.text, value, None, part.errors, True)
     number = part.value
-    whole = ((number == number.floor()) & (number.abs() < 2**53)).fill_null(False)
+    # -0 is written "-0", not the integer's spelling: as text it is no whole number either
+    negative_zero = (number == 0) & (1.0 / number < 0)
+    whole = ((number == number.floor()) & (number.abs() < 2**53) & ~negative_zero) \
+        .fill_null(False)
     text = part.text
     others = (number.is_not_null() & ~whole).arg_true()
     if others.len():
