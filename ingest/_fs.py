@@ -14,6 +14,7 @@ import fcntl
 import os
 import secrets
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,6 +149,12 @@ class ChildOutput:
     def abandon(self) -> None:
         """Stop receiving: the pump's next write fails, the child's next write too."""
         self._ours.close()
+
+    def stop(self, child: subprocess.Popen[bytes]) -> None:
+        """Stop receiving, then end and reap ``child`` (in the order that cannot hang)."""
+        self.abandon()
+        child.kill()
+        child.wait()
 
     def started(self) -> None:
         """Drop our copy of the child's end, so the child's exit ends the stream."""

@@ -76,9 +76,7 @@ def _run(home: Path, args: list[str], data: bytes = b"",
         try:
             out = output.receive_all(min(max(8 * len(data), low), high))
         except BaseException:
-            output.abandon()
-            proc.kill()
-            proc.wait()
+            output.stop(proc)
             raise
         code = proc.wait()
         messages = read_memory_file(log, _STATUS_LIMIT)

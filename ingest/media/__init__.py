@@ -9,6 +9,7 @@ Encrypted layers (OpenPGP) are peeled by :mod:`ingest.crypto` as they are met.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,15 +76,20 @@ def open_delivery(path: str | Path, *, passphrase: str | None = None,
     if not path.exists():
         raise MediaError(f"{path}: no such file or folder")
     ctx = OpenContext(passphrase=passphrase, limits=limits or Limits())
-    with guard(f"reading {path.name}", MediaError):
-        if path.is_dir():
-            top = read_directory(path, ctx.limits)
-            sha = fingerprint(path)
-        else:
-            data = path.read_bytes()
-            top = [Member(path.name, data)]
-            sha = hashlib.sha256(data).hexdigest()
-    leaves, verified = expand(top, ctx, gnupg_home)
+    # the delivery's fingerprint is computed on the other core while it is opened
+    # (hashlib releases the GIL)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with guard(f"reading {path.name}", MediaError):
+            if path.is_dir():
+                top = read_directory(path, ctx.limits)
+                digest = pool.submit(fingerprint, path)
+            else:
+                data = path.read_bytes()
+                top = [Member(path.name, data)]
+                digest = pool.submit(lambda: hashlib.sha256(data).hexdigest())
+        leaves, verified = expand(top, ctx, gnupg_home)
+        with guard(f"reading {path.name}", MediaError):
+            sha = digest.result()
     return Delivery(str(path), sha, leaves, ctx.warnings, verified)
 
 

@@ -281,9 +281,7 @@ def _extract_with_command(command: str, member: Member, planned: list[_Planned],
                 raise MediaError(f"{member.name}: holds more data than the 7-Zip header "
                                  "declares; the archive is damaged or hostile, ask for it again")
         except BaseException:
-            output.abandon()
-            proc.kill()
-            proc.wait()
+            output.stop(proc)
             raise
         code = proc.wait()
         messages = read_memory_file(log, _MESSAGES_LIMIT).decode("utf-8", "replace")
