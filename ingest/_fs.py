@@ -75,6 +75,18 @@ def fsync_dir(path: Path) -> None:
 
 
 
+def child_environment() -> dict[str, str]:
+    """Our environment without the variables that may hold a passphrase or a key
+    (``INGEST_*``): what every child process we start gets."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+
+
+def widen_pipe(fd: int, size: int = 1 << 20) -> None:
+    """Make a pipe hold ``size`` bytes (fewer wake-ups); the default works too."""
+    with contextlib.suppress(OSError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+
+
 MEMORY_FILES = os.path.isdir("/proc/self/fd")
 """Whether a child can open an inherited descriptor by path (Linux /proc)."""
 
@@ -128,8 +140,7 @@ class ChildOutput:
     def __init__(self) -> None:
         self._read_end, self.child_end = os.pipe()
         try:
-            with contextlib.suppress(OSError):  # the default 64 KiB works too, only slower
-                fcntl.fcntl(self.child_end, fcntl.F_SETPIPE_SZ, _PUMP_CHUNK)
+            widen_pipe(self.child_end, _PUMP_CHUNK)
             self._ours, self._theirs = socket.socketpair()
         except BaseException:
             os.close(self._read_end)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import lzma
@@ -350,3 +351,19 @@ def test_a_failing_export_is_reported_without_its_output(
     # nothing chained that could quote the output
     assert info.value.__cause__ is None
     assert info.value.__context__ is None or info.value.__suppress_context__
+
+
+def test_mdbtools_get_no_ingest_variables(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A passphrase or key given in INGEST_* never reaches the mdbtools children."""
+    seen = tmp_path / "environ"
+    monkeypatch.setenv("INGEST_PASSPHRASE", "canary-passphrase-7f3a")
+    monkeypatch.setenv("INGEST_KEY_GENERAL", "canary-key-7f3a")
+    with _database(fixture("reference_20k.accdb"), "r.accdb") as db:
+        names = [c.name for c in db.tables()["CASES"]]
+        fake_mdb_export(tmp_path, monkeypatch, f"cat /proc/$$/environ > '{seen}'")
+        with contextlib.suppress(ReadError):  # the stand-in exports nothing
+            db.export("CASES", names, lambda batch: None)
+    environ = seen.read_bytes()
+    assert b"PATH=" in environ  # the child did run and record its environment
+    assert b"canary" not in environ and b"INGEST_" not in environ

@@ -16,7 +16,14 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .._fs import ChildOutput, memory_file, private_dir, read_memory_file, write_private
+from .._fs import (
+    ChildOutput,
+    child_environment,
+    memory_file,
+    private_dir,
+    read_memory_file,
+    write_private,
+)
 from ..errors import DecryptionError, KeyringError
 
 RECIPIENT_UID = "ingest recipient <recipient@ingest.invalid>"
@@ -71,7 +78,7 @@ def _run(home: Path, args: list[str], data: bytes = b"",
                 cmd += ["--passphrase-fd", str(read_end)]
                 pass_fds = (read_end,)
             proc = subprocess.Popen(cmd + args, stdin=source, stdout=output.child_end,
-                                    stderr=log, pass_fds=pass_fds, env=_environment())
+                                    stderr=log, pass_fds=pass_fds, env=child_environment())
         low, high = _OUTPUT_HINT
         try:
             out = output.receive_all(min(max(8 * len(data), low), high))
@@ -83,11 +90,6 @@ def _run(home: Path, args: list[str], data: bytes = b"",
     status = [line[9:] for line in messages.decode("utf-8", "replace").splitlines()
               if line.startswith("[GNUPG:] ")]
     return code, out, status
-
-
-def _environment() -> dict[str, str]:
-    """Ours without the variables that may hold a passphrase or a key (``INGEST_*``)."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
 
 
 def _prepare_home(home: Path) -> None:
@@ -153,7 +155,7 @@ def recipient_fingerprint(home: Path) -> str | None:
         return None
     proc = subprocess.run([_gpg(), "--homedir", str(home), "--batch", "--with-colons",
                            "--list-secret-keys"], capture_output=True, check=False,
-                          env=_environment())
+                          env=child_environment())
     for line in proc.stdout.decode().splitlines():
         if line.startswith("fpr:"):
             return line.split(":")[9]

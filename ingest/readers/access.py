@@ -38,6 +38,7 @@ from typing import cast
 
 import polars as pl
 
+from .._fs import child_environment
 from ..errors import DecryptionError, ReadError, SchemaMismatchError
 from ..schema import Column, Dataset
 from ._base import SourceTable, match_columns
@@ -164,7 +165,7 @@ class _Database:
                 list(args), pass_fds=(self.fd,), stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 # C numbers: a decimal comma would break the CSV
-                env={**_JET3_CHARSET, **os.environ, "LC_ALL": "C.UTF-8"})
+                env={**_JET3_CHARSET, **child_environment(), "LC_ALL": "C.UTF-8"})
         except FileNotFoundError:
             raise ReadError(f"{self.member}: reading Access needs mdbtools "
                             f"({args[0]} not found); install it (apt-get install "
