@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -22,6 +23,15 @@ def shared_fixture(*parts: str) -> Path:
     if not path.exists():
         pytest.fail(f"shared fixture missing: {path} (expected ../shared beside the checkout)")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_gpg_agents_left(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN202
+    """gpg starts an agent per GnuPG home; end the ones under this run's temp folder."""
+    yield
+    base = tmp_path_factory.getbasetemp()
+    subprocess.run(["pkill", "-f", f"gpg-agent --homedir {base}/"], check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 @pytest.fixture(scope="session")
