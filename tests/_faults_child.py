@@ -69,29 +69,35 @@ def _after(module: types.ModuleType, name: str, point: str) -> None:
 
 
 def install(point: str) -> None:
+    import ingest._fs
     import ingest.audit
     import ingest.crypto.openpgp
     import ingest.pipeline
     import ingest.writers.publish as publish
 
     if point == "decrypt":
-        real_run = subprocess.run
+        # stop while gpg is mid-decryption: started, its output not yet received
+        # (it blocks on the full pipe, holding plaintext)
+        real_popen = subprocess.Popen
+        started: list[subprocess.Popen[bytes]] = []
 
-        def run(cmd: list[str], *args: Any, **kwargs: Any) -> Any:
-            if "--decrypt" not in cmd:
-                return real_run(cmd, *args, **kwargs)
-            data = kwargs.pop("input", b"")
-            kwargs.pop("capture_output", None)
-            kwargs.pop("check", None)
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, **kwargs)
-            assert proc.stdin is not None
-            proc.stdin.write(data[: min(4096, len(data) // 2)])  # fits in the pipe
-            proc.stdin.flush()
-            announce_and_wait(point, {"gpg_pid": proc.pid})
+        def popen(cmd: list[str], *args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+            proc = real_popen(cmd, *args, **kwargs)
+            if "--decrypt" in cmd:
+                started.append(proc)
+            return proc
+
+        real_receive_all = ingest._fs.ChildOutput.receive_all
+
+        def receive_all(self: ingest._fs.ChildOutput, hint: int) -> bytes:
+            if started:
+                announce_and_wait(point, {"gpg_pid": started[-1].pid})
+            return real_receive_all(self, hint)
 
         ingest.crypto.openpgp.subprocess = types.SimpleNamespace(  # type: ignore[attr-defined]
-            run=run, PIPE=subprocess.PIPE)
+            **{n: getattr(subprocess, n) for n in dir(subprocess) if not n.startswith("__")})
+        ingest.crypto.openpgp.subprocess.Popen = popen  # type: ignore[attr-defined]
+        ingest._fs.ChildOutput.receive_all = receive_all  # type: ignore[method-assign]
     elif point in ("read", "validate", "encrypt"):
         _after(ingest.pipeline, f"{point}_stage", point)
     elif point == "write":
