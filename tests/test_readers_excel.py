@@ -539,3 +539,28 @@ def test_identifier_text_far_below_the_first_rows_keeps_its_spelling() -> None:
     # numbers only below the first rows: typed, every digit kept
     plain = read(workbook(("Cases", [HEADER, *numbers, row(67407)]))).frame
     assert plain.schema["CASE_ID"] == pl.Int64 and plain["CASE_ID"][-1] == 67407
+
+
+@pytest.mark.parametrize("rows", [
+    [HEADER, row(1, hosp=True), row(2, hosp="true"), row(4, lab=0), row(6, lab=False)],
+    [HEADER, row(1), row(2, hosp="true"), row(3, lab=1)],
+    [HEADER, *[row(100 + i) for i in range(HEADER_SCAN_ROWS + 5)], row("067408"), row(True)],
+], ids=["booleans", "no-booleans", "identifier-text"])
+def test_a_sheet_too_large_to_scan_in_memory_is_scanned_as_a_stream(
+        rows: list, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same table whether the package scan inflates the sheet whole or streams it."""
+    from ingest.readers import excel
+
+    data = workbook(("Cases", rows))
+    whole = read(data).frame
+    monkeypatch.setattr(excel, "_SCAN_BYTES", 0)  # every sheet takes the streamed scan
+    streamed = []
+    real = excel._Package._scan_stream
+
+    def spy(self, name):  # noqa: ANN001, ANN202
+        streamed.append(name)
+        return real(self, name)
+
+    monkeypatch.setattr(excel._Package, "_scan_stream", spy)
+    assert read(data).frame.equals(whole)
+    assert streamed  # the streamed scan really ran

@@ -1136,10 +1136,11 @@ class _Package:
         tail = b""
         booleans = texts = False
         with self.archive.open(name) as stream:
-            while not (booleans and texts) and (chunk := stream.read(1 << 20)):
+            while not (booleans and texts) and (chunk := stream.read(1 << 22)):
                 block = tail + chunk
-                booleans = booleans or bool(_BOOLEAN_CELL.search(block))
-                texts = texts or bool(_TEXT_CELL.search(block))
+                if _matches(block, _EITHER_CELL):
+                    booleans = booleans or _matches(block, _BOOLEAN_CELL)
+                    texts = texts or _matches(block, _TEXT_CELL)
                 tail = block[-16:]
         return booleans, texts
 
@@ -1155,22 +1156,25 @@ _TEXT_CELL = re.compile(rb"[\"'](?:d|str|inlineStr)[\"']")
 _EITHER_CELL = re.compile(rb"[\"'](?:b|d|str|inlineStr)[\"']")
 
 
+def _matches(data: bytes, pattern: re.Pattern[bytes]) -> bool:
+    """Whether ``pattern`` occurs in ``data``, by RE2 through pyarrow: linear time,
+    gigabytes a second, and the GIL released (Python's ``re`` managed 0.1 GB/s here)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    offsets = pa.py_buffer(struct.pack("<qq", 0, len(data)))
+    array = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
+    return bool(pc.match_substring_regex(array, pattern.pattern.decode())[0].as_py())
+
+
 def _scan_cells(deflated: memoryview, size: int, result: list[tuple[bool, bool] | None]) -> None:
     """(In a thread.) ``Package.cells`` of the deflated XML into ``result[0]``; None if unsure."""
     try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         xml = zlib.decompressobj(-15).decompress(deflated, size + 1)
         if len(xml) != size:
             return
-        offsets = pa.py_buffer(struct.pack("<qq", 0, size))
-        array = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(xml)])
-        def found(pattern: re.Pattern[bytes]) -> bool:
-            return bool(pc.match_substring_regex(array, pattern.pattern.decode())[0].as_py())
-
-        result[0] = (found(_BOOLEAN_CELL), found(_TEXT_CELL)) if found(_EITHER_CELL) \
-            else (False, False)
+        result[0] = (_matches(xml, _BOOLEAN_CELL), _matches(xml, _TEXT_CELL)) \
+            if _matches(xml, _EITHER_CELL) else (False, False)
     except Exception:  # noqa: BLE001 - unsure: the caller scans as a stream
         return
 
