@@ -152,7 +152,10 @@ def install(point: str) -> None:
         publish._exchange = exchange  # type: ignore[assignment]
     elif point == "barrier":
         go = Path(os.environ["INGEST_FAULT_GO"])
-        Path(os.environ["INGEST_FAULT_READY"]).write_text(json.dumps({"point": point}))
+        ready = Path(os.environ["INGEST_FAULT_READY"])
+        tmp = ready.with_name(ready.name + ".tmp")
+        tmp.write_text(json.dumps({"point": point}))
+        tmp.rename(ready)  # whole or absent: the parent never reads it half-written
         while not go.exists():
             time.sleep(0.01)
     elif point:

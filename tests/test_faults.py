@@ -433,8 +433,14 @@ def test_a_read_only_output_folder_is_a_clear_error(how: str, deliveries, home: 
 
 
 def _together(children: list[Child], go: Path) -> list[dict]:
-    for child in children:
-        child.wait_ready()
+    try:
+        for child in children:
+            child.wait_ready()
+    except BaseException:
+        for child in children:  # none may be left waiting for the go
+            child.proc.kill()
+            child.proc.wait()
+        raise
     go.touch()
     return [child.result() for child in children]
 
