@@ -81,10 +81,13 @@ def child_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
 
 
-def widen_pipe(fd: int, size: int = 1 << 20) -> None:
-    """Make a pipe hold ``size`` bytes (fewer wake-ups); the default works too."""
-    with contextlib.suppress(OSError):
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+def widen_pipe(fd: int, size: int = 1 << 20) -> bool:
+    """Make a pipe hold ``size`` bytes (fewer wake-ups); whether it could be done
+    (the system caps it per user; the default 64 KiB works too, only slower)."""
+    try:
+        return fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size) >= size
+    except OSError:
+        return False
 
 
 MEMORY_FILES = os.path.isdir("/proc/self/fd")

@@ -24,7 +24,6 @@ mdbtools: it is refused with :class:`DecryptionError`, before mdbtools runs.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import subprocess
@@ -38,7 +37,7 @@ from typing import cast
 
 import polars as pl
 
-from .._fs import child_environment
+from .._fs import child_environment, memory_file, widen_pipe
 from ..errors import DecryptionError, ReadError, SchemaMismatchError
 from ..schema import Column, Dataset
 from ._base import SourceTable, match_columns
@@ -260,7 +259,7 @@ class _Database:
             timer.start()
             pending: deque[Future[int]] = deque()
             pipe = process.stdout.fileno()
-            pause = _PIPE_PAUSE_SECONDS if _widen(pipe) else 0.0
+            pause = _PIPE_PAUSE_SECONDS if widen_pipe(pipe, _PIPE_BYTES) else 0.0
             try:
                 try:
                     for batch in _batches(pipe, pause):
@@ -288,14 +287,6 @@ class _Database:
         if failure is not None:
             raise failure
         return rows
-
-
-def _widen(pipe: int) -> bool:
-    """Whether the pipe could be made :data:`_PIPE_BYTES` large."""
-    try:
-        return fcntl.fcntl(pipe, fcntl.F_SETPIPE_SZ, _PIPE_BYTES) >= _PIPE_BYTES
-    except OSError:  # above the system's limit for this user
-        return False
 
 
 def _batches(pipe: int, pause: float) -> Iterator[bytes]:
@@ -338,11 +329,8 @@ def _database(data: bytes, member: str) -> Iterator[_Database]:
         raise DecryptionError(
             f"{member}: the Access database is encrypted/password-protected, which "
             "mdbtools cannot read; ask the sender for an unencrypted export (or CSV)")
-    fd = os.memfd_create("ingest-access", os.MFD_CLOEXEC)
+    fd = memory_file(data, "ingest-access")
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
         yield _Database(fd, member)
     finally:
         os.close(fd)
