@@ -71,13 +71,6 @@ def write_jsonl(frame: pl.DataFrame, recipient: object, sink: BinaryIO) -> None:
         pyrage.encrypt_io(rows, sink, [recipient])
 
 
-def encrypt_jsonl(frame: pl.DataFrame, recipient: object) -> bytes:
-    """:func:`write_jsonl` into memory."""
-    sink = io.BytesIO()
-    write_jsonl(frame, recipient, sink)
-    return sink.getvalue()
-
-
 def decrypt_jsonl(data: bytes, identity: object, name: str = "file") -> pl.DataFrame:
     try:
         plain = pyrage.decrypt(data, [identity])

@@ -14,7 +14,6 @@ a file moved from one delivery's folder to another's is detected.
 
 from __future__ import annotations
 
-import io
 import secrets
 from pathlib import Path
 from typing import BinaryIO
@@ -81,14 +80,6 @@ def write_parquet(frame: pl.DataFrame, keyring: Keyring, restricted: list[str], 
             batch = frame.slice(offset, ROWS_PER_GROUP).to_arrow()
             writer.write_table(batch.replace_schema_metadata(meta), ROWS_PER_GROUP)
     return material
-
-
-def encrypt_parquet(frame: pl.DataFrame, keyring: Keyring, restricted: list[str], name: str,
-                    delivery_sha256: str) -> dict[str, bytes]:
-    """:func:`write_parquet` into memory: the file and its key material by file name."""
-    sink = io.BytesIO()
-    material = write_parquet(frame, keyring, restricted, name, delivery_sha256, sink)
-    return {name: sink.getvalue(), key_material_name(name): material}
 
 
 def read_parquet(path: Path, keyring: Keyring, columns: list[str] | None = None,

@@ -62,7 +62,7 @@ class Staging:
 
     def __init__(self, root: Path, delivery_id: str) -> None:
         self.delivery_id = delivery_id
-        self.outputs: list[Output] = []
+        self._outputs: dict[str, Output] = {}
         with _writing(f"preparing the outputs of delivery {delivery_id} in {root}"):
             self.root = private_dir(root)
             _remove_stale(self.root, delivery_id)
@@ -81,19 +81,24 @@ class Staging:
                 buffered = io.BufferedWriter(raw, buffer_size=1 << 20)  # type: ignore[type-var]
                 yield buffered  # type: ignore[misc]
                 buffered.flush()
-        self.outputs.append(Output(name, kind, raw.sha256.hexdigest(), raw.size))
+        self._outputs[name] = Output(name, kind, raw.sha256.hexdigest(), raw.size)
+
+    @property
+    def outputs(self) -> list[Output]:
+        """What was staged, by file name (the manifest is last, once written)."""
+        return sorted(self._outputs.values(), key=lambda o: (o.kind == "manifest", o.path))
 
     def clear(self) -> None:
         """Remove what was staged so far (a stage that is run again starts afresh)."""
         for entry in self.path.iterdir():
             entry.unlink()
-        self.outputs.clear()
+        self._outputs.clear()
 
     def add(self, name: str, data: bytes, kind: str) -> Output:
         """A whole output at once."""
         with self.open(name, kind) as sink:
             sink.write(data)
-        return next(o for o in reversed(self.outputs) if o.path == name)
+        return self._outputs[name]
 
     def publish(self, manifest: dict, force: bool = False,
                 before_rename: Callable[[Output], None] | None = None) -> Path:
@@ -102,7 +107,6 @@ class Staging:
         ``before_rename`` sees the manifest's output entry once it is on disk, so a
         record of it (the audit log) exists before the outputs become visible.
         """
-        self.outputs.sort(key=lambda o: o.path)
         manifest["outputs"] = [asdict(o) for o in self.outputs]
         data = json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
         entry = self.add(MANIFEST, data, "manifest")
