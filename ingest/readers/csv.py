@@ -144,7 +144,10 @@ def _utf8(data: bytes, encodings: tuple[str, ...], member: str) -> tuple[bytes, 
         _strict(body, "utf-8", member)
         return body, "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return _strict(data, "utf-16", member).encode("utf-8"), "utf-16"
+        try:
+            return _transcode(data, "utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            raise ReadError(f"{member}: marked as utf-16 but not valid utf-16") from None
     for encoding in encodings:
         utf8 = codecs.lookup(encoding).name == "utf-8"
         if utf8 and _not_utf8_from_the_start(data):
