@@ -103,3 +103,9 @@ def test_parse_errors_do_not_quote_the_data(frame) -> None:
     with pytest.raises(ReadError) as err:
         read_delimited(data, DATASET, "c.csv")
     assert "SECRET" not in str(err.value)
+
+
+def test_text_marked_utf16_that_is_not_fails_clearly() -> None:
+    data = codecs.BOM_UTF16_LE + "CASE_ID\n".encode("utf-16-le") + b"\x00\xd8"  # lone surrogate
+    with pytest.raises(ReadError, match="marked as utf-16 but not valid utf-16"):
+        read_delimited(data, DATASET, "c.txt")
