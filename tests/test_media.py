@@ -79,6 +79,13 @@ def contents(delivery: Delivery) -> dict[str, bytes]:
     return {m.name: m.data for m in delivery.members}
 
 
+def write_tree(folder: Path, files: dict[str, bytes]) -> None:
+    """``files`` (relative path -> bytes) as real files under ``folder``."""
+    for name, data in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+
+
 def prefixed(name: str, files: dict[str, bytes]) -> dict[str, bytes]:
     return {f"{name}/{inner}": data for inner, data in files.items()}
 
@@ -172,9 +179,7 @@ def test_tape_written_by_gnu_tar(tmp_path: Path, suffix: str, flag: str | None,
     if shutil.which("tar") is None or (flag == "--zstd" and shutil.which("zstd") is None):
         pytest.skip("GNU tar (and zstd) not installed")
     src = tmp_path / "src"
-    for name, data in FILES.items():
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_bytes(data)
+    write_tree(src, FILES)
     out = tmp_path / f"tape{suffix}"
     subprocess.run(["tar", "-b", "126", f"--format={fmt}", *([flag] if flag else []), "-cf",
                     str(out), "-C", str(src), "."], check=True)
@@ -194,9 +199,7 @@ def test_7z_written_by_7zip_with_encrypted_names(tmp_path: Path) -> None:
     if seven is None:
         pytest.skip("7z not installed")
     src = tmp_path / "src"
-    for name, data in FILES.items():
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_bytes(data)
+    write_tree(src, FILES)
     out = tmp_path / "cases.7z"
     subprocess.run([seven, "a", "-mhe=on", f"-p{PASSWORD}", str(out), "."], cwd=src,
                    check=True, capture_output=True)
@@ -226,9 +229,7 @@ def test_iso_written_by_xorriso(tmp_path: Path) -> None:
     if xorriso is None:
         pytest.skip("xorriso not installed")
     src = tmp_path / "src"
-    for name, data in FILES.items():
-        (src / name).parent.mkdir(parents=True, exist_ok=True)
-        (src / name).write_bytes(data)
+    write_tree(src, FILES)
     out = tmp_path / "disc.iso"
     subprocess.run([xorriso, "-as", "mkisofs", "-R", "-J", "-o", str(out), str(src)],
                    check=True, capture_output=True)
