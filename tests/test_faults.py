@@ -68,8 +68,18 @@ def _encrypted_delivery(folder: Path, keyring_home: Path, rows: int, seed: int) 
     cipher = encrypt_openpgp(to_delimited(frame), folder.parent / f".sender-{seed}",
                              recipient_key=export_public_key(keyring_home / "gnupg"))
     (folder / "cases.csv.gpg").write_bytes(cipher)
-    shutil.rmtree(folder.parent / f".sender-{seed}")
+    sender = folder.parent / f".sender-{seed}"
+    # its agent removes its sockets as it exits: end it before removing the folder
+    subprocess.run(["gpgconf", "--homedir", str(sender), "--kill", "gpg-agent"], check=False,
+                   capture_output=True)
+    shutil.rmtree(sender, onerror=_gone_already)
     return truth
+
+
+def _gone_already(function: object, path: str, exc_info: tuple) -> None:
+    """rmtree's error handler: a socket the exiting agent removed first is fine."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
 
 
 @pytest.fixture(scope="module")
