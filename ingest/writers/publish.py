@@ -157,9 +157,6 @@ class HashingWriter(io.RawIOBase):
         self.size += len(data)
         return len(data)
 
-    def close(self) -> None:  # the file itself is closed (and synced) by Staging.open
-        super().close()
-
 
 @contextlib.contextmanager
 def _writing(what: str, published: bool = False) -> Iterator[None]:
