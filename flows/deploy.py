@@ -26,10 +26,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ingest._fs import FILE_MODE, private_dir
 from ingest.errors import IngestError, UsageError
 from ingest.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    import psutil
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ENTRYPOINT = "flows/ingest_delivery.py:ingest_delivery"
@@ -171,13 +175,20 @@ def stop_workers(procs: list[subprocess.Popen[bytes]], timeout: float = 20.0) ->
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    for child in below:
+    terminate_all(below, timeout=5)
+
+
+def terminate_all(processes: list[psutil.Process], timeout: float) -> None:
+    """SIGTERM each process, then SIGKILL those still running after ``timeout``."""
+    import psutil
+
+    for proc in processes:
         with contextlib.suppress(psutil.Error):
-            child.terminate()
-    _, alive = psutil.wait_procs(below, timeout=5)
-    for child in alive:
+            proc.terminate()
+    _, alive = psutil.wait_procs(processes, timeout=timeout)
+    for proc in alive:
         with contextlib.suppress(psutil.Error):
-            child.kill()
+            proc.kill()
 
 
 # --------------------------------------------------------------------------- CLI

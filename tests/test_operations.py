@@ -276,13 +276,7 @@ def _stop_tree(procs: list[psutil.Process]) -> None:
     for proc in procs:
         with contextlib.suppress(psutil.Error):
             tree += [proc, *proc.children(recursive=True)]
-    for proc in tree:
-        with contextlib.suppress(psutil.Error):
-            proc.terminate()
-    _, alive = psutil.wait_procs(tree, timeout=10)
-    for proc in alive:
-        with contextlib.suppress(psutil.Error):
-            proc.kill()
+    deploy.terminate_all(tree, timeout=10)
 
 
 def _tree_snapshot(root: Path) -> dict[str, tuple[int, str]]:
