@@ -59,7 +59,8 @@ def save(name: str, doc: dict[str, Any]) -> Path:
 
 def run_process(argv: list[str], env: dict[str, str] | None = None,
                 timeout: float | None = None) -> dict[str, Any]:
-    """Run ``argv`` as a fresh process; its wall time, exit code, output and peak RSS.
+    """Run ``argv`` as a fresh process; its wall time, exit code, output, peak RSS and
+    CPU time (``cpu_s``: user + system, the process and the descendants it waited for).
 
     Unlike :func:`run_child`'s RUSAGE_CHILDREN figure, which is the largest child
     this interpreter ever reaped (so it never goes down from one case to the next),
@@ -93,7 +94,9 @@ def run_process(argv: list[str], env: dict[str, str] | None = None,
             "utf-8", "replace")
     timed_out = deadline is not None and wall > (timeout or 0)
     return {"returncode": proc.returncode, "wall_s": round(wall, 3),
-            "peak_mb": round(usage.ru_maxrss / 1024, 1), "stdout": stdout, "stderr": stderr,
+            "peak_mb": round(usage.ru_maxrss / 1024, 1),
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "stdout": stdout, "stderr": stderr,
             "timed_out": timed_out}
 
 
@@ -111,6 +114,7 @@ def run_case(code: str, env: dict[str, str] | None = None,
     lines = done["stdout"].strip().splitlines()
     result = json.loads(lines[-1]) if lines else {}
     result["wall_s"] = done["wall_s"]
+    result["cpu_s"] = done["cpu_s"]
     # a child that resets its own high-water mark (to see each stage's peak) reports
     # the largest one as self_peak_mb: the kernel's figure only covers the last stage
     result["peak_mb"] = max(done["peak_mb"], result.get("self_peak_mb") or 0.0)

@@ -126,7 +126,8 @@ class Runner:
         if done["returncode"] != 0:
             raise RuntimeError(f"benchmark child failed:\n{done['stderr'][-3000:]}")
         result = json.loads(done["stdout"].strip().splitlines()[-1])
-        return result | {"wall_s": done["wall_s"], "peak_mb": done["peak_mb"]}
+        return result | {"wall_s": done["wall_s"], "peak_mb": done["peak_mb"],
+                         "cpu_s": done["cpu_s"]}
 
     def out(self) -> str:
         return tempfile.mkdtemp(prefix="out-", dir=self.work)
@@ -175,7 +176,7 @@ class Runner:
         done = run_process(["sh", "-c", cmd], self.env, timeout=self.args.timeout)
         if done["returncode"] != 0:
             raise RuntimeError(f"{tool} failed: {done['stderr'][-2000:]}")
-        return {"wall_s": done["wall_s"], "peak_mb": done["peak_mb"],
+        return {"wall_s": done["wall_s"], "peak_mb": done["peak_mb"], "cpu_s": done["cpu_s"],
                 "stages": {tool: done["wall_s"]}}
 
     def flow(self, form: Form) -> dict[str, Any]:
@@ -188,7 +189,7 @@ class Runner:
             raise RuntimeError(f"ingest run failed: {done['stderr'][-2000:]}")
         line = next(x for x in reversed(done["stdout"].splitlines()) if x.startswith("{"))
         summary = json.loads(line)
-        return {"wall_s": done["wall_s"], "peak_mb": done["peak_mb"],
+        return {"wall_s": done["wall_s"], "peak_mb": done["peak_mb"], "cpu_s": done["cpu_s"],
                 "seconds": summary.get("seconds"), "rows_in": summary["rows_in"],
                 "rows_accepted": summary["rows_accepted"],
                 "rows_quarantined": summary["rows_quarantined"]}
@@ -267,6 +268,17 @@ def _get(results: dict, form: str, case: str, key: str = "wall_s") -> float | No
     return (entry.get("stages") or {}).get(key)
 
 
+def _cpu_bound(results: dict, peer: str) -> str:
+    """The CPU time of the library and of ``peer`` on CSV, and the wall time the
+    library's CPU time allows at best on this machine's cores (perfect overlap)."""
+    lib, other = _get(results, "csv", "library", "cpu_s"), _get(results, "csv", peer, "cpu_s")
+    if lib is None or other is None:
+        return "CPU time not measured"
+    cores = os.cpu_count() or 1
+    return (f"CPU library {lib:.2f} s, {peer} {other:.2f} s: on {cores} cores the library "
+            f"needs at least {lib / cores:.2f} s")
+
+
 def ratios(results: dict, scale: dict | None) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
 
@@ -279,12 +291,13 @@ def ratios(results: dict, scale: dict | None) -> dict[str, dict[str, Any]]:
     lib = _get(results, "csv", "library")
     flo = _get(results, "csv", "floor")
     put("library_csv_over_floor", lib / flo if lib and flo else None,
-        f"library {lib} s, floor {flo} s")
+        f"library {lib} s, floor {flo} s; {_cpu_bound(results, 'floor')}")
     ducks = {c: _get(results, "csv", c) for c in ("duckdb", "duckdb-1.5")}
     ducks = {c: v for c, v in ducks.items() if v}
     best = min(ducks.items(), key=lambda kv: kv[1]) if ducks else None
     put("library_csv_over_duckdb", lib / best[1] if lib and best else None,
-        f"library {lib} s, {best[0]} {best[1]} s" if best else "no DuckDB figure")
+        f"library {lib} s, {best[0]} {best[1]} s; {_cpu_bound(results, best[0])}"
+        if best else "no DuckDB figure")
     read = _get(results, "xlsx", "library", "read")
     cal = _get(results, "xlsx", "floor", "read")
     put("xlsx_read_over_calamine", read / cal if read and cal else None,
@@ -351,6 +364,7 @@ def table(results: dict, scale: dict | None, rows: int) -> list[dict[str, Any]]:
                 "form": form, "case": case, "seconds": f"{entry['wall_s']:.2f}",
                 "x library": f"{entry['wall_s'] / lib:.2f}" if lib else "",
                 "peak MB": f"{entry['peak_mb']:.0f}",
+                "CPU s": f"{entry['cpu_s']:.2f}" if "cpu_s" in entry else "",
                 "rows ok/quarantined": (f"{entry['rows_accepted']}/{entry['rows_quarantined']}"
                                         if "rows_accepted" in entry else ""),
                 "stages (s)": " ".join(f"{k}={v:.2f}" for k, v in
@@ -539,7 +553,7 @@ def main() -> int:
     print(f"\nreference delivery, {args.rows:,} rows; each case a fresh process; "
           f"wall seconds (best of {args.repeat}), peak RSS")
     print_table(table(results, scale, args.rows),
-                ["form", "case", "seconds", "x library", "peak MB", "rows ok/quarantined",
+                ["form", "case", "seconds", "x library", "peak MB", "CPU s", "rows ok/quarantined",
                  "stages (s)"])
     print("\nratios vs goals")
     print_table([{"ratio": v["what"], "value": v["value"], "goal": v["goal"],
