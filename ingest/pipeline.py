@@ -13,7 +13,6 @@ import platform
 import socket
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,7 +27,7 @@ from .features import Encoding
 from .keys import Keyring, session
 from .media import Delivery, Limits, open_delivery
 from .readers import SourceTable, read_delivery_table
-from .schema import Dataset, find_dataset, load_dataset
+from .schema import Dataset, load_dataset
 from .settings import Settings, load_settings
 from .validate import ValidationResult, validate
 from .writers import (
@@ -104,6 +103,8 @@ def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
     The feature matrix reuses ``previous`` (the last delivery's encoding) so
     that columns line up across deliveries.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     staging.clear()
     recipient = keyring.age_recipient()
     # Two cores: pyarrow, polars, numpy and file writes release the GIL, so the
@@ -209,8 +210,7 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
                  log: logging.Logger | logging.LoggerAdapter | None = None) -> RunSummary:
     """Open, decrypt, read, validate and publish one delivery. Returns counts only."""
     settings = settings or load_settings()
-    if isinstance(schema, str):
-        find_dataset(schema)
+    dataset = load_dataset(schema) if isinstance(schema, str) else schema
     keyring = Keyring.open(settings)
     log = log or logger
     if passphrase is not None:
@@ -225,19 +225,12 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
         stages[name] = round(time.perf_counter() - t0, 3)
         return value
 
-    # A schema module imports pandera and pandas, a quarter of a second: it is
-    # loaded on the other core while the delivery is opened and decrypted.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="schema") as loader:
-        dataset = loader.submit(load_dataset, schema) if isinstance(schema, str) else schema
-        try:
-            summary = _run(path, dataset, keyring, settings, out, delivery_date, force, timed,
-                           log)
-        except IngestError as exc:
-            audit.append(settings.audit_log, "run", outcome="failed",
-                         schema=schema if isinstance(schema, str) else schema.name,
-                         source=Path(path).name, error=type(exc).__name__)
-            raise
-        dataset = dataset.result() if isinstance(dataset, Future) else dataset
+    try:
+        summary = _run(path, dataset, keyring, settings, out, delivery_date, force, timed, log)
+    except IngestError as exc:
+        audit.append(settings.audit_log, "run", outcome="failed", schema=dataset.name,
+                     source=Path(path).name, error=type(exc).__name__)
+        raise
     summary.stage_seconds = stages
     summary.seconds = round(time.perf_counter() - clock, 3)
     audit.append(settings.audit_log, "run",
@@ -251,12 +244,11 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
     return summary
 
 
-def _run(path: str | Path, loading: Dataset | Future[Dataset], keyring: Keyring,
-         settings: Settings, out: Path, delivery_date: date | None, force: bool,
-         timed: Callable[..., Any], log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
+def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Settings, out: Path,
+         delivery_date: date | None, force: bool, timed: Callable[..., Any],
+         log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
     started = datetime.now(UTC)
     delivery = timed("open-media", open_stage, path, settings)
-    dataset = loading.result() if isinstance(loading, Future) else loading
     log.info("delivery %s opened: %d member(s), %d checksum(s) verified",
              delivery.id, len(delivery.members), delivery.checksums_verified)
     for warning in delivery.warnings:

@@ -9,7 +9,6 @@ satisfy. Coercion failures and rule failures both become quarantine reasons.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -83,17 +82,10 @@ class Dataset:
         raise KeyError(name)
 
 
-def find_dataset(name: str) -> None:
-    """Raise :class:`UsageError` unless ``schemas/<name>.py`` exists; imports nothing of it."""
-    if not name.isidentifier():
-        raise UsageError(f"'{name}' is not a schema name")
-    if importlib.util.find_spec(f"schemas.{name}") is None:
-        raise UsageError(f"no schema '{name}': expected a module schemas/{name}.py")
-
-
 def load_dataset(name: str) -> Dataset:
     """The dataset named ``name`` from the ``schemas`` package (``schemas/<name>.py``)."""
-    find_dataset(name)
+    if not name.isidentifier():
+        raise UsageError(f"'{name}' is not a schema name")
     try:
         module = importlib.import_module(f"schemas.{name}")
     except ModuleNotFoundError:
