@@ -77,6 +77,16 @@ def test_duplicate_names_the_first_row_and_keeps_it() -> None:
     assert result.quarantined["_row"].to_list() == [2]
 
 
+def test_every_repeat_names_the_first_row_even_a_quarantined_one() -> None:
+    # row 2 breaks a rule and is the first of "...0002"; rows 3 and 5 repeat it,
+    # row 4 repeats row 1; row 6 breaks a rule only
+    result = run({"SEX": "Q"}, {"CASE_ID": "0000000002"}, {"CASE_ID": "0000000001"},
+                 {"CASE_ID": "0000000002", "LAB_VAL": "-1"}, {"SEX": "Q"})
+    quarantined = result.quarantined.select("_row", "_first_row").rows()
+    assert quarantined == [(2, None), (3, 2), (4, 1), (5, 2), (6, None)]
+    assert result.rows_accepted == 1
+
+
 def test_a_row_breaking_several_rules_lists_them_all() -> None:
     result = run({"DX_CD": "??", "LAB_VAL": "-3"})
     assert result.quarantined["_reasons"].to_list() == [

@@ -126,18 +126,32 @@ def _split(source: SourceTable, clean: pl.DataFrame, flags: pl.DataFrame,
     quarantined = (source.frame.filter(bad).with_columns(pl.all().cast(pl.Utf8))
                    .with_columns(rows, reason_text))
     if dataset.unique:
-        if any(reasons.get(f"{u}:duplicate") for u in dataset.unique):
-            first = clean.with_row_index(ROW, offset=1).select(pl.coalesce([
-                pl.when(pl.col(u).is_not_null() & ~pl.col(u).is_first_distinct())
-                .then(pl.col(ROW).first().over(u)) for u in dataset.unique]).alias(FIRST_ROW))
-            first_rows = first.to_series().filter(bad)
-        else:  # no duplicates: no row has a first occurrence to name
-            first_rows = pl.Series(FIRST_ROW, [None] * quarantined.height,
-                                   dtype=pl.get_index_type())
-        quarantined = quarantined.with_columns(first_rows)
+        quarantined = quarantined.with_columns(_first_rows(clean, flags, bad, dataset))
     accepted = clean.filter(~bad)
     assert accepted.height + quarantined.height == n
     return ValidationResult(accepted, quarantined, n, reasons)
+
+
+def _first_rows(clean: pl.DataFrame, flags: pl.DataFrame, bad: pl.Series,
+                dataset: Dataset) -> pl.Series:
+    """For each quarantined row that repeats a unique column's value, the row where
+    that value first appears; null for the other quarantined rows.
+
+    Only the repeated values are looked up, so no grouping of the whole table is
+    made (at millions of rows that would be the validation's largest allocation).
+    """
+    per_column = []
+    for u in dataset.unique:
+        repeat = flags[f"{u}:duplicate"].filter(bad)
+        values = clean[u].filter(bad)
+        wanted = values.filter(repeat).unique()
+        first = (clean.select(u).with_row_index(ROW, offset=1)
+                 .filter(pl.col(u).is_in(wanted.implode()))
+                 .group_by(u).agg(pl.col(ROW).min().alias(FIRST_ROW)))
+        found = values.to_frame().join(first, on=u, how="left",
+                                       maintain_order="left")[FIRST_ROW]
+        per_column.append(pl.when(repeat).then(found))
+    return pl.select(pl.coalesce(per_column).alias(FIRST_ROW)).to_series()
 
 
 __all__ = ["ValidationResult", "validate"]
