@@ -109,3 +109,15 @@ def test_text_marked_utf16_that_is_not_fails_clearly() -> None:
     data = codecs.BOM_UTF16_LE + "CASE_ID\n".encode("utf-16-le") + b"\x00\xd8"  # lone surrogate
     with pytest.raises(ReadError, match="marked as utf-16 but not valid utf-16"):
         read_delimited(data, DATASET, "c.txt")
+
+
+def test_the_reader_takes_a_text_members_bytes(frame) -> None:
+    """Decoded to UTF-8, the delivery's plaintext is let go: the member no longer
+    holds it while the table is parsed (at millions of rows, hundreds of MB)."""
+    from ingest.media import Member
+    from ingest.readers import read_member
+
+    member = Member("cases.csv", to_delimited(frame, encoding="cp1252"))
+    table = read_member(member, DATASET)
+    assert table.frame.equals(frame) and table.trailer_count == frame.height
+    assert member.data == b"" and len(member) == 0

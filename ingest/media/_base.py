@@ -24,6 +24,17 @@ class Member:
     def __len__(self) -> int:
         return len(self.data)
 
+    def take(self) -> bytes:
+        """The bytes, handed over: this member holds them no longer.
+
+        A reader that turns them into something else (text decoded to UTF-8) takes
+        them, so that the delivery's plaintext is freed as soon as the reader is
+        done with it, instead of living beside the table until the read ends.
+        """
+        data = self.data
+        object.__setattr__(self, "data", b"")  # frozen for everything but this
+        return data
+
 
 @dataclass(frozen=True)
 class Limits:

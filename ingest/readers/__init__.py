@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 import polars as pl
 
@@ -24,6 +25,12 @@ class Reader:
     format: str
     sniff: Callable[[bytes], bool]
     read: Callable[[bytes, Dataset, str], SourceTable]
+    text: tuple[Callable[[bytes, Dataset, str], Any], Callable[[Any, Dataset, str],
+                                                             SourceTable]] | None = None
+    """For a text format: (decode, parse), ``read`` in two steps. The member's bytes
+    are handed over to ``decode`` (:meth:`Member.take`), so the delivery's
+    plaintext is freed before the text is parsed; the table then never lives
+    beside it."""
 
 
 READERS: list[Reader] = []
@@ -40,7 +47,8 @@ def _register_builtin() -> None:
                 continue
             raise
         READERS.extend(mod.READERS)
-    READERS.append(Reader("delimited", _csv.sniff_text, _csv.read_delimited))
+    READERS.append(Reader("delimited", _csv.sniff_text, _csv.read_delimited,
+                          (_csv.to_utf8, _csv.read_utf8)))
 
 
 def reader_for(member: Member) -> Reader | None:
@@ -54,7 +62,10 @@ def read_member(member: Member, dataset: Dataset) -> SourceTable:
         raise ReadError(f"{member.name}: not a format this tool reads "
                         "(CSV, TSV, Excel, Access)")
     with guard(f"{member.name}: reading {reader.format}", ReadError):
-        return reader.read(member.data, dataset, member.name)
+        if reader.text is None:
+            return reader.read(member.data, dataset, member.name)
+        decode, parse = reader.text
+        return parse(decode(member.take(), dataset, member.name), dataset, member.name)
 
 
 def read_delivery_table(members: list[Member], dataset: Dataset) -> SourceTable:

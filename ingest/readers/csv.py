@@ -19,6 +19,7 @@ import codecs
 import csv as _stdcsv
 import io
 import re
+from typing import NamedTuple
 
 import polars as pl
 
@@ -32,6 +33,15 @@ _TRAILER = re.compile(
     re.IGNORECASE,
 )
 _DELIMITERS = (",", "\t", ";", "|")
+
+
+class Utf8Text(NamedTuple):
+    text: bytes
+    encoding: str
+    """The encoding the member was in."""
+    trailer: int | None
+    """The record count its trailer gave, if it had one."""
+
 _SHOWN_ROWS = 5
 """Ragged rows named in an error message; the rest are counted."""
 
@@ -89,13 +99,26 @@ def _delimiter(header: str, dataset: Dataset) -> str:
 
 
 def read_delimited(data: bytes, dataset: Dataset, member: str) -> SourceTable:
-    # The checks below work on the UTF-8 bytes handed to polars, not on a decoded
-    # copy: every character they look for is ASCII, and in UTF-8 an ASCII byte is
-    # always that character. Decoding (strict) happens once, to decide the encoding.
+    return read_utf8(to_utf8(data, dataset, member), dataset, member)
+
+
+def to_utf8(data: bytes, dataset: Dataset, member: str) -> Utf8Text:
+    """The member's records as UTF-8 bytes, decoded from the first of the schema's
+    encodings that decodes them strictly (a byte-order mark decides first),
+    without a record-count trailer or blank lines at the end.
+
+    The checks here and in :func:`read_utf8` work on these bytes, not on a
+    decoded copy: every character they look for is ASCII, and in UTF-8 an ASCII
+    byte is always that character.
+    """
     text, encoding = _utf8(data, dataset.encodings, member)
     _refuse_nul(text, member)
     end, trailer = _trailer_end(text)
-    text = _without_trailing_blank_lines(text, end)
+    return Utf8Text(_without_trailing_blank_lines(text, end), encoding, trailer)
+
+
+def read_utf8(utf8: Utf8Text, dataset: Dataset, member: str) -> SourceTable:
+    text, encoding, trailer = utf8
     start = _LEADING_NEWLINES.match(text).end()  # type: ignore[union-attr]
     stop = text.find(b"\n", start)
     first_line = text[start:stop if stop >= 0 else len(text)].decode("utf-8")
