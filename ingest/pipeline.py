@@ -138,8 +138,7 @@ def _side_outputs(result: ValidationResult, dataset: Dataset, recipient: object,
         write_jsonl(result.quarantined, recipient, sink)
     if dataset.features.labels or dataset.features.categorical or dataset.features.numeric:
         matrix = features.build(result.accepted, dataset, encoding=previous)
-        for name, data in features.save(matrix, recipient).items():
-            staging.add(name, data, "features")
+        features.write(matrix, recipient, lambda name: staging.open(name, "features"))
 
 
 def publish_stage(staging: Staging, summary: RunSummary, manifest: dict, force: bool,

@@ -16,7 +16,7 @@ import pytest
 import scipy.sparse as sp
 
 import ingest.features as features
-from ingest.errors import DecryptionError, UsageError
+from ingest.errors import DecryptionError, OutputError, UsageError
 from ingest.features import UNSEEN, Encoding
 from ingest.keys.keyring import SecretKey
 from ingest.readers.csv import read_delimited
@@ -259,6 +259,28 @@ def test_several_binary_labels(table: pl.DataFrame,
 
 
 # -- encrypted outputs ---------------------------------------------------------------
+
+def test_a_matrix_that_fails_to_serialise_is_never_written(
+        fm: features.FeatureMatrix, identity: pyrage.x25519.Identity,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The npz streams into the encryption: if it breaks off, the ciphertext of the
+    part made so far is an error, never an output."""
+    import ingest.features.store as store
+
+    def broken(out, **arrays) -> None:
+        out.write(b"PK" + bytes(4 << 20))  # more than the pipe holds, then a failure
+        raise MemoryError
+
+    monkeypatch.setattr(store.np, "savez", broken)
+    with pytest.raises(OutputError, match="could not be serialised"):
+        features.save(fm, identity.to_public())
+
+
+def test_an_encryption_that_fails_stops_the_serialiser(fm: features.FeatureMatrix) -> None:
+    # the serialiser, blocked on a full pipe, ends when the encryption gives up
+    with pytest.raises(TypeError):
+        features.save(fm, "not a recipient")
+
 
 def test_save_load_round_trip(fm: features.FeatureMatrix, identity: pyrage.x25519.Identity,
                               tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
     fm = ingest.features.build(ingest.load("out/<id>"), dataset)
     files = ingest.features.save(fm, keyring.age_recipient())   # name -> ciphertext
+    ingest.features.write(fm, recipient, open_sink)              # streamed into sinks
     fm = ingest.features.load("out/<id>")                        # keyring's identity
     next_fm = ingest.features.build(next_table, dataset, encoding=fm.encoding)
 
@@ -12,7 +13,8 @@
 
 from .encoding import UNSEEN, CategoricalSpec, Encoding, LabelSpec, NumericSpec
 from .matrix import FeatureMatrix, balanced, build
-from .store import JSON, NPZ, latest_encoding, load, save
+from .store import JSON, NPZ, latest_encoding, load, save, write
 
 __all__ = ["JSON", "NPZ", "UNSEEN", "CategoricalSpec", "Encoding", "FeatureMatrix",
-           "LabelSpec", "NumericSpec", "balanced", "build", "latest_encoding", "load", "save"]
+           "LabelSpec", "NumericSpec", "balanced", "build", "latest_encoding", "load", "save",
+           "write"]

@@ -6,7 +6,7 @@ the identity can also open them without this package::
     age -d -i identity features.npz.age > /encrypted/volume/features.npz
     scipy.sparse.load_npz(...)             # X; y is in the same archive
 
-The npz is written to memory and encrypted there: no plaintext touches disk.
+The npz is streamed into the encryption in memory: no plaintext touches disk.
 It uses scipy's own key names for X (``data``, ``indices``, ``indptr``,
 ``shape``, ``format``), so ``scipy.sparse.load_npz`` reads X directly; the
 label is stored beside it as ``y`` (one label) or ``y_data``/``y_indices``/
@@ -15,15 +15,21 @@ label is stored beside it as ``y`` (one label) or ``y_data``/``y_indices``/
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyrage
 import scipy.sparse as sp
 
+from .._fs import widen_pipe
 from ..errors import DecryptionError, OutputError, UsageError
 from .encoding import Encoding
 from .matrix import FeatureMatrix
@@ -34,10 +40,68 @@ FORMAT = "ingest-features/1"
 
 
 def save(fm: FeatureMatrix, recipient: object) -> dict[str, bytes]:
-    """The two encrypted outputs, by file name, ready for the publisher.
+    """The two encrypted outputs, by file name.
 
     ``recipient`` is an age recipient (``Keyring.age_recipient()``).
     """
+    files: dict[str, bytes] = {}
+
+    @contextlib.contextmanager
+    def in_memory(name: str) -> Iterator[BinaryIO]:
+        sink = io.BytesIO()
+        yield sink
+        files[name] = sink.getvalue()
+
+    write(fm, recipient, in_memory)
+    return files
+
+
+def write(fm: FeatureMatrix, recipient: object,
+          open_sink: Callable[[str], AbstractContextManager[BinaryIO]]) -> None:
+    """Write the two encrypted outputs, each into the sink ``open_sink(name)`` gives
+    (the publisher's staging file).
+
+    The npz is made in a thread and streamed through a pipe into age's
+    encryption: neither the npz nor its ciphertext is ever held whole (at
+    millions of rows each is hundreds of MB).
+    """
+    with open_sink(NPZ) as sink:
+        _encrypt_npz(_arrays(fm), recipient, sink)
+    with open_sink(JSON) as sink:
+        sink.write(pyrage.encrypt(_meta(fm), [recipient]))
+
+
+def _encrypt_npz(arrays: dict[str, Any], recipient: object, sink: BinaryIO) -> None:
+    read_end, write_end = os.pipe()
+    widen_pipe(write_end)
+    failed: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            with open(write_end, "wb") as out:
+                np.savez(out, **arrays)
+        except BrokenPipeError:
+            pass  # the encryption stopped first, and says why
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the consumer
+            failed.append(exc)
+
+    producer = threading.Thread(target=produce, name="features-npz", daemon=True)
+    try:
+        producer.start()
+    except BaseException:
+        os.close(write_end)
+        os.close(read_end)
+        raise
+    try:
+        with open(read_end, "rb") as npz:
+            pyrage.encrypt_io(npz, sink, [recipient])
+    finally:
+        producer.join()  # the read end is closed: a blocked write fails and ends it
+    if failed:  # the npz is incomplete: its ciphertext must not be published
+        raise OutputError("features: the matrix could not be serialised") from failed[0]
+
+
+def _arrays(fm: FeatureMatrix) -> dict[str, Any]:
     arrays: dict[str, Any] = {
         "format": np.array(b"csr"), "shape": np.array(fm.X.shape, dtype=np.int64),
         "data": fm.X.data, "indices": fm.X.indices, "indptr": fm.X.indptr,
@@ -48,8 +112,10 @@ def save(fm: FeatureMatrix, recipient: object) -> dict[str, bytes]:
         y = sp.csr_matrix(fm.y)
         arrays |= {"y_data": y.data, "y_indices": y.indices, "y_indptr": y.indptr,
                    "y_shape": np.array(y.shape, dtype=np.int64)}
-    sink = io.BytesIO()
-    np.savez(sink, **arrays)
+    return arrays
+
+
+def _meta(fm: FeatureMatrix) -> bytes:
     doc = {
         "format": FORMAT,
         "shape": list(fm.shape),
@@ -59,9 +125,7 @@ def save(fm: FeatureMatrix, recipient: object) -> dict[str, bytes]:
         "class_weight": _weights_to_json(fm.class_weight, several=len(fm.label_names) > 1),
         "encoding": fm.encoding.to_json(),
     }
-    meta = json.dumps(doc, ensure_ascii=False).encode("utf-8")
-    return {NPZ: pyrage.encrypt(sink.getvalue(), [recipient]),
-            JSON: pyrage.encrypt(meta, [recipient])}
+    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 
 def load(path: str | Path, identity: object | None = None) -> FeatureMatrix:
