@@ -108,11 +108,12 @@ def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
     staging.clear()
     recipient = keyring.age_recipient()
     # Two cores: pyarrow, polars, numpy and file writes release the GIL, so the
-    # outputs that do not need pseudonyms (features, quarantine) are made while
-    # the pseudonyms are computed, then the Parquet file beside the JSON Lines.
+    # Parquet file, the JSON Lines and the other outputs are made side by side,
+    # once the pseudonyms are in (the feature matrix is not built beside them:
+    # at millions of rows both are large).
+    clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
     with ThreadPoolExecutor(max_workers=2) as pool:
         side_job = pool.submit(_side_outputs, result, dataset, recipient, previous, staging)
-        clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
         parquet_job = pool.submit(_parquet_output, clean, dataset, keyring, sha256,
                                   staging)
         with staging.open(f"{dataset.name}.jsonl.age", "jsonl") as sink:
