@@ -558,9 +558,12 @@ def test_a_sheet_too_large_to_scan_in_memory_is_scanned_as_a_stream(
     real = excel._Package._scan_stream
 
     def spy(self, name):  # noqa: ANN001, ANN202
-        streamed.append(name)
+        import threading
+
+        streamed.append(threading.current_thread().name)
         return real(self, name)
 
     monkeypatch.setattr(excel._Package, "_scan_stream", spy)
     assert read(data).frame.equals(whole)
     assert streamed  # the streamed scan really ran
+    assert "xlsx-cell-scan" in streamed  # beside calamine's load, not after it

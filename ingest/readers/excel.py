@@ -1075,19 +1075,26 @@ class _Package:
         """Start looking for boolean and other non-number cells in the sheet, beside
         calamine's load of it (see ``cells``).
 
-        calamine holds the GIL while it parses; zlib and Arrow's regular expressions
-        do not, so on a second core the scan costs no time. The sheet's XML is
-        inflated whole, up to ``_SCAN_BYTES`` as its ZIP entry declares (a larger
-        sheet is scanned as a stream, when asked).
+        zlib and Arrow's regular expressions release the GIL, and so does calamine
+        while it parses, so on a second core the scan costs no time. The sheet's
+        XML is inflated whole, up to ``_SCAN_BYTES`` as its ZIP entry declares; a
+        larger sheet is inflated and scanned as a stream, a few MB at a time.
         """
         if index in self._cells or index in self._scans:
             return
-        deflated = self._deflated(index)
-        if deflated is None:
-            return
         result: list[tuple[bool, bool] | None] = [None]
-        thread = threading.Thread(target=_scan_cells, args=(*deflated, result),
-                                  name="xlsx-cell-scan")
+        deflated = self._deflated(index)
+        if deflated is not None:
+            thread = threading.Thread(target=_scan_cells, args=(*deflated, result),
+                                      name="xlsx-cell-scan")
+        else:
+            part = self.sheets[index][1] if self.sheets and index < len(self.sheets) \
+                else None
+            if part is None:
+                return
+            thread = threading.Thread(target=self._scan_stream_into,
+                                      args=(self.names[part.lower()], result),
+                                      name="xlsx-cell-scan")
         thread.start()
         self._scans[index] = (thread, result)
 
@@ -1130,6 +1137,13 @@ class _Package:
                 found = None
         self._cells[index] = (True, True) if found is None else found
         return self._cells[index]
+
+    def _scan_stream_into(self, name: str, result: list[tuple[bool, bool] | None]) -> None:
+        """(In a thread.) :meth:`_scan_stream` into ``result[0]``; None if unsure."""
+        try:
+            result[0] = self._scan_stream(name)
+        except Exception:  # noqa: BLE001 - unsure: the caller scans again, or assumes
+            return
 
     def _scan_stream(self, name: str) -> tuple[bool, bool]:
         """The scan as a stream, for a sheet too large to inflate whole."""
