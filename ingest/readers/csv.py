@@ -35,6 +35,10 @@ _TRAILER = re.compile(
 _DELIMITERS = (",", "\t", ";", "|")
 
 
+_SHOWN_ROWS = 5
+"""Ragged rows named in an error message; the rest are counted."""
+
+
 class Utf8Text(NamedTuple):
     text: bytes
     encoding: str
@@ -42,37 +46,12 @@ class Utf8Text(NamedTuple):
     trailer: int | None
     """The record count its trailer gave, if it had one."""
 
-_SHOWN_ROWS = 5
-"""Ragged rows named in an error message; the rest are counted."""
-
 
 def sniff_text(head: bytes) -> bool:
     """Plausibly delimited text: no NUL bytes (or UTF-16 with a BOM)."""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return True
     return b"\x00" not in head[:8192] and any(d.encode() in head for d in _DELIMITERS)
-
-
-def decode(data: bytes, encodings: tuple[str, ...], member: str) -> tuple[str, str]:
-    """Text and the encoding it was decoded with."""
-    if data.startswith(codecs.BOM_UTF8):
-        return _strict(data[3:], "utf-8", member), "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return _strict(data, "utf-16", member), "utf-16"
-    for encoding in encodings:
-        try:
-            return data.decode(encoding), encoding
-        except UnicodeDecodeError:
-            continue
-    raise ReadError(f"{member}: the text is in none of the encodings the schema allows "
-                    f"({', '.join(encodings)}); ask the sender which encoding they used")
-
-
-def _strict(data: bytes, encoding: str, member: str) -> str:
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError:
-        raise ReadError(f"{member}: marked as {encoding} but not valid {encoding}") from None
 
 
 def split_trailer(text: str) -> tuple[str, int | None]:
@@ -162,24 +141,20 @@ _LEADING_NEWLINES = re.compile(rb"[\r\n]*")
 
 def _utf8(data: bytes, encodings: tuple[str, ...], member: str) -> tuple[bytes, str]:
     """The text as UTF-8 bytes, and the encoding it was decoded with (as :func:`decode`)."""
-    if data.startswith(codecs.BOM_UTF8):
-        body = data[3:]
-        _strict(body, "utf-8", member)
-        return body, "utf-8-sig"
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return _transcode(data, "utf-16"), "utf-16"
-        except UnicodeDecodeError:
-            raise ReadError(f"{member}: marked as utf-16 but not valid utf-16") from None
+    marked = {codecs.BOM_UTF8: "utf-8-sig", codecs.BOM_UTF16_LE: "utf-16",
+              codecs.BOM_UTF16_BE: "utf-16"}
+    for bom, encoding in marked.items():
+        if data.startswith(bom):
+            try:
+                return _as_utf8(data, encoding), encoding
+            except UnicodeDecodeError:
+                raise ReadError(f"{member}: marked as {encoding.removesuffix('-sig')} but "
+                                f"not valid {encoding.removesuffix('-sig')}") from None
     for encoding in encodings:
-        utf8 = codecs.lookup(encoding).name == "utf-8"
-        if utf8 and _not_utf8_from_the_start(data):
+        if codecs.lookup(encoding).name == "utf-8" and _not_utf8_from_the_start(data):
             continue
         try:
-            if utf8:
-                data.decode(encoding)
-                return data, encoding  # valid UTF-8 already: no need to encode it again
-            return _transcode(data, encoding), encoding
+            return _as_utf8(data, encoding), encoding
         except UnicodeDecodeError:
             continue
     raise ReadError(f"{member}: the text is in none of the encodings the schema allows "
@@ -189,13 +164,20 @@ def _utf8(data: bytes, encodings: tuple[str, ...], member: str) -> tuple[bytes, 
 _TRANSCODE_CHUNK = 1 << 24
 
 
-def _transcode(data: bytes, encoding: str) -> bytes:
-    """``data`` (strictly ``encoding``) as UTF-8, decoded a chunk at a time: the
-    decoded text, at up to four bytes a character, never exists whole."""
+def _as_utf8(data: bytes, encoding: str) -> bytes:
+    """``data`` (strictly ``encoding``) as UTF-8 bytes, decoded a chunk at a time:
+    the decoded text, at up to four bytes a character, never exists whole. Text
+    that is UTF-8 already is only checked, and returned as it is (without a BOM)."""
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     view = memoryview(data)
-    parts = [decoder.decode(view[i:i + _TRANSCODE_CHUNK]).encode("utf-8")
-             for i in range(0, len(view), _TRANSCODE_CHUNK)]
+    chunks = (decoder.decode(view[i:i + _TRANSCODE_CHUNK])
+              for i in range(0, len(view), _TRANSCODE_CHUNK))
+    if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+        for _ in chunks:
+            pass
+        decoder.decode(b"", final=True)
+        return data[3:] if data.startswith(codecs.BOM_UTF8) else data
+    parts = [chunk.encode("utf-8") for chunk in chunks]
     parts.append(decoder.decode(b"", final=True).encode("utf-8"))
     return b"".join(parts)
 
