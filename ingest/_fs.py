@@ -16,9 +16,11 @@ import secrets
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
+
+T = TypeVar("T")
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -119,6 +121,49 @@ def memory_file(data: bytes, name: str) -> int:
 def read_memory_file(fd: int, limit: int) -> bytes:
     """The first ``limit`` bytes of a memory file (a child's messages, say)."""
     return os.pread(fd, min(os.fstat(fd).st_size, limit), 0)
+
+
+def secret_pipe(secret: str | None) -> int:
+    """The read end of a pipe that holds ``secret`` as one line (nothing if None),
+    then its end: a child reads it once, never from argv or the environment."""
+    read_end, write_end = os.pipe()
+    try:
+        if secret is not None:
+            os.write(write_end, secret.encode() + b"\n")
+    except BaseException:
+        os.close(read_end)
+        raise
+    finally:
+        os.close(write_end)
+    return read_end
+
+
+def run_tool(cmd: list[str], receive: Callable[[ChildOutput], T], *, stdin: int,
+             env: dict[str, str], messages_limit: int, pass_fds: tuple[int, ...] = (),
+             **popen: Any) -> tuple[int, T, bytes]:
+    """Run ``cmd``, its stdout received in memory by ``receive`` while it works
+    (:class:`ChildOutput`) and its stderr kept in a memory file.
+
+    Returns the exit status, what ``receive`` returned and the first
+    ``messages_limit`` bytes of the messages. If ``receive`` raises, the child is
+    stopped and reaped before the error goes on.
+    """
+    with contextlib.ExitStack() as stack:
+        log = os.memfd_create("ingest-tool-messages", os.MFD_CLOEXEC)
+        stack.callback(os.close, log)
+        output = stack.enter_context(ChildOutput())
+        try:
+            proc = subprocess.Popen(cmd, stdin=stdin, stdout=output.child_end, stderr=log,
+                                    pass_fds=pass_fds, env=env, **popen)
+        finally:
+            output.started()
+        try:
+            received = receive(output)
+        except BaseException:
+            output.stop(proc)
+            raise
+        code = proc.wait()
+        return code, received, read_memory_file(log, messages_limit)
 
 
 class ChildOutput:

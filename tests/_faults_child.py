@@ -94,9 +94,10 @@ def install(point: str) -> None:
                 announce_and_wait(point, {"gpg_pid": started[-1].pid})
             return real_receive_all(self, hint)
 
-        ingest.crypto.openpgp.subprocess = types.SimpleNamespace(  # type: ignore[attr-defined]
+        # gpg is started by ingest._fs.run_tool
+        ingest._fs.subprocess = types.SimpleNamespace(  # type: ignore[attr-defined]
             **{n: getattr(subprocess, n) for n in dir(subprocess) if not n.startswith("__")})
-        ingest.crypto.openpgp.subprocess.Popen = popen  # type: ignore[attr-defined]
+        ingest._fs.subprocess.Popen = popen  # type: ignore[attr-defined]
         ingest._fs.ChildOutput.receive_all = receive_all  # type: ignore[method-assign]
     elif point in ("read", "validate", "encrypt"):
         _after(ingest.pipeline, f"{point}_stage", point)

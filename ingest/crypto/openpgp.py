@@ -17,11 +17,11 @@ import subprocess
 from pathlib import Path
 
 from .._fs import (
-    ChildOutput,
     child_environment,
     memory_file,
     private_dir,
-    read_memory_file,
+    run_tool,
+    secret_pipe,
     write_private,
 )
 from ..errors import DecryptionError, KeyringError
@@ -59,34 +59,20 @@ def _run(home: Path, args: list[str], data: bytes = b"",
     _prepare_home(home)
     cmd = [_gpg(), "--homedir", str(home), "--batch", "--no-tty", "--yes",
            "--status-fd", "2", "--pinentry-mode", "loopback"]
+    low, high = _OUTPUT_HINT
+    hint = min(max(8 * len(data), low), high)
     with contextlib.ExitStack() as stack:
         source = memory_file(data, "ingest-gpg-input")
         stack.callback(os.close, source)
-        log = os.memfd_create("ingest-gpg-status", os.MFD_CLOEXEC)
-        stack.callback(os.close, log)
-        output = stack.enter_context(ChildOutput())
         pass_fds: tuple[int, ...] = ()
-        with contextlib.ExitStack() as child_ends:
-            child_ends.callback(output.started)
-            if passphrase is not None:
-                read_end, write_end = os.pipe()
-                child_ends.callback(os.close, read_end)
-                try:
-                    os.write(write_end, passphrase.encode() + b"\n")
-                finally:
-                    os.close(write_end)
-                cmd += ["--passphrase-fd", str(read_end)]
-                pass_fds = (read_end,)
-            proc = subprocess.Popen(cmd + args, stdin=source, stdout=output.child_end,
-                                    stderr=log, pass_fds=pass_fds, env=child_environment())
-        low, high = _OUTPUT_HINT
-        try:
-            out = output.receive_all(min(max(8 * len(data), low), high))
-        except BaseException:
-            output.stop(proc)
-            raise
-        code = proc.wait()
-        messages = read_memory_file(log, _STATUS_LIMIT)
+        if passphrase is not None:
+            secret = secret_pipe(passphrase)
+            stack.callback(os.close, secret)
+            cmd += ["--passphrase-fd", str(secret)]
+            pass_fds = (secret,)
+        code, out, messages = run_tool(cmd + args, lambda output: output.receive_all(hint),
+                                       stdin=source, pass_fds=pass_fds,
+                                       env=child_environment(), messages_limit=_STATUS_LIMIT)
     status = [line[9:] for line in messages.decode("utf-8", "replace").splitlines()
               if line.startswith("[GNUPG:] ")]
     return code, out, status

@@ -23,7 +23,6 @@ import os
 import shutil
 import stat
 import struct
-import subprocess
 import zlib
 from dataclasses import dataclass
 
@@ -37,7 +36,7 @@ from py7zr.exceptions import (
 from py7zr.helpers import get_sanitized_output_path
 from py7zr.io import Py7zIO, WriterFactory
 
-from .._fs import MEMORY_FILES, ChildOutput, memory_file, read_memory_file
+from .._fs import MEMORY_FILES, ChildOutput, memory_file, run_tool, secret_pipe
 from ..errors import DecryptionError, IngestError, MediaError
 from ._base import Member, OpenContext
 from ._safety import Intake
@@ -255,36 +254,25 @@ def _extract_with_command(command: str, member: Member, planned: list[_Planned],
     data = [b""] * len(planned)
     if not any(p.size for p in planned):
         return data
+    def receive(output: ChildOutput) -> bool:
+        complete = _receive_members(output, planned, intake, data)
+        if complete and output.receive(1):
+            raise MediaError(f"{member.name}: holds more data than the 7-Zip header "
+                             "declares; the archive is damaged or hostile, ask for it again")
+        return complete
+
     with contextlib.ExitStack() as stack:
         archive = memory_file(member.data, "ingest-7z")
         stack.callback(os.close, archive)
-        log = os.memfd_create("ingest-7z-messages", os.MFD_CLOEXEC)
-        stack.callback(os.close, log)
-        output = stack.enter_context(ChildOutput())
-        with contextlib.ExitStack() as child_ends:
-            child_ends.callback(output.started)
-            secret, feed = os.pipe()
-            child_ends.callback(os.close, secret)
-            try:
-                if password is not None:  # a line in the pipe's buffer, read once by 7-Zip
-                    os.write(feed, password.encode() + b"\n")
-            finally:
-                os.close(feed)  # no password: 7-Zip reads the end of input and gives up
-            proc = subprocess.Popen(
-                [command, "x", "-so", "-t7z", "-bd", "-bb0", f"/proc/self/fd/{archive}"],
-                stdin=secret, stdout=output.child_end, stderr=log, pass_fds=(archive,),
-                env={"LC_ALL": "C.UTF-8", "PATH": os.defpath}, cwd="/",
-                start_new_session=True)  # no terminal to prompt on: stdin only
-        try:
-            complete = _receive_members(output, planned, intake, data)
-            if complete and output.receive(1):
-                raise MediaError(f"{member.name}: holds more data than the 7-Zip header "
-                                 "declares; the archive is damaged or hostile, ask for it again")
-        except BaseException:
-            output.stop(proc)
-            raise
-        code = proc.wait()
-        messages = read_memory_file(log, _MESSAGES_LIMIT).decode("utf-8", "replace")
+        # a line read once by 7-Zip; no password: it reads the end of input and gives up
+        secret = secret_pipe(password)
+        stack.callback(os.close, secret)
+        code, complete, log = run_tool(
+            [command, "x", "-so", "-t7z", "-bd", "-bb0", f"/proc/self/fd/{archive}"],
+            receive, stdin=secret, pass_fds=(archive,), messages_limit=_MESSAGES_LIMIT,
+            env={"LC_ALL": "C.UTF-8", "PATH": os.defpath}, cwd="/",
+            start_new_session=True)  # no terminal to prompt on: stdin only
+    messages = log.decode("utf-8", "replace")
     if code != 0:
         raise _command_failure(member, messages, encrypted)
     if not complete:
