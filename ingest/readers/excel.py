@@ -93,7 +93,9 @@ _TYPED: dict[str, DType] = {"date": "date", "float": "float"}
 """Schema kinds loaded typed; every other column loads as text."""
 _BOOL_TEXT = ("true", "false")
 """How calamine writes a boolean cell as text."""
-_SST_ENTRY = re.compile(rb"<(?:\w{1,16}:)?si[\s>/]")
+_NAME = rb"[^\s<>/:!?=\"']+"
+"""An XML name part: a namespace prefix, of any length and spelling."""
+_SST_ENTRY = re.compile(rb"<(?:" + _NAME + rb":)?si[\s>/]")
 """The start of a shared-string entry (``<si>``, ``<x:si>``, ``<si/>``)."""
 _MIN_CELL_BYTES = 20
 """The shortest sheet XML of a cell that uses a shared string: ``<c t="s"><v>0</v></c>``."""
@@ -716,14 +718,15 @@ def _run_text(element: ElementTree.Element) -> str:
     return _CELL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), "".join(out))
 
 
-_PREFIX = re.compile(rb"<(/?)[A-Za-z_][\w.-]{0,15}:")
-_SST_PREFIXED = re.compile(rb"<\w{1,16}:si[\s>/]")
+_PREFIX = re.compile(rb"<(/?)" + _NAME + rb":")
+_SST_PREFIXED = re.compile(rb"<" + _NAME + rb":si[\s>/]")
 _SPELLED_NUMBER = re.compile(
     rb">(?=[-+.0-9iInN])([+-]?(?:[iI][nN][fF](?:[iI][nN][iI][tT][yY])?|[nN][aA][nN]"
     rb"|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?))(?:</|\Z)")
 """Text that calamine's number load parses (Rust's float syntax), ended by a tag."""
-_ENTRY_START = re.compile(rb"<(?:[\w.-]{1,16}:)?si>\s*<(?:[\w.-]{1,16}:)?t(?:\s[^>]*)?>\Z")
-_ENTRY_END = re.compile(rb"</(?:[\w.-]{1,16}:)?t>\s*</(?:[\w.-]{1,16}:)?si>")
+_ENTRY_START = re.compile(rb"<(?:" + _NAME + rb":)?si>\s*<(?:" + _NAME
+                          + rb":)?t(?:\s[^>]*)?>\Z")
+_ENTRY_END = re.compile(rb"</(?:" + _NAME + rb":)?t>\s*</(?:" + _NAME + rb":)?si>")
 
 
 def _entry_count(buffer: bytes | bytearray, end: int, start: int = 0) -> int:
