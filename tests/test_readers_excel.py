@@ -567,3 +567,19 @@ def test_a_sheet_too_large_to_scan_in_memory_is_scanned_as_a_stream(
     assert read(data).frame.equals(whole)
     assert streamed  # the streamed scan really ran
     assert "xlsx-cell-scan" in streamed  # beside calamine's load, not after it
+
+
+def test_a_damaged_sheet_stream_is_reported_as_a_damaged_workbook() -> None:
+    """Damage the package scan meets (here, a corrupt deflate stream) is left to
+    calamine, whose failure becomes the clear message, not a withheld one."""
+    import io
+    import zipfile
+
+    data = bytearray(workbook(("Cases", [HEADER, *[row(100 + i) for i in range(50)]])))
+    info = next(i for i in zipfile.ZipFile(io.BytesIO(data)).infolist()
+                if "worksheets/sheet" in i.filename)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for k in range(start + 40, start + 60):
+        data[k] ^= 0xFF
+    with pytest.raises(ReadError, match="could not be read; it may be damaged"):
+        read(bytes(data))

@@ -1005,6 +1005,8 @@ class _Package:
         """row -> column -> a shared-string index, the cell's text, or None (no text);
         the (row, column) of the text cells go to ``texts``."""
         rows: dict[int, dict[int, int | str | None]] = {}
+        current: dict[int, int | str | None] | None = None
+        at = -1
         parser: ElementTree.XMLPullParser = ElementTree.XMLPullParser(events=("start", "end"))
         read = 0
         try:
@@ -1031,7 +1033,7 @@ class _Package:
                             continue
                         if tag == "c":
                             column = _column_number(element.get("r", ""))
-                            if column < 0:
+                            if column < 0 or current is None:  # a cell outside a row
                                 return None
                             kind, cell = self._cell(element)
                             if kind == "unknown":
@@ -1044,9 +1046,8 @@ class _Package:
                             element.clear()
                         elif tag == "sheetData":
                             return rows
-        except (ElementTree.ParseError, KeyError, ValueError, zipfile.BadZipFile, OSError,
-                EOFError, UnboundLocalError):
-            return None
+        except Exception:  # noqa: BLE001 - unsure (damaged XML or ZIP): calamine reads it
+            return None  # and reports the damage in its own words
         return rows
 
     @staticmethod
