@@ -583,3 +583,25 @@ def test_a_damaged_sheet_stream_is_reported_as_a_damaged_workbook() -> None:
         data[k] ^= 0xFF
     with pytest.raises(ReadError, match="could not be read; it may be damaged"):
         read(bytes(data))
+
+
+def test_a_header_the_package_scan_misreads_is_read_calamines_way(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the scan's reading of the header does not match but calamine's does,
+    the workbook is read, not refused with a message built from the scan."""
+    from ingest.readers import excel
+
+    data = workbook(("Cases", [HEADER, row(1), row(2)]))
+    expected = read(data).frame
+    real = excel._Package.heads
+
+    def misread(self, names):  # noqa: ANN001, ANN202
+        heads = real(self, names)
+        for head in heads or ():
+            if head is not None:
+                first = head[1][0]  # two cells misread: the sheet still looks like the header
+                head[1][0] = [f"{c} X" if c and j < 2 else c for j, c in enumerate(first)]
+        return heads
+
+    monkeypatch.setattr(excel._Package, "heads", misread)
+    assert read(data).frame.equals(expected)

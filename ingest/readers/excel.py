@@ -326,11 +326,8 @@ def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet
     try:
         mapping = match_columns(names, dataset, label)
     except SchemaMismatchError:
-        if not sheet.exact:
-            # the message names the header's cells as calamine writes them
-            exact = _loaded_head(book, sheet.index, sheet.name)
-            exact.header = sheet.header
-            match_columns(_header_names(exact), dataset, label)
+        if not sheet.exact:  # judged on the scan's reading: read it calamine's way, which
+            raise _Misread from None  # either matches or names the cells as calamine has them
         raise
     wanted = {sheet.columns[names.index(found)]: spec
               for spec in dataset.columns for source, found in mapping.items()
