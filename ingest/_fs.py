@@ -77,10 +77,18 @@ def fsync_dir(path: Path) -> None:
 
 
 
-def child_environment() -> dict[str, str]:
-    """Our environment without the variables that may hold a passphrase or a key
-    (``INGEST_*``): what every child process we start gets."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+_CHILD_VARIABLES = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR")
+
+
+def child_environment(*prefixes: str, **extra: str) -> dict[str, str]:
+    """What every child process we start gets: the variables a tool needs to run
+    (``PATH``, ``HOME``, locale, time zone, ``TMPDIR``), the tool's own settings
+    (names starting with one of ``prefixes``) and ``extra``; nothing else, so no
+    passphrase, key or API token in our environment (``INGEST_*``,
+    ``PREFECT_API_KEY``, a cloud credential) reaches a tool."""
+    kept = {k: v for k, v in os.environ.items()
+            if k in _CHILD_VARIABLES or k.startswith(("LC_", *prefixes))}
+    return kept | extra
 
 
 def widen_pipe(fd: int, size: int = 1 << 20) -> bool:

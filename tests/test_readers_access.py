@@ -355,10 +355,13 @@ def test_a_failing_export_is_reported_without_its_output(
 
 def test_mdbtools_get_no_ingest_variables(tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """A passphrase or key given in INGEST_* never reaches the mdbtools children."""
+    """A passphrase or key given in INGEST_*, or any other secret of ours, never
+    reaches the mdbtools children; their own settings do."""
     seen = tmp_path / "environ"
     monkeypatch.setenv("INGEST_PASSPHRASE", "canary-passphrase-7f3a")
     monkeypatch.setenv("INGEST_KEY_GENERAL", "canary-key-7f3a")
+    monkeypatch.setenv("PREFECT_API_KEY", "canary-token-7f3a")
+    monkeypatch.setenv("MDB_JET3_CHARSET", "ISO-8859-15")
     with _database(fixture("reference_20k.accdb"), "r.accdb") as db:
         names = [c.name for c in db.tables()["CASES"]]
         fake_mdb_export(tmp_path, monkeypatch, f"cat /proc/$$/environ > '{seen}'")
@@ -367,3 +370,4 @@ def test_mdbtools_get_no_ingest_variables(tmp_path: Path,
     environ = seen.read_bytes()
     assert b"PATH=" in environ  # the child did run and record its environment
     assert b"canary" not in environ and b"INGEST_" not in environ
+    assert b"MDB_JET3_CHARSET=ISO-8859-15" in environ  # the user's choice wins

@@ -36,7 +36,14 @@ from py7zr.exceptions import (
 from py7zr.helpers import get_sanitized_output_path
 from py7zr.io import Py7zIO, WriterFactory
 
-from .._fs import MEMORY_FILES, ChildOutput, memory_file, run_tool, secret_pipe
+from .._fs import (
+    MEMORY_FILES,
+    ChildOutput,
+    child_environment,
+    memory_file,
+    run_tool,
+    secret_pipe,
+)
 from ..errors import DecryptionError, IngestError, MediaError
 from ._base import Member, OpenContext
 from ._safety import Intake
@@ -270,7 +277,7 @@ def _extract_with_command(command: str, member: Member, planned: list[_Planned],
         code, complete, log = run_tool(
             [command, "x", "-so", "-t7z", "-bd", "-bb0", f"/proc/self/fd/{archive}"],
             receive, stdin=secret, pass_fds=(archive,), messages_limit=_MESSAGES_LIMIT,
-            env={"LC_ALL": "C.UTF-8", "PATH": os.defpath}, cwd="/",
+            env=child_environment(LC_ALL="C.UTF-8"), cwd="/",
             start_new_session=True)  # no terminal to prompt on: stdin only
     messages = log.decode("utf-8", "replace")
     if code != 0:

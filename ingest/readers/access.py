@@ -164,7 +164,7 @@ class _Database:
                 list(args), pass_fds=(self.fd,), stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
                 # C numbers: a decimal comma would break the CSV
-                env={**_JET3_CHARSET, **child_environment(), "LC_ALL": "C.UTF-8"})
+                env={**_JET3_CHARSET, **child_environment("MDB", LC_ALL="C.UTF-8")})
         except FileNotFoundError:
             raise ReadError(f"{self.member}: reading Access needs mdbtools "
                             f"({args[0]} not found); install it (apt-get install "
