@@ -144,7 +144,7 @@ class SevenZipContainer:
                 return [Member(p.name, d) for p, d in zip(planned, data, strict=True)
                         if not p.hidden]
             factory = _Factory({p.key: p for p in planned}, intake)
-            _extract(archive, factory, member)
+            _extract(archive, factory, member, encrypted)
         return [_collect(factory, p) for p in planned if not p.hidden]
 
 
@@ -227,9 +227,9 @@ def _refuse_special(entry: py7zr.py7zr.ArchiveFile, intake: Intake) -> None:
         intake.refuse_special(entry.filename, "special file")
 
 
-def _extract(archive: py7zr.SevenZipFile, factory: _Factory, member: Member) -> None:
+def _extract(archive: py7zr.SevenZipFile, factory: _Factory, member: Member,
+             encrypted: bool) -> None:
     """Decompress every member into the factory's sinks; CRCs are checked by py7zr."""
-    encrypted = _content_encrypted(archive)
     try:
         archive.extractall(factory=factory)
     except IngestError:

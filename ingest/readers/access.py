@@ -64,6 +64,8 @@ _ENCODING_KEY_OFFSET = 0x3E
 _INTEGER = {"Byte", "Integer", "Long Integer"}
 _FLOAT = {"Single", "Double", "Currency"}
 _TEXT = {"Text", "Memo/Hyperlink", "OLE", "Binary", "Replication ID"}
+_BATCHES_AHEAD = 2
+"""Export batches read but not yet typed, at most."""
 _JET3_CHARSET = {"MDB_JET3_CHARSET": "CP1252"}
 """Jet 3 text is Windows-1252 unless the environment says otherwise."""
 
@@ -198,10 +200,6 @@ class _Database:
                          f"({program} failed); it is damaged, truncated or not an "
                          "Access database. Ask the sender for it again, or for CSV")
 
-    def run(self, *args: str) -> bytes:
-        with self.started(*args) as process:
-            return self.finish(process)
-
     def tables(self) -> dict[str, list[AccessColumn]]:
         if self._tables is None:
             with self.started("mdb-tables", "-1", self.path) as listing, \
@@ -264,7 +262,10 @@ class _Database:
                 try:
                     for batch in _batches(pipe, pause):
                         pending.append(worker.submit(parse, batch))
-                        while pending and pending[0].done():
+                        # at most _BATCHES_AHEAD wait to be typed: while they do,
+                        # mdb-export waits on the pipe, and the plaintext stays bounded
+                        while pending and (pending[0].done()
+                                           or len(pending) > _BATCHES_AHEAD):
                             rows += pending.popleft().result()
                     while pending:
                         rows += pending.popleft().result()
