@@ -546,24 +546,27 @@ def test_identifier_text_far_below_the_first_rows_keeps_its_spelling() -> None:
     [HEADER, row(1), row(2, hosp="true"), row(3, lab=1)],
     [HEADER, *[row(100 + i) for i in range(HEADER_SCAN_ROWS + 5)], row("067408"), row(True)],
 ], ids=["booleans", "no-booleans", "identifier-text"])
-def test_a_sheet_too_large_to_scan_in_memory_is_scanned_as_a_stream(
+def test_the_cell_scan_streams_beside_the_load_and_changes_nothing(
         rows: list, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same table whether the package scan inflates the sheet whole or streams it."""
+    """The same table whether the package scan answers or is always unsure (then
+    every doubtful column is loaded again as text); the scan streams the sheet in
+    its own thread, beside calamine's load."""
     from ingest.readers import excel
 
     data = workbook(("Cases", rows))
-    whole = read(data).frame
-    monkeypatch.setattr(excel, "_SCAN_BYTES", 0)  # every sheet takes the streamed scan
+    with monkeypatch.context() as unsure:
+        unsure.setattr(excel._Package, "cells", lambda self, index: (True, True))
+        whole = read(data).frame
     streamed = []
-    real = excel._Package._scan_stream
+    real = excel._Package._scan
 
-    def spy(self, name):  # noqa: ANN001, ANN202
+    def spy(self, name, result):  # noqa: ANN001, ANN202
         import threading
 
         streamed.append(threading.current_thread().name)
-        return real(self, name)
+        return real(self, name, result)
 
-    monkeypatch.setattr(excel._Package, "_scan_stream", spy)
+    monkeypatch.setattr(excel._Package, "_scan", spy)
     assert read(data).frame.equals(whole)
     assert streamed  # the streamed scan really ran
     assert "xlsx-cell-scan" in streamed  # beside calamine's load, not after it

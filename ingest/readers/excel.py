@@ -60,7 +60,6 @@ import re
 import struct
 import threading
 import zipfile
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -108,8 +107,6 @@ _PART_BYTES = 16 << 20
 """The largest workbook or relationships part parsed here."""
 _NUMBERS_KEPT = 4096
 """Shared strings spelling numbers kept track of; with more, identifiers load as text."""
-_SCAN_BYTES = 256 << 20
-"""Sheets up to this much XML are scanned for boolean cells in memory, beside calamine."""
 
 # --- recognising the formats ------------------------------------------------------------
 
@@ -1073,47 +1070,21 @@ class _Package:
         return "unknown", None
 
     def scan_cells(self, index: int) -> None:
-        """Start looking for boolean and other non-number cells in the sheet, beside
-        calamine's load of it (see ``cells``).
+        """Start looking for boolean and other non-number cells in the sheet, in a
+        thread beside calamine's load of it (see ``cells``).
 
-        zlib and Arrow's regular expressions release the GIL, and so does calamine
-        while it parses, so on a second core the scan costs no time. The sheet's
-        XML is inflated whole, up to ``_SCAN_BYTES`` as its ZIP entry declares; a
-        larger sheet is inflated and scanned as a stream, a few MB at a time.
+        zlib, Arrow's regular expressions and calamine's parse all release the GIL,
+        so on a second core the scan costs no time. The sheet's XML is inflated and
+        scanned a few MB at a time, never held whole.
         """
-        if index in self._cells or index in self._scans:
+        name = self._part_name(index)
+        if index in self._cells or index in self._scans or name is None:
             return
         result: list[tuple[bool, bool] | None] = [None]
-        deflated = self._deflated(index)
-        if deflated is not None:
-            thread = threading.Thread(target=_scan_cells, args=(*deflated, result),
-                                      name="xlsx-cell-scan")
-        else:
-            part = self.sheets[index][1] if self.sheets and index < len(self.sheets) \
-                else None
-            if part is None:
-                return
-            thread = threading.Thread(target=self._scan_stream_into,
-                                      args=(self.names[part.lower()], result),
-                                      name="xlsx-cell-scan")
+        thread = threading.Thread(target=self._scan, args=(name, result),
+                                  name="xlsx-cell-scan")
         thread.start()
         self._scans[index] = (thread, result)
-
-    def _deflated(self, index: int) -> tuple[memoryview, int] | None:
-        """The sheet's deflated XML, in place, and its declared size."""
-        part = self.sheets[index][1] if self.sheets and index < len(self.sheets) else None
-        if part is None:
-            return None
-        info = self.archive.getinfo(self.names[part.lower()])
-        if info.flag_bits & 1 or info.compress_type != zipfile.ZIP_DEFLATED \
-                or info.file_size > _SCAN_BYTES:
-            return None
-        local = self.data[info.header_offset:info.header_offset + 30]
-        if len(local) < 30 or not local.startswith(b"PK\x03\x04"):
-            return None
-        name, extra = struct.unpack_from("<HH", local, 26)
-        start = info.header_offset + 30 + name + extra
-        return memoryview(self.data)[start:start + info.compress_size], info.file_size
 
     def cells(self, index: int) -> tuple[bool, bool]:
         """Whether the sheet may hold (boolean cells, text cells not in the shared strings).
@@ -1123,41 +1094,36 @@ class _Package:
         attribute value is quoted, so a sheet without ``"b"`` anywhere holds no
         boolean cell. True when unsure.
         """
-        if index in self._cells:
-            return self._cells[index]
-        found: tuple[bool, bool] | None = None
-        if index in self._scans:
-            thread, result = self._scans.pop(index)
-            thread.join()
-            found = result[0]
-        part = self.sheets[index][1] if self.sheets and index < len(self.sheets) else None
-        if found is None and part is not None:
-            try:
-                found = self._scan_stream(self.names[part.lower()])
-            except Exception:  # noqa: BLE001 - unsure: assume it may
-                found = None
-        self._cells[index] = (True, True) if found is None else found
+        if index not in self._cells:
+            self.scan_cells(index)  # if it was not started beside the load
+            found: tuple[bool, bool] | None = None
+            if index in self._scans:
+                thread, result = self._scans.pop(index)
+                thread.join()
+                found = result[0]
+            self._cells[index] = (True, True) if found is None else found
         return self._cells[index]
 
-    def _scan_stream_into(self, name: str, result: list[tuple[bool, bool] | None]) -> None:
-        """(In a thread.) :meth:`_scan_stream` into ``result[0]``; None if unsure."""
-        try:
-            result[0] = self._scan_stream(name)
-        except Exception:  # noqa: BLE001 - unsure: the caller scans again, or assumes
-            return
+    def _part_name(self, index: int) -> str | None:
+        """The ZIP entry of sheet ``index``; None if the scan did not find it."""
+        part = self.sheets[index][1] if self.sheets and index < len(self.sheets) else None
+        return self.names[part.lower()] if part is not None else None
 
-    def _scan_stream(self, name: str) -> tuple[bool, bool]:
-        """The scan as a stream, for a sheet too large to inflate whole."""
+    def _scan(self, name: str, result: list[tuple[bool, bool] | None]) -> None:
+        """(In a thread.) (booleans, texts) of the sheet into ``result[0]``; None if unsure."""
         tail = b""
         booleans = texts = False
-        with self.archive.open(name) as stream:
-            while not (booleans and texts) and (chunk := stream.read(1 << 22)):
-                block = tail + chunk
-                if _matches(block, _EITHER_CELL):
-                    booleans = booleans or _matches(block, _BOOLEAN_CELL)
-                    texts = texts or _matches(block, _TEXT_CELL)
-                tail = block[-16:]
-        return booleans, texts
+        try:
+            with self.archive.open(name) as stream:
+                while not (booleans and texts) and (chunk := stream.read(1 << 22)):
+                    block = tail + chunk
+                    if _matches(block, _EITHER_CELL):
+                        booleans = booleans or _matches(block, _BOOLEAN_CELL)
+                        texts = texts or _matches(block, _TEXT_CELL)
+                    tail = block[-16:]
+        except Exception:  # noqa: BLE001 - unsure: the sheet may hold either
+            return
+        result[0] = booleans, texts
 
     def close(self) -> None:
         """Wait for the scans still running (their answers are not needed)."""
@@ -1180,18 +1146,6 @@ def _matches(data: bytes, pattern: re.Pattern[bytes]) -> bool:
     offsets = pa.py_buffer(struct.pack("<qq", 0, len(data)))
     array = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
     return bool(pc.match_substring_regex(array, pattern.pattern.decode())[0].as_py())
-
-
-def _scan_cells(deflated: memoryview, size: int, result: list[tuple[bool, bool] | None]) -> None:
-    """(In a thread.) ``Package.cells`` of the deflated XML into ``result[0]``; None if unsure."""
-    try:
-        xml = zlib.decompressobj(-15).decompress(deflated, size + 1)
-        if len(xml) != size:
-            return
-        result[0] = (_matches(xml, _BOOLEAN_CELL), _matches(xml, _TEXT_CELL)) \
-            if _matches(xml, _EITHER_CELL) else (False, False)
-    except Exception:  # noqa: BLE001 - unsure: the caller scans as a stream
-        return
 
 
 def _encrypted(member: str) -> DecryptionError:
