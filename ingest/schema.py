@@ -39,6 +39,13 @@ class Column:
     true_values: tuple[str, ...] = ("Y",)
     false_values: tuple[str, ...] = ("N",)
 
+    @property
+    def exact_date_format(self) -> str:
+        """The first date format with a four-digit year and no time: a date written
+        with it (by a reader that must keep a cell as text) parses back exactly."""
+        return next((f for f in self.date_formats if "%Y" in f and "%H" not in f),
+                    "%Y-%m-%d")
+
 
 @dataclass(frozen=True)
 class Features:

@@ -512,13 +512,8 @@ def _rendered(typed: pl.Series, text: pl.Series, spec: Column | None) -> pl.Seri
     """Good dates in the schema's date format, the others as mdbtools printed them."""
     assert spec is not None
     return pl.select(pl.when(typed.is_not_null())
-                     .then(typed.dt.strftime(_date_format(spec))).otherwise(text)) \
+                     .then(typed.dt.strftime(spec.exact_date_format)).otherwise(text)) \
         .to_series()
-
-
-def _date_format(spec: Column) -> str:
-    """The column's first date format with a four-digit year: it parses back exactly."""
-    return next((f for f in spec.date_formats if "%Y" in f and "%H" not in f), "%Y-%m-%d")
 
 
 def _reader():  # noqa: ANN202

@@ -67,6 +67,7 @@ from xml.etree import ElementTree
 
 import polars as pl
 
+from ..crypto.office import OLE2_MAGIC
 from ..errors import DecryptionError, ReadError, SchemaMismatchError
 from ..schema import Column, Dataset
 from ._base import SourceTable, header_score, match_columns, normalise_header
@@ -81,7 +82,6 @@ HEADER_SCAN_ROWS = 30
 MAX_COLUMNS = 16_384
 """Excel's widest sheet: every column up to it is loaded with a stated type, never guessed."""
 
-_OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 # BIFF8 and BIFF5 beginning-of-file records of a workbook globals substream
 _BIFF_BOF = (b"\x09\x08\x10\x00\x00\x06\x05\x00", b"\x09\x08\x08\x00\x00\x05\x05\x00")
 _ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
@@ -154,7 +154,7 @@ def sniff_xls(head: bytes) -> bool:
     beginning-of-file record of the workbook stream is accepted too. An
     encrypted Office file is claimed so that it is refused clearly.
     """
-    if not head.startswith(_OLE):
+    if not head.startswith(OLE2_MAGIC):
         return False
     utf16 = ("Workbook".encode("utf-16-le"), "Book\x00".encode("utf-16-le"),
              "EncryptedPackage".encode("utf-16-le"))
@@ -229,7 +229,7 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
     """The dataset's table from the workbook's sheets that carry its header."""
     import fastexcel
 
-    if data.startswith(_OLE) and "EncryptedPackage".encode("utf-16-le") in data[:65536]:
+    if data.startswith(OLE2_MAGIC) and "EncryptedPackage".encode("utf-16-le") in data[:65536]:
         raise _encrypted(member)
     package = _Package.open(data) if fmt == "xlsx" else None
     if package is not None:
@@ -594,11 +594,6 @@ def _extent(frame: pl.DataFrame, texts: set[int], misfits: dict[int, dict[int, s
     return final + 1, None
 
 
-def _date_format(column: Column) -> str:
-    """The column's first date format with a four-digit year: it parses back exactly."""
-    return next((f for f in column.date_formats if "%Y" in f and "%H" not in f), "%Y-%m-%d")
-
-
 def _finish(column: _Column) -> pl.Series:
     """The column, typed when every cell has the schema's type, else faithful text."""
     spec = column.spec
@@ -639,7 +634,7 @@ def _finish(column: _Column) -> pl.Series:
     if not listed and (stray.str.strip_chars() == "").all():
         return frame.select(pl.when(genuine).then(value).alias(spec.source)).to_series()
     if spec.kind == "date":
-        render = value.dt.strftime(_date_format(spec))
+        render = value.dt.strftime(spec.exact_date_format)
     elif spec.kind == "float":
         render = value.cast(pl.Utf8)
     elif spec.kind == "bool":
