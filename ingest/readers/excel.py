@@ -181,12 +181,15 @@ class _Sheet:
     """Sheet column index of each position in ``rows``."""
     rows: list[list[str | None]]
     """The first ``HEADER_SCAN_ROWS`` rows of the sheet (absolute row numbers)."""
-    exact: bool
-    """The rows are calamine's own text (else the package scan's, checked on loading)."""
     texts: set[tuple[int, int]] | None = None
     """(row, sheet column) of the text cells among the rows, when the package scan read them."""
     header: int = -1
     score: int = 0
+
+    @property
+    def exact(self) -> bool:
+        """The rows are calamine's own text (else the package scan's, checked on loading)."""
+        return self.texts is None
 
     def text_below_header(self, column: int) -> bool:
         """Whether a text cell lies in the column among the first data rows (if known)."""
@@ -290,7 +293,7 @@ def _read_book(book: fastexcel.ExcelReader, package: _Package | None, dataset: D
 def _heading(book: fastexcel.ExcelReader, index: int, name: str, head: _Head | None,
              dataset: Dataset) -> _Sheet:
     """The sheet's first rows, and the one that best names the schema's columns."""
-    sheet = _Sheet(index, name, head[0], head[1], exact=False, texts=head[2]) if head \
+    sheet = _Sheet(index, name, head[0], head[1], texts=head[2]) if head \
         else _loaded_head(book, index, name)
     for row, cells in enumerate(sheet.rows):
         score = header_score(cells, dataset)
@@ -307,7 +310,7 @@ def _loaded_head(book: fastexcel.ExcelReader, index: int, name: str) -> _Sheet:
     text = pl.from_arrow(batch)
     assert isinstance(text, pl.DataFrame)
     return _Sheet(index, name, [c.absolute_index for c in loaded.selected_columns],
-                  [list(r) for r in text.rows()], exact=True)
+                  [list(r) for r in text.rows()])
 
 
 def _header_names(sheet: _Sheet) -> list[str]:
