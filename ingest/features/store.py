@@ -98,7 +98,9 @@ def _encrypt_npz(arrays: dict[str, Any], recipient: object, sink: BinaryIO) -> N
     finally:
         producer.join()  # the read end is closed: a blocked write fails and ends it
     if failed:  # the npz is incomplete: its ciphertext must not be published
-        raise OutputError("features: the matrix could not be serialised") from failed[0]
+        # the cause is not chained: like every foreign error here, its text is withheld
+        raise OutputError("features: the matrix could not be serialised "
+                          f"({type(failed[0]).__name__})") from None
 
 
 def _arrays(fm: FeatureMatrix) -> dict[str, Any]:
