@@ -35,9 +35,7 @@ SEED = 2026
 DELIVERY_DATE = date(2026, 6, 30)
 PASSWORD = "bench-synthetic-Pa55word"
 """Archive and workbook password of the synthetic inputs (never a real secret)."""
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "access"
-if not FIXTURES.is_dir():
-    FIXTURES = Path("/work/shared/fixtures/access")
+FIXTURES = ROOT / "tests" / "data" / "access"
 ACCESS = {400_000: "reference_400k.accdb.xz", 20_000: "reference_20k.accdb"}
 
 FORMS = ("csv", "tsv", "xlsx", "xls", "accdb")

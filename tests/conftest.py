@@ -14,14 +14,15 @@ import pytest
 from ingest.synth import Truth, generate, to_delimited
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+DATA = ROOT / "tests" / "data"
+"""Test fixtures that nothing here can make (Access databases), with their READMEs."""
 DELIVERY_DATE = date(2026, 6, 30)
 
 
-def shared_fixture(*parts: str) -> Path:
-    path = SHARED.joinpath(*parts)
+def data_fixture(*parts: str) -> Path:
+    path = DATA.joinpath(*parts)
     if not path.exists():
-        pytest.fail(f"shared fixture missing: {path} (expected ../shared beside the checkout)")
+        pytest.fail(f"test fixture missing: {path} (it is part of the repository)")
     return path
 
 

@@ -108,13 +108,13 @@ def test_no_canary_anywhere_a_run_writes(world) -> None:
     from ingest.synth.forms import to_xlsx
     from ingest.synth.packaging import make_7z, make_zip
 
-    from conftest import shared_fixture
+    from conftest import data_fixture
 
     for name, files in {
         "xlsx-in-zip": {"cases.zip": make_zip(
             {"cases.xlsx": encrypt_office(to_xlsx(bad.head(3000), title_rows=1), "pw-123456")},
             "pw-123456")},
-        "access-in-7z": {"cases.7z": make_7z({"cases.accdb": shared_fixture(
+        "access-in-7z": {"cases.7z": make_7z({"cases.accdb": data_fixture(
             "fixtures", "access", "reference_20k.accdb").read_bytes()}, "pw-123456", True)},
     }.items():
         folder = base / name
@@ -134,7 +134,7 @@ def test_no_canary_anywhere_a_run_writes(world) -> None:
     logs.write_bytes(b"\n".join(captured))
     needles = {"person canary": forms(PERSON), "comment canary": forms(COMMENT)}
     # the Access fixture's canaries (see shared/fixtures/access/README.md)
-    access_truth = json.loads(shared_fixture("fixtures", "access",
+    access_truth = json.loads(data_fixture("access",
                                              "reference_20k.truth.json").read_text())
     for canary in access_truth["canaries"]:
         needles[f"access person canary row {canary['row']}"] = forms(canary["pers_id"])

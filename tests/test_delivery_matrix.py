@@ -157,10 +157,10 @@ def test_access_deliveries_match_their_truth(database: str, container: str, tmp_
     import json
     from datetime import date
 
-    from conftest import shared_fixture
+    from conftest import data_fixture
 
-    truth = json.loads(shared_fixture("fixtures", "access", ACCESS_TRUTH).read_text())
-    data = shared_fixture("fixtures", "access", database).read_bytes()
+    truth = json.loads(data_fixture("access", ACCESS_TRUTH).read_text())
+    data = data_fixture("access", database).read_bytes()
     monkeypatch.setenv("INGEST_PASSPHRASE", PASSWORD)
     folder = deliver(tmp_path, CONTAINERS[container]({database: data}, tmp_path, home))
     summary = run_delivery(folder, out=tmp_path / "out",

@@ -50,7 +50,7 @@ from ingest.settings import Settings, load_settings
 from ingest.synth import forms, generate, to_delimited
 from ingest.synth.packaging import make_7z, make_tar, make_zip, write_sums
 
-from conftest import DELIVERY_DATE, shared_fixture
+from conftest import DELIVERY_DATE, data_fixture
 
 PERSON = "PCAFEBABE"
 COMMENT = "CANARY-ZEBRA-7731 hostile"
@@ -520,7 +520,7 @@ def test_a_workbook_without_the_header_is_a_schema_mismatch(world: World, table,
 
 @pytest.fixture(scope="module")
 def mdb() -> bytes:
-    return shared_fixture("fixtures", "access", "reference_20k.mdb").read_bytes()
+    return data_fixture("access", "reference_20k.mdb").read_bytes()
 
 
 ACCESS_TRIALS = 24
@@ -567,7 +567,7 @@ def test_a_damaged_access_database_end_to_end(world: World, mdb: bytes, damage: 
 
 
 def test_an_access_database_without_the_table(world: World) -> None:
-    data = shared_fixture("fixtures", "access", "thirdparty", "testV2010.accdb").read_bytes()
+    data = data_fixture("access", "thirdparty", "testV2010.accdb").read_bytes()
     message = refused(world, {"other.accdb": data}, SchemaMismatchError)
     assert "no table CASES" in message and "tables:" in message
 

@@ -24,7 +24,7 @@ from ingest.schema import Column
 from ingest.validate import ValidationResult, validate
 from schemas.reference import DATASET
 
-FIXTURES = Path(__file__).parents[1] / ".." / "shared" / "fixtures" / "access"
+FIXTURES = Path(__file__).parent / "data" / "access"
 ENCRYPTED_MESSAGE = ("the Access database is encrypted/password-protected, which mdbtools "
                      "cannot read; ask the sender for an unencrypted export (or CSV)")
 
@@ -54,8 +54,7 @@ UNEXPORTABLE = {"complexDataTestV2007.accdb": "VersionHistory",  # multi-value h
 def fixture(name: str) -> bytes:
     path = FIXTURES / name
     if not path.is_file():
-        pytest.fail(f"fixture {path} is missing: the tests expect ../shared/fixtures/access "
-                    "beside the checkout (see shared/README.md)")
+        pytest.fail(f"fixture {path} is missing from the repository")
     return path.read_bytes()
 
 
@@ -164,7 +163,7 @@ def test_every_thirdparty_database_is_listed_here() -> None:
     found = {str(p.relative_to(FIXTURES / "thirdparty"))
              for p in (FIXTURES / "thirdparty").rglob("*") if p.suffix in (".mdb", ".accdb")}
     if not found:
-        pytest.fail(f"no databases in {FIXTURES / 'thirdparty'}; is ../shared missing?")
+        pytest.fail(f"no databases in {FIXTURES / 'thirdparty'}; the fixtures are part of the repository")
     assert found == set(THIRDPARTY) | set(PASSWORD_PROTECTED)
 
 
