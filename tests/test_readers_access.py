@@ -163,7 +163,7 @@ def test_every_thirdparty_database_is_listed_here() -> None:
     found = {str(p.relative_to(FIXTURES / "thirdparty"))
              for p in (FIXTURES / "thirdparty").rglob("*") if p.suffix in (".mdb", ".accdb")}
     if not found:
-        pytest.fail(f"no databases in {FIXTURES / 'thirdparty'}; the fixtures are part of the repository")
+        pytest.fail(f"no databases in {FIXTURES / 'thirdparty'}; they are part of the repository")
     assert found == set(THIRDPARTY) | set(PASSWORD_PROTECTED)
 
 
