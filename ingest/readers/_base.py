@@ -27,6 +27,13 @@ class SourceTable:
     encoding: str | None = None
     trailer_count: int | None = None
     notes: list[str] = field(default_factory=list)
+    repairs: dict[str, int] = field(default_factory=dict)
+    """``<column>:<kind>`` -> number of values the reader repaired as the schema
+    declares (counts only: what was changed is never recorded)."""
+    date_system: str | None = None
+    """How numeric date cells count days: None (not a spreadsheet), "1900" (Excel's
+    1900 system with its phantom 1900-02-29), "1900-continuous" (days from
+    1899-12-30 with no phantom day, as LibreOffice writes) or "1904"."""
 
     @property
     def rows(self) -> int:

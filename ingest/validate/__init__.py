@@ -40,6 +40,9 @@ class ValidationResult:
     rows_in: int
     reasons: dict[str, int]
     """Rule -> number of rows failing it (a row may fail several)."""
+    repairs: dict[str, int] = field(default_factory=dict)
+    """``<column>:<kind>`` -> number of values repaired as the schema declares
+    (by the reader and by the parsers); counts only, never values."""
 
     @property
     def rows_accepted(self) -> int:
@@ -53,8 +56,10 @@ class ValidationResult:
 def validate(source: SourceTable, dataset: Dataset, delivery_date: date) -> ValidationResult:
     """Split ``source`` into accepted and quarantined rows, a reason for each of the latter."""
     with guard("validation"):
-        clean, parse_failures = coerce(source.frame, dataset,
-                                       excel_serials=source.format in ("xlsx", "xls", "xlsb"))
+        # a spreadsheet reader that does not say which system it read is Excel's 1900
+        date_system = source.date_system or (
+            "1900" if source.format in ("xlsx", "xls", "xlsb") else None)
+        clean, parse_failures = coerce(source.frame, dataset, date_system)
         flags = _rule_failures(clean, dataset, delivery_date, parse_failures)
         flags = flags.hstack(_duplicates(clean, dataset))
         return _split(source, clean, flags, dataset)

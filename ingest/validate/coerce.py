@@ -14,6 +14,8 @@ import polars as pl
 from ..schema import Column, Dataset
 
 EXCEL_EPOCH = date(1899, 12, 30)
+EPOCH_1904 = date(1904, 1, 1)
+DATE_SYSTEMS = ("1900", "1900-continuous", "1904")
 _NUMERIC = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32,
             pl.UInt64, pl.Float32, pl.Float64)
 
@@ -23,10 +25,12 @@ def _is_numeric(dtype: pl.DataType) -> bool:
 
 
 def coerce(frame: pl.DataFrame, dataset: Dataset,
-           excel_serials: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+           date_system: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Typed clean frame (renamed), and one boolean column per parse failure kind.
 
-    ``frame`` has the schema's source columns. The second frame has a column
+    ``frame`` has the schema's source columns. ``date_system`` says how numeric
+    date cells count days (see ``SourceTable.date_system``); None: a number in a
+    date column is not a date. The second frame has a column
     ``<clean>:<reason>`` for each column that can fail to parse.
     """
     # Whether a cell holds a value is worked out once per column (it feeds both
@@ -51,7 +55,7 @@ def coerce(frame: pl.DataFrame, dataset: Dataset,
         if col.kind == "date" and _text_dates(dtype) and len(col.date_formats) > 1:
             formats = col.date_formats[:1]
             later.append((col, p))
-        values.append(_parse(col, pl.col(col.source), dtype, pl.col(p), excel_serials,
+        values.append(_parse(col, pl.col(col.source), dtype, pl.col(p), date_system,
                              formats).alias(col.name))
     clean = work.select(values)
     for col, p in later:
@@ -96,8 +100,31 @@ def _reason(col: Column) -> str:
         col.kind, "not_text")
 
 
+def _serial_dates(raw: pl.Expr, date_system: str | None) -> pl.Expr:
+    """Day serials to dates in the given system; null where no date is meant."""
+    if date_system is None:
+        return pl.lit(None, pl.Date)
+    if date_system not in DATE_SYSTEMS:
+        raise ValueError(f"unknown date system {date_system}")
+    days = raw.cast(pl.Float64)
+    whole = days.cast(pl.Int64, strict=False)
+    not_whole = days != days.floor()
+    if date_system == "1904":
+        return pl.when(not_whole | (whole < 0)).then(None).otherwise(
+            pl.lit(EPOCH_1904) + pl.duration(days=whole))
+    if date_system == "1900-continuous":
+        # LibreOffice counts days both ways from its epoch (0 and below are dates)
+        return pl.when(not_whole).then(None).otherwise(
+            pl.lit(EXCEL_EPOCH) + pl.duration(days=whole))
+    # Excel's serials count 1900 as a leap year: serial 60 is the day that
+    # never was (1900-02-29) and serials below it start a day later.
+    return (pl.when(not_whole | (whole == 60) | (whole < 1)).then(None)
+            .when(whole < 60).then(pl.lit(EXCEL_EPOCH) + pl.duration(days=whole + 1))
+            .otherwise(pl.lit(EXCEL_EPOCH) + pl.duration(days=whole)))
+
+
 def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
-           excel_serials: bool, date_formats: tuple[str, ...] | None = None) -> pl.Expr:
+           date_system: str | None, date_formats: tuple[str, ...] | None = None) -> pl.Expr:
     when_present = pl.when(present)
     if col.kind in ("string", "category"):
         if dtype == pl.Utf8:
@@ -119,16 +146,7 @@ def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
         if isinstance(dtype, pl.Datetime):
             return raw.dt.date()
         if _is_numeric(dtype):
-            if not excel_serials:
-                return pl.lit(None, pl.Date)
-            # Excel's serials count 1900 as a leap year: serial 60 is the day that
-            # never was (1900-02-29) and serials below it start a day later.
-            days = raw.cast(pl.Float64)
-            whole = days.cast(pl.Int64)
-            return when_present.then(
-                pl.when((days != days.floor()) | (whole == 60) | (whole < 1)).then(None)
-                .when(whole < 60).then(pl.lit(EXCEL_EPOCH) + pl.duration(days=whole + 1))
-                .otherwise(pl.lit(EXCEL_EPOCH) + pl.duration(days=whole)))
+            return when_present.then(_serial_dates(raw, date_system))
         text = raw.cast(pl.Utf8).str.strip_chars()
         parsed = [text.str.strptime(pl.Date, fmt, strict=False, exact=True)
                   for fmt in (date_formats or col.date_formats)]
