@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = load_settings()
     try:
-        from ingest.cli import use_prefect
+        from flows.server import use_prefect
 
         use_prefect(settings)
         ensure_pool(args.pool)

@@ -377,8 +377,7 @@ def serve(settings: Settings, inbox: str | Path, out: str | Path, *, dataset: st
           until_empty: bool = False, say: Callable[[str], None] = print) -> Watcher:
     """Watch ``inbox`` until interrupted (or, with ``until_empty``, until it is empty)."""
     from flows import deploy
-    from flows.server import _external_api_url, keep_alive
-    from ingest.cli import use_prefect
+    from flows.server import _external_api_url, keep_alive, use_prefect
     from ingest.schema import load_dataset
 
     load_dataset(dataset)  # a wrong schema name fails now, not in every run

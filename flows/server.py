@@ -136,6 +136,12 @@ def client_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+def use_prefect(settings: Settings) -> None:
+    """Point this process's Prefect client at our managed server, unless the user set
+    ``PREFECT_API_URL`` (then at theirs)."""
+    os.environ.update(client_environment(settings))
+
+
 def _external_api_url() -> str | None:
     """The user's ``PREFECT_API_URL``, if set and not ours."""
     url = os.environ.get("PREFECT_API_URL", "").strip()

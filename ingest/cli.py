@@ -72,11 +72,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
     """Run the Prefect flow in this process against our server (or the user's)."""
+    from flows.server import fast_flow_runs, use_prefect
+
     use_prefect(settings)
     from prefect.states import State
 
     from flows.ingest_delivery import ingest_delivery, stage_listeners
-    from flows.server import fast_flow_runs
 
     from .status import Progress
 
@@ -124,13 +125,6 @@ def _drain_prefect() -> None:
                 sub.drain_all(timeout=10)
             except Exception:  # noqa: BLE001 - best effort at shutdown
                 pass
-
-
-def use_prefect(settings: Settings) -> None:
-    """Point Prefect at our managed server unless the user set PREFECT_API_URL."""
-    from flows.server import client_environment
-
-    os.environ.update(client_environment(settings))
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
