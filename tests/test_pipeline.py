@@ -217,3 +217,40 @@ def test_a_dropped_column_is_never_written(pgp_delivery, tmp_path: Path) -> None
                            delivery_date=DELIVERY_DATE)
     assert "comments" not in ingest.load(tmp_path / "out").columns
     assert ingest.manifest(summary.output_dir)["columns"]["dropped"] == ["comments"]
+
+
+def test_the_published_quarantine_holds_each_bad_row_its_reason_and_first_row(
+        published, table_20k, home: Path) -> None:
+    """The quarantine as a user opens it (the age command, not our reader), row by row
+    against the generator's truth: the row as delivered, the reason its kind must
+    earn, and for a repeated CASE_ID the first row holding it, found here by a plain
+    scan of the generated table."""
+    from ingest.synth import EXPECTED_REASON
+
+    summary, truth, _ = published
+    frame, _ = table_20k
+    if not shutil.which("age"):
+        pytest.fail("the age command is missing: run scripts/bootstrap install")
+    proc = subprocess.run(["age", "-d", "-i", str(home / "keys" / "age-identity.txt"),
+                           str(Path(summary.output_dir) / "quarantine.jsonl.age")],
+                          capture_output=True, check=True)
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(rows) == truth.quarantined == len(truth.bad_rows)
+
+    first_seen: dict[str, int] = {}
+    for number, case_id in enumerate(frame["CASE_ID"].to_list(), start=1):
+        first_seen.setdefault(case_id, number)
+    source = frame.rows(named=True)
+    for got in rows:
+        row = got["_row"]
+        kind = truth.bad_rows[row]
+        assert set(got) == {*frame.columns, "_row", "_reasons", "_first_row"}, row
+        assert {c: got[c] for c in frame.columns} == source[row - 1], row
+        assert got["_reasons"].split("; ") == [EXPECTED_REASON[kind]], (row, kind)
+        expected_first = first_seen[source[row - 1]["CASE_ID"]] \
+            if kind == "duplicate_case_id" else None
+        assert expected_first != row
+        assert got["_first_row"] == expected_first, (row, kind)
+    assert sorted(r["_row"] for r in rows) == sorted(truth.bad_rows)
+    assert summary.quarantine_reasons == {
+        EXPECTED_REASON[k]: n for k, n in truth.by_kind().items() if n}
