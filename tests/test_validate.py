@@ -157,3 +157,25 @@ def test_first_rows_match_a_plain_reading_of_the_rule() -> None:
         got = _first_rows(pl.DataFrame(table), flags, pl.Series(bad),
                           SimpleNamespace(unique=unique))  # type: ignore[arg-type]
         assert got.to_list() == expected, trial
+
+
+def test_empty_values_in_a_unique_column_are_not_repeats_of_each_other() -> None:
+    """The duplicate rule runs for real: a null is no value, so two nulls in a unique
+    column are not a repeat. Rows 2 and 3 lack CASE_ID (quarantined for that alone);
+    with comments also unique, the empty comments of rows 1-4 are all accepted and
+    only row 5's repeat of row 4's comment is a duplicate."""
+    import dataclasses
+
+    dataset = dataclasses.replace(DATASET, unique=("case_id", "comments"))
+    rows = [GOOD | {"CASE_ID": f"{i:010d}"} for i in range(1, 6)]
+    rows[1]["CASE_ID"] = rows[2]["CASE_ID"] = ""
+    rows[3]["CMNT"] = rows[4]["CMNT"] = "seen twice"
+    result = validate(SourceTable("t.csv", "csv", pl.DataFrame(rows)), dataset,
+                      date(2026, 6, 30))
+    assert result.quarantined.select("_row", "_reasons", "_first_row").rows() == [
+        (2, "case_id:not_nullable", None),
+        (3, "case_id:not_nullable", None),
+        (5, "comments:duplicate", 4),
+    ]
+    assert result.reasons == {"case_id:not_nullable": 2, "comments:duplicate": 1}
+    assert result.accepted["case_id"].to_list() == ["0000000001", "0000000004"]
