@@ -29,9 +29,9 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -40,20 +40,16 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from .._fs import private_dir, write_private
 from ..errors import KeyringError
 from ..settings import Settings, load_settings
+from ._secret import SecretKey
+
+if TYPE_CHECKING:
+    from .kms import KmsFactory
 
 MASTER_ROLES = ("general", "restricted")
 KEYRING_PASSPHRASE_ENV = "INGEST_KEYRING_PASSPHRASE"
 PREFECT_PREFIX_ENV = "INGEST_PREFECT_SECRET_PREFIX"
 _SCRYPT = {"n": 2**15, "r": 8, "p": 1}
 _derived: dict[bytes, bytes] = {}
-
-
-@dataclass(frozen=True)
-class SecretKey:
-    """A named symmetric key. Only the id is ever shown."""
-
-    id: str
-    material: bytes = field(repr=False)
 
 
 class Keyring:
@@ -118,8 +114,8 @@ class Keyring:
                 found[key.id] = key
         return found
 
-    def kms_factory(self):  # -> ingest.keys.kms.KmsFactory
-        from .kms import local_kms_factory
+    def kms_factory(self) -> KmsFactory:
+        from .kms import local_kms_factory  # pyarrow's encryption module: loaded when used
 
         return local_kms_factory(self.current_master_keys(), self.master_keys_by_id())
 

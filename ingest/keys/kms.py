@@ -26,7 +26,7 @@ import pyarrow.parquet.encryption as pe
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .keyring import SecretKey
+from ._secret import SecretKey
 
 _NONCE = 12
 KmsFactory = Callable[[pe.KmsConnectionConfig], pe.KmsClient]
