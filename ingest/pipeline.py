@@ -25,7 +25,7 @@ from .custody import register_output_root
 from .errors import IngestError, ValidationRejected
 from .features import Encoding
 from .keys import Keyring, session
-from .media import Delivery, Limits, open_delivery
+from .media import Delivery, open_delivery
 from .readers import SourceTable, read_delivery_table
 from .schema import Dataset, load_dataset
 from .settings import Settings, load_settings
@@ -72,11 +72,8 @@ class RunSummary:
 
 def open_stage(path: str | Path, settings: Settings) -> Delivery:
     """Media and decryption; the passphrase comes from this process's session."""
-    limits = Limits(max_expanded_bytes=settings.max_expanded_bytes,
-                    max_expansion_ratio=settings.max_expansion_ratio,
-                    max_nesting=settings.max_nesting)
     return open_delivery(path, passphrase=session.passphrase(), gnupg_home=settings.gnupg_home,
-                         limits=limits)
+                         limits=settings.limits)
 
 
 def read_stage(delivery: Delivery, dataset: Dataset) -> SourceTable:

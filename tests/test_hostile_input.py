@@ -727,7 +727,8 @@ BOMBS: dict[str, tuple[Callable[[], dict[str, bytes]], dict[str, object]]] = {
 @pytest.mark.parametrize("case", sorted(BOMBS))
 def test_decompression_bombs_are_refused_end_to_end(world: World, case: str) -> None:
     build, limits = BOMBS[case]
-    settings = dataclasses.replace(world.settings, **limits)  # type: ignore[arg-type]
+    settings = dataclasses.replace(world.settings, limits=dataclasses.replace(
+        world.settings.limits, **limits))  # type: ignore[arg-type]
     message = refused(world, build(), MediaError, settings=settings)
     assert "bomb" in message or "limit" in message, message
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..settings import Limits  # one definition, configured with the settings
+
 
 @dataclass(frozen=True)
 class Member:
@@ -34,16 +36,6 @@ class Member:
         data = self.data
         object.__setattr__(self, "data", b"")  # frozen for everything but this
         return data
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds that stop hostile containers (bombs, deep nesting)."""
-
-    max_expanded_bytes: int = 16 * 2**30
-    max_expansion_ratio: float = 1000.0
-    max_nesting: int = 6
-    max_members: int = 100_000
 
 
 @dataclass
