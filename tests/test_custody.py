@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,8 +18,9 @@ from ingest.keys import Keyring
 from ingest.pipeline import run_delivery
 from ingest.settings import load_settings
 
-from conftest import DELIVERY_DATE
+from conftest import DELIVERY_DATE, ROOT
 
+INGEST = str(ROOT / ".venv" / "bin" / "ingest")
 RESTRICTED = {"person_id", "birth_date", "comments"}
 
 
@@ -178,3 +181,64 @@ def test_an_edited_manifest_is_caught_by_the_audit_log(published) -> None:
     (folder / "manifest.json").write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     with pytest.raises(OutputError, match="differs from the manifest the audit log recorded"):
         verify_outputs(out, Keyring.open())
+
+
+def _age(*args: str, data: bytes) -> bytes:
+    if not shutil.which("age"):
+        pytest.fail("the age command is missing: run scripts/bootstrap install")
+    return subprocess.run(["age", *args], input=data, capture_output=True, check=True).stdout
+
+
+def test_a_validly_encrypted_substitute_is_caught_by_the_hash(published, tmp_path: Path,
+                                                             table_20k) -> None:
+    """Outputs swapped for others that decrypt and authenticate as well: another
+    delivery's, under the same keyring, and one forged with the age command (the
+    age recipient is public, so anyone can). Only the manifest's hashes tell."""
+    from ingest.crypto.openpgp import encrypt_openpgp, export_public_key
+    from ingest.synth import to_delimited
+
+    home, out, folder = published
+    frame, _ = table_20k
+    other_delivery = tmp_path / "other-delivery"
+    other_delivery.mkdir()
+    (other_delivery / "cases.csv.gpg").write_bytes(encrypt_openpgp(
+        to_delimited(frame.slice(3000, 2000)), tmp_path / "sender-2",
+        recipient_key=export_public_key(home / "gnupg")))
+    other = Path(run_delivery(other_delivery, out=tmp_path / "other-out",
+                              delivery_date=DELIVERY_DATE).output_dir)
+    identity = str(home / "keys" / "age-identity.txt")
+    recipient = str(Keyring.open().age_recipient())
+    # the accepted rows less the last one, sealed again by the age command
+    rows = _age("-d", "-i", identity, data=(folder / "reference.jsonl.age").read_bytes())
+    forged = _age("-r", recipient, data=rows[:rows.rstrip(b"\n").rfind(b"\n") + 1])
+
+    substitutes: dict[str, dict[str, bytes]] = {
+        name: {name: (other / name).read_bytes()}
+        for name in ("reference.jsonl.age", "quarantine.jsonl.age", "features.npz.age",
+                     "features.json.age")}
+    material = next(p.name for p in folder.iterdir() if p.name.startswith("_KEY_MATERIAL"))
+    substitutes["reference.parquet"] = {n: (other / n).read_bytes()
+                                        for n in ("reference.parquet", material)}
+    substitutes["forged reference.jsonl.age"] = {"reference.jsonl.age": forged}
+
+    originals = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert verify_outputs(out, Keyring.open())[0]["outputs_checked"] >= 6
+    outcome = {}
+    for case, files in substitutes.items():
+        for name, data in files.items():
+            assert data != originals[name], case
+            (folder / name).write_bytes(data)
+        try:
+            verify_outputs(out, Keyring.open())
+            outcome[case] = "verified"
+        except OutputError as exc:
+            outcome[case] = str(exc).split(": ", 1)[-1]
+        for name in files:
+            (folder / name).write_bytes(originals[name])
+    assert outcome == dict.fromkeys(substitutes, "does not match its hash in manifest.json; "
+                                                 "it was altered")
+
+    (folder / "reference.jsonl.age").write_bytes(forged)
+    proc = subprocess.run([INGEST, "verify", str(out)], capture_output=True, text=True,
+                          env={**os.environ, "INGEST_HOME": str(home)})
+    assert proc.returncode != 0 and "reference.jsonl.age: does not match its hash" in proc.stderr
