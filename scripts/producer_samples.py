@@ -12,6 +12,7 @@ row count in ``truth.json`` and compares every value with what the library reads
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -211,6 +212,7 @@ def versions() -> dict[str, str]:
 
 
 def main(only: list[str]) -> None:
+    """Every producer's file, or only those named; truth.json and VERSIONS.txt always."""
     frame, truth = generate(ROWS, seed=SEED, delivery_date=DELIVERY_DATE)
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
@@ -224,7 +226,10 @@ def main(only: list[str]) -> None:
             produce(source, frame, target)
             shutil.move(target, OUT / name)
             print(f"{name}: {(OUT / name).stat().st_size:,} bytes")
-    (OUT / "truth.json").write_text(json.dumps(truth.to_json(), indent=1) + "\n")
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    # enough to regenerate the table; the hash proves it is the one the samples hold
+    (OUT / "truth.json").write_text(
+        json.dumps(truth.to_json() | {"source_sha256": digest}, indent=1) + "\n")
     (OUT / "VERSIONS.txt").write_text(
         "".join(f"{tool}: {v}\n" for tool, v in versions().items()))
 
