@@ -34,10 +34,36 @@ class Column:
     policy: Policy = "keep"
     """keep; pseudonymise (keyed HMAC-SHA-256); restrict (restricted master key); drop."""
     width: int | None = None
-    """Zero-pad numbers that a spreadsheet or database stored as numbers to this width."""
+    """An identifier of this many digits: digits that arrive short (text, numbers,
+    whole float spellings such as ``118952.0``) are zero-padded to it, and counted
+    as repairs; a value with any other character is left as it is."""
     date_formats: tuple[str, ...] = ("%m/%d/%Y", "%Y-%m-%d")
+    earliest: date | None = None
+    """Date columns: the earliest valid date (a rule of the clean table)."""
+    latest: date | Literal["delivery"] | None = None
+    """Date columns: the latest valid date; "delivery": the delivery date. With
+    ``earliest``, a range under a hundred years makes a two-digit year's century
+    certain, so such years are expanded (and counted); otherwise they are refused."""
     true_values: tuple[str, ...] = ("Y",)
     false_values: tuple[str, ...] = ("N",)
+
+    def date_range(self, delivery_date: date) -> tuple[date | None, date | None]:
+        """The declared valid dates (either end may be open) for a delivery."""
+        return self.earliest, delivery_date if self.latest == "delivery" else self.latest
+
+    def range_check(self, delivery_date: date) -> pa.Check | None:
+        """The pandera rule for the declared date range: ``ge``, ``le`` or
+        ``in_range`` (rule names the quarantine reasons carry), None if undeclared."""
+        import pandera.polars as pa
+
+        low, high = self.date_range(delivery_date)
+        if low is not None and high is not None:
+            return pa.Check.in_range(low, high)
+        if low is not None:
+            return pa.Check.ge(low)
+        if high is not None:
+            return pa.Check.le(high)
+        return None
 
     @property
     def exact_date_format(self) -> str:

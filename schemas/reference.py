@@ -22,10 +22,10 @@ EARLIEST_REPORT = date(2015, 1, 1)
 COLUMNS = (
     Column("CASE_ID", "case_id", "string", width=10),
     Column("PERS_ID", "person_id", "string", policy="pseudonymise"),
-    Column("DOB", "birth_date", "date", policy="restrict"),
+    Column("DOB", "birth_date", "date", policy="restrict", earliest=EARLIEST_BIRTH),
     Column("SEX", "sex", "category"),
     Column("CNTY_FIPS", "county_fips", "string", width=5),
-    Column("RPT_DT", "report_date", "date"),
+    Column("RPT_DT", "report_date", "date", earliest=EARLIEST_REPORT, latest="delivery"),
     Column("DX_CD", "diagnosis_code", "category"),
     Column("LAB_VAL", "lab_value", "float", nullable=True),
     Column("HOSP_YN", "hospitalized", "bool"),
@@ -39,20 +39,25 @@ def _birth_not_after_report(data: PolarsData) -> pl.LazyFrame:
         | (pl.col("birth_date") <= pl.col("report_date")))
 
 
+def _column(name: str) -> Column:
+    return next(c for c in COLUMNS if c.name == name)
+
+
 def rules(delivery_date: date) -> pa.DataFrameSchema:
-    """The clean table's rules; report dates may not be later than the delivery."""
+    """The clean table's rules; report dates may not be later than the delivery.
+    Date ranges are the columns' own declarations (they also settle two-digit years)."""
     return pa.DataFrameSchema(
         {
             "case_id": pa.Column(pl.Utf8, pa.Check.str_matches(r"^[0-9]{10}$"),
                                  nullable=False),
             "person_id": pa.Column(pl.Utf8, pa.Check.str_matches(r"^P[0-9A-F]{8}$"),
                                    nullable=False),
-            "birth_date": pa.Column(pl.Date, pa.Check.ge(EARLIEST_BIRTH), nullable=False),
+            "birth_date": pa.Column(pl.Date, _column("birth_date").range_check(delivery_date),
+                                    nullable=False),
             "sex": pa.Column(pl.Utf8, pa.Check.isin(["F", "M", "X", "U"]), nullable=False),
             "county_fips": pa.Column(pl.Utf8, pa.Check.str_matches(r"^[0-9]{5}$"),
                                      nullable=False),
-            "report_date": pa.Column(pl.Date, pa.Check.in_range(EARLIEST_REPORT,
-                                                                 delivery_date),
+            "report_date": pa.Column(pl.Date, _column("report_date").range_check(delivery_date),
                                      nullable=False),
             "diagnosis_code": pa.Column(pl.Utf8, pa.Check.str_matches(DIAGNOSIS_PATTERN),
                                         nullable=False),

@@ -14,7 +14,7 @@ Rows delivered = rows accepted + rows quarantined, always.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 import polars as pl
@@ -59,10 +59,20 @@ def validate(source: SourceTable, dataset: Dataset, delivery_date: date) -> Vali
         # a spreadsheet reader that does not say which system it read is Excel's 1900
         date_system = source.date_system or (
             "1900" if source.format in ("xlsx", "xls", "xlsb") else None)
-        clean, parse_failures = coerce(source.frame, dataset, date_system)
+        clean, parse_failures, repairs = coerce(source.frame, dataset, date_system,
+                                                delivery_date)
         flags = _rule_failures(clean, dataset, delivery_date, parse_failures)
         flags = flags.hstack(_duplicates(clean, dataset))
-        return _split(source, clean, flags, dataset)
+        result = _split(source, clean, flags, dataset)
+        return replace(result, repairs=_merged(source.repairs, repairs))
+
+
+def _merged(*counts: dict[str, int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for each in counts:
+        for kind, n in each.items():
+            out[kind] = out.get(kind, 0) + int(n)
+    return dict(sorted(out.items()))
 
 
 def _rule_failures(clean: pl.DataFrame, dataset: Dataset, delivery_date: date,

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from typing import NamedTuple
 
 import polars as pl
 
 from ..schema import Column, Dataset
+from . import identifiers, years
 
 EXCEL_EPOCH = date(1899, 12, 30)
 EPOCH_1904 = date(1904, 1, 1)
@@ -24,54 +26,139 @@ def _is_numeric(dtype: pl.DataType) -> bool:
     return any(dtype == t for t in _NUMERIC)
 
 
-def coerce(frame: pl.DataFrame, dataset: Dataset,
-           date_system: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Typed clean frame (renamed), and one boolean column per parse failure kind.
+class Coerced(NamedTuple):
+    clean: pl.DataFrame
+    """Typed values, clean column names, in the schema's order."""
+    failures: pl.DataFrame
+    """One boolean column ``<clean>:<reason>`` per way a column can fail to parse."""
+    repairs: dict[str, int]
+    """``<clean>:<kind>`` -> values repaired as the schema declares (counts only)."""
 
-    ``frame`` has the schema's source columns. ``date_system`` says how numeric
-    date cells count days (see ``SourceTable.date_system``); None: a number in a
-    date column is not a date. The second frame has a column
-    ``<clean>:<reason>`` for each column that can fail to parse.
+
+def coerce(frame: pl.DataFrame, dataset: Dataset, date_system: str | None = None,
+           delivery_date: date | None = None) -> Coerced:
+    """Parse ``frame`` (the schema's source columns) into typed values.
+
+    ``date_system`` says how numeric date cells count days (see
+    ``SourceTable.date_system``); None: a number in a date column is not a date.
+    ``delivery_date`` closes a date range declared to end at the delivery (it
+    settles two-digit years); today when not given.
     """
     # Whether a cell holds a value is worked out once per column (it feeds both
     # the parser and the failure flag), and text dates are parsed with their
     # first format everywhere, the other formats only where that one failed.
+    delivery_date = delivery_date or date.today()
     names = [c.name for c in dataset.columns]
     present_names = _unused_names([*frame.columns, *names], len(names))
     work = frame.with_columns(
         _present(pl.col(col.source), frame.schema[col.source], dataset.null_tokens).alias(p)
         for col, p in zip(dataset.columns, present_names, strict=True))
-    # a text column without null tokens is its own clean column: no copy is made
-    counts = work.select([pl.col(p).sum() for p in present_names]).row(0)
+    # a text column without null tokens, and without short identifiers if it has a
+    # width, is its own clean column: no copy is made
+    padded = [col for col in dataset.columns if col.width and col.kind in ("string", "category")
+              and frame.schema[col.source] == pl.Utf8]
+    counts = work.select([pl.col(p).sum() for p in present_names]
+                         + [identifiers.text_needs_repair(pl.col(c.source), c.width or 0).sum()
+                            for c in padded]).row(0)
+    needs_repair = dict(zip([c.name for c in padded], counts[len(names):], strict=True))
     values: list[pl.Expr] = []
+    repair_counts: dict[str, pl.Expr] = {}
     later: list[tuple[Column, str]] = []
-    for col, p, present in zip(dataset.columns, present_names, counts, strict=True):
+    text_dates: list[Column] = []
+    for col, p, present in zip(dataset.columns, present_names, counts[:len(names)],
+                               strict=True):
         dtype = frame.schema[col.source]
         if col.kind in ("string", "category") and dtype == pl.Utf8 and \
-                present == frame.height - frame[col.source].null_count():
+                present == frame.height - frame[col.source].null_count() and \
+                not needs_repair.get(col.name):
             values.append(pl.col(col.source).alias(col.name))
             continue
+        if col.width and col.kind in ("string", "category"):
+            repair_counts.update(_width_repairs(col, dtype, pl.col(p),
+                                                needs_repair.get(col.name, 0)))
         formats = None
-        if col.kind == "date" and _text_dates(dtype) and len(col.date_formats) > 1:
-            formats = col.date_formats[:1]
-            later.append((col, p))
+        if col.kind == "date" and _text_dates(dtype):
+            text_dates.append(col)
+            if len(col.date_formats) > 1:
+                formats = col.date_formats[:1]
+                later.append((col, p))
         values.append(_parse(col, pl.col(col.source), dtype, pl.col(p), date_system,
                              formats).alias(col.name))
     clean = work.select(values)
+    repairs = {k: int(v) for k, v in work.select(**repair_counts).row(0, named=True).items()
+               if v} if repair_counts else {}
     for col, p in later:
         missed = work[p] & clean[col.name].is_null()
         if missed.any():
             rows = missed.arg_true()
             text = pl.col(col.source).cast(pl.Utf8).str.strip_chars()
             retried = work[col.source].gather(rows).to_frame().select(pl.coalesce([
-                text.str.strptime(pl.Date, fmt, strict=False, exact=True)
-                for fmt in col.date_formats[1:]])).to_series()
+                _strptime(text, fmt) for fmt in col.date_formats[1:]])).to_series()
             clean = clean.with_columns(clean[col.name].scatter(rows, retried))
+    refused: dict[str, pl.Series] = {}
+    for col in text_dates:
+        clean, refusals, expanded = _two_digit_years(col, work[col.source], clean,
+                                                     delivery_date)
+        refused.update(refusals)
+        if expanded:
+            repairs[f"{col.name}:{years.EXPANDED}"] = expanded
     failures = pl.concat([work.select(present_names), clean], how="horizontal").select(
         (pl.col(p).fill_null(False) & pl.col(col.name).is_null())
         .alias(f"{col.name}:{_reason(col)}")
         for col, p in zip(dataset.columns, present_names, strict=True))
-    return clean.select(names), failures
+    if refused:
+        # a refused two-digit year is reported as such, not again as "not a date"
+        for col in text_dates:
+            mine = [s for name, s in refused.items() if name.split(":", 1)[0] == col.name]
+            if mine:
+                reason = f"{col.name}:{_reason(col)}"
+                failures = failures.with_columns(
+                    failures[reason] & ~pl.select(pl.any_horizontal(mine)).to_series())
+        failures = failures.with_columns(**refused)
+    return Coerced(clean.select(names), failures, dict(sorted(repairs.items())))
+
+
+def _width_repairs(col: Column, dtype: pl.DataType, present: pl.Expr,
+                   text_needing_repair: int) -> dict[str, pl.Expr]:
+    """Count expressions for the repairs a column of a declared width may need."""
+    width = col.width or 0
+    raw = pl.col(col.source)
+    if dtype == pl.Utf8:
+        if not text_needing_repair:
+            return {}
+        padded, restored = identifiers.text_repairs(raw, present, width)
+        return {f"{col.name}:{identifiers.PADDED}": padded,
+                f"{col.name}:{identifiers.RESTORED}": restored}
+    if _is_numeric(dtype):
+        return {f"{col.name}:{identifiers.PADDED}":
+                identifiers.number_repairs(raw, present, width)}
+    return {}
+
+
+def _strptime(text: pl.Expr, fmt: str) -> pl.Expr:
+    """``text`` parsed with ``fmt``; a ``%y`` format only takes two-digit years,
+    left in the years 0 to 99 for :mod:`.years` to settle."""
+    parsed = text.str.strptime(pl.Date, years.parsing_format(fmt), strict=False, exact=True)
+    return pl.when(parsed.dt.year() < 100).then(parsed) if "%y" in fmt else parsed
+
+
+def _two_digit_years(col: Column, raw: pl.Series, clean: pl.DataFrame, delivery_date: date
+                     ) -> tuple[pl.DataFrame, dict[str, pl.Series], int]:
+    """Dates read before the year 1000 settled by :func:`.years.settle` (few rows:
+    only those are looked at again)."""
+    suspect = clean[col.name].dt.year() < 1000
+    if not suspect.any():
+        return clean, {}, 0
+    rows = suspect.arg_true()
+    settled = years.settle(col, raw.gather(rows), clean[col.name].gather(rows), delivery_date)
+    clean = clean.with_columns(clean[col.name].scatter(rows, settled.dates))
+    refusals = {}
+    for kind in years.REFUSALS:
+        hit = settled.refused == kind
+        if hit.any():
+            mask = pl.repeat(False, clean.height, dtype=pl.Boolean, eager=True)
+            refusals[f"{col.name}:{kind}"] = mask.scatter(rows.filter(hit), True)
+    return clean, refusals, settled.expanded
 
 
 def _unused_names(taken: list[str], count: int) -> list[str]:
@@ -127,13 +214,12 @@ def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
            date_system: str | None, date_formats: tuple[str, ...] | None = None) -> pl.Expr:
     when_present = pl.when(present)
     if col.kind in ("string", "category"):
+        if dtype == pl.Utf8 and col.width:
+            return when_present.then(identifiers.pad_text(raw, col.width))
         if dtype == pl.Utf8:
             return when_present.then(raw)
         if _is_numeric(dtype) and col.width:
-            whole = raw.cast(pl.Float64)
-            ok = (whole == whole.floor()) & (whole >= 0)
-            return when_present.then(
-                pl.when(ok).then(whole.cast(pl.Int64).cast(pl.Utf8).str.zfill(col.width)))
+            return when_present.then(identifiers.pad_number(raw, col.width))
         if _is_numeric(dtype):
             whole = raw.cast(pl.Float64)
             return when_present.then(
@@ -148,8 +234,7 @@ def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
         if _is_numeric(dtype):
             return when_present.then(_serial_dates(raw, date_system))
         text = raw.cast(pl.Utf8).str.strip_chars()
-        parsed = [text.str.strptime(pl.Date, fmt, strict=False, exact=True)
-                  for fmt in (date_formats or col.date_formats)]
+        parsed = [_strptime(text, fmt) for fmt in (date_formats or col.date_formats)]
         return when_present.then(pl.coalesce(parsed))
     if col.kind == "float":
         number = raw.cast(pl.Float64) if _is_numeric(dtype) else (
