@@ -14,8 +14,10 @@ from ...schema import Dataset
 from .._base import SourceTable, header_score, match_columns, normalise_header
 from ._cells import _BOOL_TEXT, _cell_errors, _located, _scatter
 from ._columns import _TYPED, _Column, _extent, _finish, _identifier, _Part
+from ._dates import DateReading
 from ._package import _Head, _Package
 from ._shape import HEADER_SCAN_ROWS, MAX_COLUMNS
+from ._writer import Writer, identify
 
 if TYPE_CHECKING:
     import fastexcel
@@ -68,14 +70,16 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
     if data.startswith(OLE2_MAGIC) and "EncryptedPackage".encode("utf-16-le") in data[:65536]:
         raise _encrypted(member)
     package = _Package.open(data) if fmt == "xlsx" else None
+    writer = identify(data, fmt)
     if package is not None:
         package.prepare(member)
     try:
         book = fastexcel.read_excel(data)
         try:
-            return _read_book(book, package, dataset, member, fmt, scanned=package is not None)
+            return _read_book(book, package, writer, dataset, member, fmt,
+                              scanned=package is not None)
         except _Misread:
-            return _read_book(book, package, dataset, member, fmt, scanned=False)
+            return _read_book(book, package, writer, dataset, member, fmt, scanned=False)
     except fastexcel.FastExcelError:
         raise _unreadable(data, member, fmt) from None
     except BaseException as exc:
@@ -88,8 +92,8 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
             package.close()
 
 
-def _read_book(book: fastexcel.ExcelReader, package: _Package | None, dataset: Dataset,
-               member: str, fmt: str, scanned: bool) -> SourceTable:
+def _read_book(book: fastexcel.ExcelReader, package: _Package | None, writer: Writer,
+               dataset: Dataset, member: str, fmt: str, scanned: bool) -> SourceTable:
     heads = package.heads(book.sheet_names) if package is not None and scanned else None
     sheets = [_heading(book, i, name, heads[i] if heads else None, dataset)
               for i, name in enumerate(book.sheet_names)]
@@ -109,8 +113,9 @@ def _read_book(book: fastexcel.ExcelReader, package: _Package | None, dataset: D
                      "in sheet order")
     columns = [_Column(c) for c in dataset.columns]
     trailer: int | None = None
+    dates = DateReading(writer, fmt)
     for position, sheet in enumerate(table):
-        trailer = _gather(book, package, sheet, dataset, member, columns,
+        trailer = _gather(book, package, sheet, dataset, member, columns, dates,
                           last=position == len(table) - 1)
     frame = pl.DataFrame([_finish(c) for c in columns])
     errors = sum(len(p.errors) for c in columns for p in c.parts)
@@ -120,7 +125,9 @@ def _read_book(book: fastexcel.ExcelReader, package: _Package | None, dataset: D
     if trailer is not None and trailer != frame.height:
         raise ReadError(f"{member}: the trailer says {trailer} records but {frame.height} "
                         "were read; the workbook is incomplete or altered, ask for it again")
-    return SourceTable(member, fmt, frame, None, trailer, notes)
+    notes += dates.notes()
+    return SourceTable(member, fmt, frame, None, trailer, notes,
+                       date_system=dates.date_system)
 
 
 def _heading(book: fastexcel.ExcelReader, index: int, name: str, head: _Head | None,
@@ -152,7 +159,8 @@ def _header_names(sheet: _Sheet) -> list[str]:
 
 
 def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet,
-            dataset: Dataset, member: str, columns: list[_Column], last: bool) -> int | None:
+            dataset: Dataset, member: str, columns: list[_Column], dates: DateReading,
+            last: bool) -> int | None:
     """Add the sheet's data rows to ``columns``; the trailer count if it ends with one."""
     label = f"{member} (sheet {sheet.name!r})"
     names = _header_names(sheet)
@@ -212,6 +220,9 @@ def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet
         parts[spec.source] = part
     if again:
         _load_again(book, sheet, again, {i: parts[s.source] for i, s in wanted.items()}, end)
+    dates.settle(book, sheet.index, sheet.header, {i: (s.source, parts[s.source])
+                                                   for i, s in wanted.items() if s.kind == "date"},
+                 end)
     offset = sum(len(p.text) for p in columns[0].parts)
     for column in columns:
         part = parts[column.spec.source]

@@ -59,9 +59,12 @@ SYSTEM_CONTINUOUS = "1900-continuous"
 SYSTEM_1904 = "1904"
 """Days from 1904-01-01 (Excel for the Mac before 2011, or when chosen)."""
 
-_CONTINUOUS_WRITERS = ("libreoffice", "openoffice", "neooffice", "staroffice")
-"""Applications of the StarOffice line: they all count days from 1899-12-30."""
-_EXCEL_WRITERS = ("microsoft excel", "microsoft macintosh excel", "gnumeric")
+_CONTINUOUS_WRITERS = {"libreoffice": "LibreOffice", "openoffice": "OpenOffice",
+                       "neooffice": "NeoOffice", "staroffice": "StarOffice"}
+"""Applications of the StarOffice line (by how their names start): they all count
+days from 1899-12-30."""
+_EXCEL_WRITERS = {"microsoft excel": "Microsoft Excel",
+                  "microsoft macintosh excel": "Microsoft Excel", "gnumeric": "Gnumeric"}
 """Applications that write Excel's serials (openpyxl says "Microsoft Excel
 Compatible", xlsxwriter and R's openxlsx "Microsoft Excel")."""
 _METADATA_BYTES = 1 << 20
@@ -87,6 +90,14 @@ class Writer:
     from 1900 and its writer is not known (Excel's count is the likely one, but a
     date before 1900-03-01 is then in doubt)."""
 
+    @property
+    def family(self) -> str | None:
+        """The application's family as named here (``LibreOffice`` for every version
+        and platform); None when it is not one whose day count is known."""
+        name = (self.application or "").lower()
+        return next((family for writers in (_CONTINUOUS_WRITERS, _EXCEL_WRITERS)
+                     for prefix, family in writers.items() if name.startswith(prefix)), None)
+
 
 def identify(data: bytes, fmt: str) -> Writer:
     """The workbook's writer and date system; ``Writer()`` when nothing can be told."""
@@ -104,9 +115,9 @@ def identify(data: bytes, fmt: str) -> Writer:
 
 def _system(application: str | None) -> str | None:
     name = (application or "").strip().lower()
-    if name.startswith(_CONTINUOUS_WRITERS):
+    if name.startswith(tuple(_CONTINUOUS_WRITERS)):
         return SYSTEM_CONTINUOUS
-    if name.startswith(_EXCEL_WRITERS):
+    if name.startswith(tuple(_EXCEL_WRITERS)):
         return SYSTEM_1900
     return None
 
