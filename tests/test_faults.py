@@ -146,14 +146,17 @@ def visible(out: Path) -> list[Path]:
 def assert_only_complete_deliveries(out: Path) -> int:
     """Every visible entry is a published delivery whose outputs verify; returns how many.
 
-    Each folder is verified on its own: ``verify_outputs(out)`` would also take in a
-    hidden staging folder a killed run left (see the strict xfail below).
+    The whole root is verified too: a hidden staging folder a killed run left is no
+    delivery and must not be taken for one.
     """
     folders = visible(out)
     for folder in folders:
         assert folder.is_dir() and (folder / "manifest.json").is_file(), folder
         [report] = verify_outputs(folder, Keyring.open())
         assert report["delivery_id"] == folder.name and report["outputs_checked"] >= 4
+    if folders:
+        assert [r["delivery_id"] for r in verify_outputs(out, Keyring.open())] == \
+            [f.name for f in folders]
     return len(folders)
 
 
@@ -198,7 +201,7 @@ def assert_published_whole(out: Path, delivery_id: str, truth: object,
 @pytest.mark.parametrize("point", KILL_POINTS)
 def test_a_run_killed_at_any_point_leaves_nothing_partial_and_a_rerun_succeeds(
         point: str, home: Path, tmp_path: Path) -> None:
-    # a delivery of its own: no earlier run of it is in the audit log (see the xfail below)
+    # a delivery of its own: no earlier run of it is in the audit log
     delivery = tmp_path / "delivery"
     truth = _encrypted_delivery(delivery, home, ROWS, 100 + KILL_POINTS.index(point))
     out = tmp_path / "out"
@@ -249,11 +252,9 @@ def test_a_forced_rerun_killed_mid_swap_keeps_one_whole_delivery(
     child.wait_ready()
     child.kill()
 
-    with pytest.MonkeyPatch.context() as patch:
-        # after the swap the visible outputs are the new run's, whose manifest the audit
-        # log never recorded: that gap is test_a_run_killed_after_publishing_...'s subject
-        patch.setattr("ingest.custody.published_manifests", lambda settings: {})
-        assert assert_only_complete_deliveries(out) == 1
+    # after the swap the visible outputs are the new run's: the audit log knows their
+    # manifest from the intent record the killed run wrote before the swap
+    assert assert_only_complete_deliveries(out) == 1
     assert assert_audit_verifies() == before
     assert_no_plaintext(out, home, child.tmp)
     again = run_delivery(delivery, out=out, delivery_date=DELIVERY_DATE, force=True)
@@ -279,6 +280,39 @@ def test_a_staging_folder_left_by_a_kill_is_never_read_as_a_delivery(
         ingest.load(out)
 
 
+def test_a_run_killed_after_publishing_still_verifies(deliveries, home: Path,
+                                                      tmp_path: Path) -> None:
+    """Killed between the rename and the outcome record: the outputs are in place and
+    the audit log knows their manifest only from the intent ("publishing") record
+    written before the rename. The delivery was published before (elsewhere), so the
+    log also holds a different manifest for it: verification must go by the intent
+    record, not call the intact outputs altered."""
+    import hashlib
+
+    delivery, truth = deliveries["b"]
+    run_delivery(delivery, out=tmp_path / "elsewhere", delivery_date=DELIVERY_DATE)
+    before = assert_audit_verifies()
+    out = tmp_path / "out"
+    child = Child(delivery, out, home, tmp_path / "child", "after-rename")
+    child.wait_ready()
+    child.kill()
+
+    [folder] = visible(out)
+    manifest_sha = hashlib.sha256((folder / "manifest.json").read_bytes()).hexdigest()
+    delivery_sha = json.loads((folder / "manifest.json").read_text())["delivery"]["sha256"]
+    runs = [e for e in audit_entries() if e.get("delivery_sha256") == delivery_sha]
+    assert runs[-1]["outcome"] == "publishing"  # the killed run's only record
+    assert runs[-1]["outputs"] == {"manifest.json": manifest_sha}
+    assert manifest_sha not in {e["outputs"]["manifest.json"] for e in runs[:-1]}
+    assert assert_audit_verifies() == before
+    [report] = verify_outputs(out, Keyring.open())
+    assert report == {"delivery_id": folder.name, "outputs_checked": report["outputs_checked"]}
+    assert report["outputs_checked"] >= 6
+
+    again = run_delivery(delivery, out=out, delivery_date=DELIVERY_DATE)
+    assert again.skipped
+    assert_published_whole(out, folder.name, truth, again)
+    assert verify_outputs(out, Keyring.open()) == [report]
 
 
 def test_repeated_kills_then_a_clean_run(deliveries, home: Path, tmp_path: Path) -> None:
@@ -509,34 +543,61 @@ def test_the_child_helper_runs_through_without_a_fault(deliveries, home: Path,
     assert_published_whole(out, Path(result["output_dir"]).name, truth, result)
 
 
+def _blocked_on_flock(path: Path) -> bool:
+    """A thread of this process waits for an flock on ``path`` (a ``->`` line in
+    /proc/locks: a waiter, not a holder)."""
+    inode = f":{path.stat().st_ino}"
+    for line in Path("/proc/locks").read_text().splitlines():
+        parts = line.split()
+        if parts[1:3] == ["->", "FLOCK"] and parts[5] == str(os.getpid()) \
+                and parts[6].endswith(inode):
+            return True
+    return False
+
+
 def test_runs_into_different_output_roots_at_once_register_both_roots(
         home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Both runs read the registry before either writes it (forced with a barrier)."""
+    """The second run comes to the registry while the first is about to write it.
+
+    The first is held at its write until the second is seen either waiting for the
+    registry's lock (/proc/locks) or writing too: so the race always happens, and
+    without the lock the second has read the registry before the first wrote it."""
     import threading
 
     import ingest.custody as custody
 
     settings = load_settings()
-    barrier = threading.Barrier(2, timeout=3)  # a locked registry makes the barrier time out
+    lock_file = settings.home / f".{custody.REGISTRY}.lock"
     real_write = custody.write_private
-    one_writer = threading.Lock()  # _fs.write_private's temp name is per process, not thread
+    first_writing, second_writing = threading.Event(), threading.Event()
+    seen: list[str] = []
 
     def write_private(path: Path, data: bytes) -> None:
-        try:
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            pass
-        with one_writer:
-            real_write(path, data)
+        if first_writing.is_set():
+            second_writing.set()
+        else:
+            first_writing.set()
+            deadline = time.monotonic() + READY_SECONDS
+            while not seen:
+                if second_writing.is_set():
+                    seen.append("second run writing")
+                elif _blocked_on_flock(lock_file):
+                    seen.append("second run waiting for the lock")
+                elif time.monotonic() > deadline:
+                    seen.append("second run never came")
+                time.sleep(0.002)
+        real_write(path, data)
 
     monkeypatch.setattr(custody, "write_private", write_private)
     roots = [tmp_path / "root-a", tmp_path / "root-b"]
     threads = [threading.Thread(target=custody.register_output_root, args=(settings, r))
                for r in roots]
+    threads[0].start()
+    assert first_writing.wait(READY_SECONDS), "the first run never came to write"
+    threads[1].start()
     for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+        thread.join(READY_SECONDS)
+        assert not thread.is_alive()
+    assert seen == ["second run waiting for the lock"]
     registered = set(custody.output_roots(settings))
     assert {r.resolve() for r in roots} <= registered
-

@@ -219,15 +219,16 @@ def test_status_lists_published_skipped_and_failed_runs(home: Path, pgp_delivery
     run_delivery(folder, out=out, delivery_date=DELIVERY_DATE)
     broken = tmp_path / "broken.gpg"
     broken.write_bytes(b"-----BEGIN PGP MESSAGE-----\nnot really\n")
-    with pytest.raises(Exception):  # noqa: B017 - whichever of ours
+    with pytest.raises(DecryptionError) as refused:
         run_delivery(broken, out=out, delivery_date=DELIVERY_DATE)
+    assert str(refused.value) == "broken.gpg: not an OpenPGP message, or it is truncated"
     rows = deliveries(settings, out)
     mine = [r for r in rows if r["delivery_id"] == summary.delivery_id]
     assert len(mine) == 1
     assert mine[0]["outcome"] == "published (re-run skipped)" and mine[0]["runs"] == 2
     assert (mine[0]["rows_in"], mine[0]["rows_accepted"]) == (truth.rows, truth.accepted)
-    assert any(r["outcome"] == "failed" and r["source"] == "broken.gpg" and r["error"]
-               for r in rows)
+    assert any(r["outcome"] == "failed" and r["source"] == "broken.gpg"
+               and r["error"] == "DecryptionError" for r in rows)
     text = render(rows)
     assert summary.delivery_id in text and "broken.gpg" in text and "failed" in text
     proc = subprocess.run([INGEST, "status", "--out", str(out), "--json"], capture_output=True,
