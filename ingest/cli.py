@@ -359,8 +359,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 def _report(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         keys = ("delivery_sha256", "rows_in", "rows_accepted", "rows_quarantined",
-                "quarantine_reasons", "outputs", "seconds", "output_dir", "skipped",
-                "warnings")
+                "quarantine_reasons", "repairs", "outputs", "seconds", "output_dir",
+                "skipped", "warnings")
         doc = {k: summary[k] for k in keys}
         doc["outputs"] = [{k: o[k] for k in ("path", "kind", "sha256")} for o in doc["outputs"]]
         print(json.dumps(doc))
@@ -372,6 +372,8 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
     print(f"  rows quarantined  {summary['rows_quarantined']:>10,}")
     for rule, count in summary["quarantine_reasons"].items():
         print(f"    {count:>8,}  {rule}")
+    for repair, count in (summary.get("repairs") or {}).items():
+        print(f"  repaired {count:>10,}  {repair}")
     print(f"  outputs in {summary['output_dir']}")
     for out in summary["outputs"]:
         print(f"    {out['path']:<42} {out['kind']:<12} sha256 {out['sha256'][:16]}…")

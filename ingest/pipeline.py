@@ -29,7 +29,7 @@ from .media import Delivery, open_delivery
 from .readers import SourceTable, read_delivery_table
 from .schema import Dataset, load_dataset
 from .settings import Settings, load_settings
-from .validate import ValidationResult, validate
+from .validate import ValidationResult, top_reasons, validate
 from .writers import (
     MANIFEST,
     Output,
@@ -57,6 +57,8 @@ class RunSummary:
     rows_accepted: int = 0
     rows_quarantined: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    repairs: dict[str, int] = field(default_factory=dict)
+    """``<column>:<kind>`` -> values repaired as the schema declares (counts only)."""
     outputs: list[dict[str, Any]] = field(default_factory=list)
     output_dir: str = ""
     seconds: float = 0.0
@@ -88,8 +90,8 @@ def validate_stage(table: SourceTable, dataset: Dataset, delivery_date: date,
         raise ValidationRejected(
             f"{result.rows_quarantined} of {result.rows_in} rows ({share:.1%}) break the "
             f"schema's rules, more than the {max_quarantine_share:.1%} allowed: nothing was "
-            "published. Check the schema and the delivery, or raise "
-            "INGEST_MAX_QUARANTINE_SHARE")
+            f"published. Rules failed most: {top_reasons(result.reasons)}. Check the schema "
+            "and the delivery, or raise INGEST_MAX_QUARANTINE_SHARE")
     return result
 
 
@@ -173,6 +175,7 @@ def build_manifest(delivery: Delivery, table: SourceTable, result: ValidationRes
         "rows": {"in": result.rows_in, "accepted": result.rows_accepted,
                  "quarantined": result.rows_quarantined},
         "quarantine_reasons": result.reasons,
+        "repairs": result.repairs,
         "keys": {"general": keyring.master_key("general").id,
                  "restricted": keyring.master_key("restricted").id,
                  "pseudonym": keyring.pseudonym_key().id,
@@ -278,6 +281,7 @@ def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Setting
             summary.rows_in, summary.rows_accepted = result.rows_in, result.rows_accepted
             summary.rows_quarantined = result.rows_quarantined
             summary.quarantine_reasons = result.reasons
+            summary.repairs = result.repairs
             final = timed("publish", publish_stage, staging, summary, manifest, force,
                           settings.audit_log)
     summary.output_dir = str(final)
@@ -297,6 +301,7 @@ def _already(summary: RunSummary, out: Path) -> RunSummary:
     summary.rows_accepted = manifest["rows"]["accepted"]
     summary.rows_quarantined = manifest["rows"]["quarantined"]
     summary.quarantine_reasons = manifest["quarantine_reasons"]
+    summary.repairs = manifest.get("repairs", {})  # manifests from before repairs were counted
     summary.outputs = [*manifest["outputs"],
                        asdict(Output("manifest.json", "manifest",
                                      hashlib.sha256(raw).hexdigest(), len(raw)))]

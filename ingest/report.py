@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ._fs import write_private
+from .repairs import phrase
 
 SUPPRESS_BELOW = 10
 SUPPRESSED = f"<{SUPPRESS_BELOW}"
@@ -77,6 +78,12 @@ def column_counts(reasons: dict[str, int]) -> dict[str, int | str]:
 
 def _fmt(value: int | str) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def repair_lines(repairs: dict[str, int]) -> list[str]:
+    """Each repair as a sentence ("1,480 county_fips values zero-padded ..."), small
+    counts suppressed like every other count."""
+    return [phrase(r, _fmt(suppress(int(c)))) for r, c in sorted(repairs.items())]
 
 
 def _null_cell(count: int, rows: int) -> str:
@@ -151,6 +158,11 @@ def markdown(summary: dict[str, Any], profile: dict[str, Any] | None = None) -> 
                             for r, c in sorted(reasons.items())], "llr")
     else:
         lines.append("No row was quarantined.")
+    lines += ["", "## Repairs", "",
+              "Values changed into what the sender meant, as the schema declares; counts "
+              f"from 1 to {SUPPRESS_BELOW - 1} are shown as {SUPPRESSED}.", ""]
+    repairs = repair_lines(summary.get("repairs") or {})
+    lines += [f"- {line}" for line in repairs] if repairs else ["No value was repaired."]
     by_col = column_counts(reasons)
     nulls = (profile or {}).get("nulls", {})
     rows = (profile or {}).get("rows", 0)
@@ -191,6 +203,8 @@ def table(summary: dict[str, Any]) -> list[dict[str, Any]]:
                           ("quarantined", "rows_quarantined"))]
     out += [{"section": "rule", "name": rule, "value": suppress(int(count))}
             for rule, count in sorted((summary.get("quarantine_reasons") or {}).items())]
+    out += [{"section": "repair", "name": repair, "value": suppress(int(count))}
+            for repair, count in sorted((summary.get("repairs") or {}).items())]
     out += [{"section": "column", "name": col, "value": count} for col, count
             in column_counts(summary.get("quarantine_reasons") or {}).items()]
     out += [{"section": "output", "name": o["path"], "value": o["sha256"]}
@@ -347,6 +361,9 @@ def html_report(summary: dict[str, Any], profile: dict[str, Any] | None,
         f"<div class=card><b>{_fmt(v)}</b><span>{_e(k)}</span></div>" for k, v in (
             ("rows delivered", summary["rows_in"]), ("accepted", summary["rows_accepted"]),
             ("quarantined", summary["rows_quarantined"]), ("rules failed", len(reasons))))
+    repairs = "".join(f"<li>{_e(line)}</li>"
+                      for line in repair_lines(summary.get("repairs") or {}))
+    repairs = f"<ul>{repairs}</ul>" if repairs else "<p>No value was repaired.</p>"
     warnings = "".join(f"<p class=note>warning: {_e(w)}</p>"
                        for w in summary.get("warnings") or [])
     csp = ("default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
@@ -365,6 +382,9 @@ def html_report(summary: dict[str, Any], profile: dict[str, Any] | None,
 <h2>Quarantine reasons</h2>
 <p class=note>Rows failing each rule; a row may fail several. Counts from 1 to
 {SUPPRESS_BELOW - 1} are shown as {_e(SUPPRESSED)}, without a bar.</p>{reason_svg}
+<h2>Repairs</h2>
+<p class=note>Values changed into what the sender meant, as the schema declares; counts from 1
+to {SUPPRESS_BELOW - 1} are shown as {_e(SUPPRESSED)}.</p>{repairs}
 <h2>Null rate per column</h2>
 <p class=note>Share of accepted rows with no value; under {SUPPRESS_BELOW} rows is shown as
 {_e(SUPPRESSED)} rows.</p>{null_svg}

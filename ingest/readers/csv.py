@@ -11,6 +11,10 @@ blank line between rows) is never padded or cut to fit: the delivery is
 refused, naming the data rows and their field counts, because which of the
 row's cells belong to which column can only be guessed. NUL bytes and bare CR
 line endings are refused the same way. Blank lines at the very end are not rows.
+
+Two conventions of R's ``write.table`` are recognised, noted and counted
+(:mod:`._r`): quotes escaped as ``\\"`` (its default ``qmethod="escape"``), and
+a first column of row names ``1, 2, ...`` that has no name in the header.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import NamedTuple
 import polars as pl
 
 from ..errors import ReadError
+from ..repairs import R_ROW_NAMES_DROPPED
 from ..schema import Dataset
+from . import _r
 from ._base import SourceTable, header_score, match_columns
 
 _TRAILER = re.compile(
@@ -106,6 +112,15 @@ def read_utf8(utf8: Utf8Text, dataset: Dataset, member: str) -> SourceTable:
                         "line endings), so rows cannot be told apart; ask the sender to export "
                         "with CRLF or LF line endings")
     sep = _delimiter(first_line.rstrip("\r"), dataset)
+    delivered = text
+    notes: list[str] = []
+    escaped = _r.uses_escaped_quotes(text, sep)
+    if escaped:
+        text = _r.unescape_quotes(text)
+        notes.append(_r.ESCAPED_QUOTES_NOTE)
+    row_names = _r.row_names_column(text, start, sep, first_line.rstrip("\r"))
+    if row_names:
+        text = _r.with_row_names_header(text, start, sep, row_names)
     try:
         frame = pl.read_csv(
             io.BytesIO(text),
@@ -124,16 +139,28 @@ def read_utf8(utf8: Utf8Text, dataset: Dataset, member: str) -> SourceTable:
     if not _every_row_complete(text, sep, frame):
         # polars pads a short row with empty cells: refused, never silently fixed
         raise _unparsable(text.decode("utf-8"), sep, member)
+    repairs: dict[str, int] = {}
+    if row_names:
+        if not _r.are_row_names(frame[row_names]):
+            # not R's row names after all: the header is one field short
+            raise _unparsable(delivered.decode("utf-8"), sep, member)
+        frame = frame.drop(row_names)
+        notes.append(_r.row_names_note(frame.height))
+        repairs[R_ROW_NAMES_DROPPED] = frame.height
+    del delivered
     mapping = match_columns(frame.columns, dataset, member)
     ignored = [c for c in frame.columns if c not in mapping.values()]
-    notes = [f"ignored {len(ignored)} column(s) not in schema '{dataset.name}': "
-             + ", ".join(ignored[:20])] if ignored else []
+    if ignored:
+        notes.append(f"ignored {len(ignored)} column(s) not in schema '{dataset.name}': "
+                     + ", ".join(ignored[:20]))
     frame = frame.select([pl.col(mapping[s]).alias(s) for s in dataset.source_names])
     if trailer is not None and trailer != frame.height:
         raise ReadError(f"{member}: the trailer says {trailer} records but {frame.height} "
                         "were read; the file is incomplete or altered, ask for it again")
+    if escaped:
+        repairs.update(_r.unescaped_counts(frame, dataset))
     return SourceTable(member, "tsv" if sep == "\t" else "csv", frame, encoding, trailer,
-                       notes)
+                       notes, repairs=repairs)
 
 
 _LEADING_NEWLINES = re.compile(rb"[\r\n]*")

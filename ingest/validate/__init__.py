@@ -20,8 +20,10 @@ from datetime import date
 import polars as pl
 
 from ..errors import IngestError, guard
+from ..formats import EXCEL_SERIAL_DATES, capable
 from ..readers import SourceTable
 from ..schema import Dataset
+from . import years
 from .coerce import coerce
 
 ROW = "_row"
@@ -58,13 +60,33 @@ def validate(source: SourceTable, dataset: Dataset, delivery_date: date) -> Vali
     with guard("validation"):
         # a spreadsheet reader that does not say which system it read is Excel's 1900
         date_system = source.date_system or (
-            "1900" if source.format in ("xlsx", "xls", "xlsb") else None)
+            "1900" if capable(source.format, EXCEL_SERIAL_DATES) else None)
         clean, parse_failures, repairs = coerce(source.frame, dataset, date_system,
                                                 delivery_date)
         flags = _rule_failures(clean, dataset, delivery_date, parse_failures)
         flags = flags.hstack(_duplicates(clean, dataset))
         result = _split(source, clean, flags, dataset)
         return replace(result, repairs=_merged(source.repairs, repairs))
+
+
+CAUSES = {
+    years.AMBIGUOUS: "dates written with two-digit years where the column's declared "
+                     "range does not make the century certain; ask for four-digit years",
+    years.OUT_OF_RANGE: "two-digit years that no century puts in the column's declared "
+                        "range",
+}
+"""What a parse-failure kind means, for messages (a rule's kind follows its column)."""
+
+
+def top_reasons(reasons: dict[str, int], count: int = 5) -> str:
+    """The rules most rows fail, with their row counts and what known kinds mean:
+    rule names and counts only, never a value."""
+    top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:count]
+    shown = ", ".join(f"{rule} ({n:,} rows)" for rule, n in top)
+    more = f", and {len(reasons) - count} more rule(s)" if len(reasons) > count else ""
+    kinds = dict.fromkeys(rule.split(":", 1)[-1] for rule, _ in top)
+    causes = "".join(f"; {kind}: {CAUSES[kind]}" for kind in kinds if kind in CAUSES)
+    return shown + more + causes
 
 
 def _merged(*counts: dict[str, int]) -> dict[str, int]:
@@ -169,4 +191,4 @@ def _first_rows(clean: pl.DataFrame, flags: pl.DataFrame, bad: pl.Series,
     return pl.select(pl.coalesce(per_column).alias(FIRST_ROW)).to_series()
 
 
-__all__ = ["ValidationResult", "validate"]
+__all__ = ["ValidationResult", "top_reasons", "validate"]

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import polars as pl
 
+from ..repairs import FLOAT_SPELLING_RESTORED, TWO_DIGIT_YEAR_EXPANDED, ZERO_PADDED, key
 from ..schema import Column, Dataset
 from . import identifiers, years
 
@@ -101,7 +102,7 @@ def coerce(frame: pl.DataFrame, dataset: Dataset, date_system: str | None = None
                                                      delivery_date)
         refused.update(refusals)
         if expanded:
-            repairs[f"{col.name}:{years.EXPANDED}"] = expanded
+            repairs[key(col.name, TWO_DIGIT_YEAR_EXPANDED)] = expanded
     failures = pl.concat([work.select(present_names), clean], how="horizontal").select(
         (pl.col(p).fill_null(False) & pl.col(col.name).is_null())
         .alias(f"{col.name}:{_reason(col)}")
@@ -127,11 +128,10 @@ def _width_repairs(col: Column, dtype: pl.DataType, present: pl.Expr,
         if not text_needing_repair:
             return {}
         padded, restored = identifiers.text_repairs(raw, present, width)
-        return {f"{col.name}:{identifiers.PADDED}": padded,
-                f"{col.name}:{identifiers.RESTORED}": restored}
+        return {key(col.name, ZERO_PADDED): padded,
+                key(col.name, FLOAT_SPELLING_RESTORED): restored}
     if _is_numeric(dtype):
-        return {f"{col.name}:{identifiers.PADDED}":
-                identifiers.number_repairs(raw, present, width)}
+        return {key(col.name, ZERO_PADDED): identifiers.number_repairs(raw, present, width)}
     return {}
 
 

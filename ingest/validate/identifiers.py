@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import polars as pl
 
-PADDED = "zero_padded"
-RESTORED = "float_spelling_restored"
 _EXACT_DIGITS = 15
 """A float holds every whole number of up to 15 digits exactly."""
 

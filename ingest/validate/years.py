@@ -27,7 +27,6 @@ import polars as pl
 
 from ..schema import Column
 
-EXPANDED = "two_digit_year_expanded"
 AMBIGUOUS = "two_digit_year_ambiguous"
 OUT_OF_RANGE = "two_digit_year_out_of_range"
 REFUSALS = (AMBIGUOUS, OUT_OF_RANGE)
