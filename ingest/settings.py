@@ -102,9 +102,14 @@ def load_settings(**overrides: Any) -> Settings:
     config = home / "config.toml"
     if config.is_file():
         with config.open("rb") as fh:
-            for key, raw in tomllib.load(fh).items():
-                if key in _OWN or key in _LIMITS:
-                    values[key] = _parse(key, raw, f"{key} in {config}")
+            try:
+                configured = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                # the parser's message gives a position, never the text found there
+                raise UsageError(f"{config} is not valid TOML ({exc}); correct it") from None
+        for key, raw in configured.items():
+            if key in _OWN or key in _LIMITS:
+                values[key] = _parse(key, raw, f"{key} in {config}")
     for key in (*_OWN, *_LIMITS):
         var = f"INGEST_{key.upper()}"
         if var in os.environ:

@@ -101,6 +101,12 @@ def test_a_value_that_is_not_a_number_names_the_setting(
     assert str(caught.value).startswith(named)
 
 
+def test_a_config_file_that_is_not_toml_is_named(clean_env: Path) -> None:
+    (clean_env / "config.toml").write_text("max_nesting 3\n")
+    with pytest.raises(UsageError, match="is not valid TOML .*line 1"):
+        load_settings()
+
+
 def test_an_unknown_argument_is_refused(clean_env: Path) -> None:
     with pytest.raises(TypeError, match="max_nestin"):
         load_settings(max_nestin=3)
