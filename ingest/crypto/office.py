@@ -23,8 +23,9 @@ from msoffcrypto import exceptions as mso_errors
 from msoffcrypto.format import doc97, ppt97, xls97
 
 from ..errors import DecryptionError
+from ..formats import Format, Kind, Probe, register
+from ..formats._ole import OLE2_MAGIC
 
-OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 EXCEL_DEFAULT_PASSWORD = "VelvetSweatshop"
 """Excel encrypts "read-only recommended" xls workbooks with this published password."""
 
@@ -47,58 +48,40 @@ for _module in (xls97, doc97, ppt97):
 
 
 def is_encrypted_office(head: bytes, data: bytes) -> bool:
-    """True for an OLE2 Office file that is encrypted (xlsx/docx package, xls, doc, ppt).
+    """True for an OLE2 Office file that is encrypted (xlsx/docx package, xls, doc, ppt);
+    ``head`` is not needed any more (the whole file is looked at) and kept for callers."""
+    return _recognise(Probe(data))
 
-    A plain xls (OLE2 without encryption) or any other OLE2 file is False: it is
-    left to the readers. Only the compound file's directory and, for a workbook,
-    the first records of its Workbook stream are read: a FILEPASS record there
-    is what makes a legacy workbook encrypted. msoffcrypto-tool would read the
-    whole stream to learn the same.
+
+def _recognise(probe: Probe) -> bool:
+    """An encrypted Office file, from the compound file's directory.
+
+    A plain xls (OLE2 without encryption) or any other OLE2 file is not: it is
+    left to the readers. For a workbook only the first records of its Workbook
+    stream are read: a FILEPASS record there is what makes a legacy workbook
+    encrypted (msoffcrypto-tool would read the whole stream to learn the same).
     """
-    if not head.startswith(OLE2_MAGIC):
+    ole = probe.ole
+    if ole is None or not ole.complete:
         return False
-    try:
-        with olefile.OleFileIO(io.BytesIO(data)) as ole:
-            # the order msoffcrypto.OfficeFile tries the formats in
-            if ole.exists("EncryptionInfo") or ole.exists("WordDocument"):
-                return _msoffcrypto_says_encrypted(data)
-            if ole.exists("Workbook"):
-                return _has_filepass(_stream_head(ole, data, "Workbook", _WORKBOOK_HEAD))
-            if ole.exists("PowerPoint Document"):
-                return _msoffcrypto_says_encrypted(data)
-    except Exception:  # noqa: BLE001 - not recognisably encrypted: the readers will judge it
-        return False
+    # the order msoffcrypto.OfficeFile tries the formats in
+    if "encryptioninfo" in ole.streams or "worddocument" in ole.streams:
+        return _msoffcrypto_says_encrypted(probe.data)
+    if "workbook" in ole.streams:
+        return _has_filepass(ole.workbook_head)
+    if "powerpoint document" in ole.streams:
+        return _msoffcrypto_says_encrypted(probe.data)
     return False
 
 
-_WORKBOOK_HEAD = 4096
-"""Bytes of the Workbook stream searched for FILEPASS, which MS-XLS puts right after
-the first BOF (and an optional WriteProtect); a decrypted workbook has zeros there."""
 _BOF, _FILEPASS, _EOF = 0x0809, 0x002F, 0x000A
 
 
 def _msoffcrypto_says_encrypted(data: bytes) -> bool:
     try:
         return bool(msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted())
-    except Exception:  # noqa: BLE001 - as above
+    except Exception:  # noqa: BLE001 - not recognisably encrypted: the readers will judge it
         return False
-
-
-def _stream_head(ole: olefile.OleFileIO, data: bytes, name: str, size: int) -> bytes:
-    """The first ``size`` bytes of a root stream, following its sector chain only that far."""
-    entry = next(e for e in ole.root.kids if e.name.lower() == name.lower())
-    wanted = min(size, entry.size)
-    if entry.size < ole.minisectorcutoff:  # a small stream lives in the mini stream
-        return bytes(ole.openstream(name).read(wanted))
-    sector, step = entry.isectStart, ole.sectorsize
-    out = bytearray()
-    while len(out) < wanted and 0 <= sector < len(ole.fat):
-        start = (sector + 1) * step  # sector 0 follows the header, one sector long
-        if start + step > len(data):
-            break
-        out += data[start:start + step]
-        sector = ole.fat[sector]
-    return bytes(out[:wanted])
 
 
 def _has_filepass(stream: bytes) -> bool:
@@ -192,4 +175,14 @@ def encrypt_office(data: bytes, password: str) -> bytes:
     return out.getvalue()
 
 
-__all__ = ["EXCEL_DEFAULT_PASSWORD", "decrypt_office", "encrypt_office", "is_encrypted_office"]
+def open_office(name: str, data: bytes, passphrase: str | None,
+                gnupg_home: object = None) -> tuple[str, bytes]:
+    """The decrypted workbook, in memory, under the same name, for the readers."""
+    return name, decrypt_office(data, passphrase, name)
+
+
+register(Format("office-encrypted", Kind.ENCRYPTION, "password-protected Office file",
+                _recognise, open_office))
+
+__all__ = ["EXCEL_DEFAULT_PASSWORD", "OLE2_MAGIC", "decrypt_office", "encrypt_office",
+           "is_encrypted_office"]

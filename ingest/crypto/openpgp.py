@@ -24,7 +24,8 @@ from .._fs import (
     secret_pipe,
     write_private,
 )
-from ..errors import DecryptionError, KeyringError
+from ..errors import DecryptionError, KeyringError, MediaError
+from ..formats import Format, Kind, register
 
 RECIPIENT_UID = "ingest recipient <recipient@ingest.invalid>"
 _ARMOR = b"-----BEGIN PGP MESSAGE-----"
@@ -186,3 +187,21 @@ def encrypt_openpgp(data: bytes, home: Path, *, recipient_key: bytes | None = No
     if code != 0:
         raise DecryptionError("gpg could not encrypt the delivery")
     return out
+
+
+def open_openpgp(name: str, data: bytes, passphrase: str | None,
+                 gnupg_home: Path | None) -> tuple[str, bytes]:
+    """The decrypted member: its name without the ``.gpg`` suffix, and its plaintext."""
+    if gnupg_home is None:
+        raise MediaError(f"{name}: OpenPGP-encrypted, but no GnuPG home was given")
+    plain = decrypt_openpgp(data, gnupg_home, passphrase, name)
+    inner = name
+    for suffix in (".gpg", ".pgp", ".asc"):
+        if inner.lower().endswith(suffix):
+            inner = inner[: -len(suffix)]
+            break
+    return (inner if inner != name else name + ".decrypted"), plain
+
+
+register(Format("openpgp", Kind.ENCRYPTION, "OpenPGP-encrypted file",
+                lambda probe: is_openpgp(probe.head), open_openpgp))

@@ -1,9 +1,10 @@
 """Open a delivery: a folder, a file, or containers nested in each other.
 
-Containers are recognised by content (magic bytes), never by extension. Every
-container format is one module with an object satisfying
-:class:`~ingest.media._base.Container`, listed in :data:`CONTAINERS`.
-Encrypted layers (OpenPGP) are peeled by :mod:`ingest.crypto` as they are met.
+What each member is comes from :func:`ingest.formats.classify`, by content,
+never by extension. Every container format is one module with an object
+satisfying :class:`~ingest.media._base.Container`, registered with
+:mod:`ingest.formats` as a container; encryption layers (OpenPGP, Office) are
+registered by :mod:`ingest.crypto` and peeled as they are met.
 """
 
 from __future__ import annotations
@@ -14,27 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MediaError, guard
+from ..formats import Kind, classify
 from ._base import Container, Limits, Member, OpenContext
 from .checksums import verify_checksums
 from .directory import read_directory
-
-CONTAINERS: list[Container] = []
-"""Container formats, tried in order on each member's first bytes."""
-
-HEAD = 65536
-
-
-def _register_builtin() -> None:
-    from importlib import import_module
-
-    for module in ("tar", "iso", "sevenzip", "zip"):
-        try:
-            mod = import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(__name__):
-                continue  # format not built in
-            raise
-        CONTAINERS.append(mod.CONTAINER)
 
 
 @dataclass(frozen=True)
@@ -113,34 +97,21 @@ def expand(members: list[Member], ctx: OpenContext, gnupg_home: Path | None,
 
 
 def _open_one(member: Member, ctx: OpenContext, gnupg_home: Path | None) -> list[Member] | None:
-    from ..crypto.office import decrypt_office, is_encrypted_office
-    from ..crypto.openpgp import decrypt_openpgp, is_openpgp
+    """The members inside a container or behind an encryption layer; None for a leaf."""
     from ..errors import DecryptionError
 
-    head = member.data[:HEAD]
-    if is_openpgp(head):
-        if gnupg_home is None:
-            raise MediaError(f"{member.name}: OpenPGP-encrypted, but no GnuPG home was given")
-        plain = decrypt_openpgp(member.data, gnupg_home, ctx.passphrase, member.name)
-        name = member.name
-        for suffix in (".gpg", ".pgp", ".asc"):
-            if name.lower().endswith(suffix):
-                name = name[: -len(suffix)]
-                break
-        return [Member(name if name != member.name else member.name + ".decrypted", plain)]
-    if is_encrypted_office(head, member.data):
-        # a password-protected workbook: decrypted in memory, same name, for the readers
-        with guard(f"{member.name}: decrypting the workbook", DecryptionError):
-            return [Member(member.name, decrypt_office(member.data, ctx.passphrase,
-                                                       member.name))]
-    for container in CONTAINERS:
-        if container.sniff(head):
-            with guard(f"{member.name}: opening {container.kind}", MediaError):
-                return container.open(member, ctx)
+    fmt = classify(member)
+    if fmt.kind is Kind.ENCRYPTION:
+        # decrypted in memory; a password-protected workbook keeps its name, for the readers
+        with guard(f"{member.name}: decrypting the {fmt.title}", DecryptionError):
+            name, plain = fmt.handler(member.name, member.data, ctx.passphrase, gnupg_home)
+        return [Member(name, plain)]
+    if fmt.kind is Kind.CONTAINER:
+        container: Container = fmt.handler
+        with guard(f"{member.name}: opening {container.kind}", MediaError):
+            return container.open(member, ctx)
     return None
 
 
-_register_builtin()
-
-__all__ = ["CONTAINERS", "Delivery", "Limits", "Member", "OpenContext", "expand",
+__all__ = ["Delivery", "Limits", "Member", "OpenContext", "expand",
            "fingerprint", "open_delivery"]

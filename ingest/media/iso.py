@@ -15,6 +15,7 @@ import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
 from ..errors import IngestError, MediaError
+from ..formats import Format, Kind, register
 from ._base import Member, OpenContext
 from ._safety import Intake, read_capped
 
@@ -125,3 +126,5 @@ def _check_whole(iso: pycdlib.PyCdlib, extent: int, size: int, name: str,
 
 
 CONTAINER = IsoContainer()
+register(Format("iso", Kind.CONTAINER, "ISO 9660 disc image",
+                lambda probe: CONTAINER.sniff(probe.head), CONTAINER))

@@ -45,6 +45,7 @@ from .._fs import (
     secret_pipe,
 )
 from ..errors import DecryptionError, IngestError, MediaError
+from ..formats import Format, Kind, register
 from ._base import Member, OpenContext
 from ._safety import Intake
 
@@ -344,3 +345,5 @@ def _wrong_password(member: Member) -> DecryptionError:
 
 
 CONTAINER = SevenZipContainer()
+register(Format("7z", Kind.CONTAINER, "7-Zip archive",
+                lambda probe: CONTAINER.sniff(probe.head), CONTAINER))

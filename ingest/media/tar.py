@@ -19,6 +19,7 @@ from typing import NoReturn
 import zstandard
 
 from ..errors import IngestError, MediaError
+from ..formats import Format, Kind, register
 from ._base import Member, OpenContext
 from ._safety import CHUNK, Intake, read_capped
 
@@ -239,3 +240,5 @@ def _single(member: Member, plain: bytes, intake: Intake) -> Member:
 
 
 CONTAINER = TarContainer()
+register(Format("tar", Kind.CONTAINER, "tar archive or compressed stream (gzip, bzip2, xz, zstd)",
+                lambda probe: CONTAINER.sniff(probe.head), CONTAINER))

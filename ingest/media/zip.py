@@ -2,7 +2,7 @@
 
 pyzipper reads both encryptions from a BytesIO; every member is read into
 memory. OOXML workbooks and OpenDocument files are ZIPs too, but they are
-spreadsheets for the readers: :meth:`ZipContainer.sniff` leaves them alone.
+spreadsheets for the readers: :func:`is_zip_archive` leaves them alone.
 """
 
 from __future__ import annotations
@@ -12,21 +12,15 @@ import lzma
 import stat
 import struct
 import zlib
-from collections.abc import Iterator
 
 import pyzipper
 from pyzipper import BadZipFile, LargeZipFile
 
 from ..errors import DecryptionError, IngestError, MediaError
+from ..formats import Format, Kind, Probe, register
 from ._base import Member, OpenContext
 from ._safety import Intake, read_capped
 
-_LOCAL = b"PK\x03\x04"
-_EMPTY = b"PK\x05\x06"
-_SPANNED = b"PK\x07\x08"
-_OFFICE_PARTS = {b"[Content_Types].xml", b"_rels/.rels"}
-_OFFICE_FIRST = (b"docProps/", b"xl/", b"word/", b"ppt/")
-"""Where OOXML writers (openpyxl, Excel) start when [Content_Types].xml comes last."""
 _UNIX_CREATORS = {3, 19}  # Unix, OS X: external_attr holds a POSIX mode
 _ENCRYPTED, _DESCRIPTOR, _STRONG = 0x1, 0x8, 0x40
 
@@ -35,30 +29,10 @@ _FOREIGN = (BadZipFile, LargeZipFile, RuntimeError, EOFError, OSError, zlib.erro
 """What pyzipper and the decompressors raise on a wrong password or damaged data."""
 
 
-def local_names(head: bytes) -> Iterator[bytes]:
-    """Names of the entries whose local headers lie in ``head``, in archive order.
-
-    Walking the headers (rather than searching the bytes) keeps a stored
-    workbook *inside* a delivery ZIP from making the delivery look like one.
-    """
-    pos = 4 if head.startswith(_SPANNED) else 0
-    while head[pos:pos + 4] == _LOCAL and pos + 30 <= len(head):
-        (flags,) = struct.unpack_from("<H", head, pos + 6)
-        (size,) = struct.unpack_from("<I", head, pos + 18)
-        name_len, extra_len = struct.unpack_from("<HH", head, pos + 26)
-        yield head[pos + 30:pos + 30 + name_len]
-        if flags & _DESCRIPTOR or size == 0xFFFFFFFF:
-            return  # size unknown here (streamed or ZIP64): stop walking
-        pos += 30 + name_len + extra_len + size
-
-
-def is_office_zip(head: bytes) -> bool:
-    """True for an OOXML (xlsx, docx) or OpenDocument (ods) file."""
-    for index, name in enumerate(local_names(head)):
-        first = index == 0 and (name == b"mimetype" or name.startswith(_OFFICE_FIRST))
-        if first or name in _OFFICE_PARTS:
-            return True
-    return False
+def is_zip_archive(probe: Probe) -> bool:
+    """A ZIP that is an archive of files, not a document built on ZIP (OOXML, OpenDocument):
+    decided from the central directory, wherever the writer put each entry."""
+    return probe.zip is not None and not probe.zip.package
 
 
 class ZipContainer:
@@ -66,11 +40,9 @@ class ZipContainer:
 
     kind = "ZIP archive"
 
-    def sniff(self, head: bytes) -> bool:
-        if head.startswith(_EMPTY):
-            return True
-        start = head[4:] if head.startswith(_SPANNED) else head
-        return start.startswith(_LOCAL) and not is_office_zip(head)
+    def sniff(self, data: bytes) -> bool:
+        """Whether ``data`` (the whole member) is a ZIP archive, as the registry decides."""
+        return is_zip_archive(Probe(data))
 
     def open(self, member: Member, ctx: OpenContext) -> list[Member]:
         intake = Intake(member, ctx, self.kind)
@@ -161,3 +133,4 @@ def _read(archive: pyzipper.AESZipFile, info: pyzipper.ZipInfo, name: str,
 
 
 CONTAINER = ZipContainer()
+register(Format("zip", Kind.CONTAINER, "ZIP archive", is_zip_archive, CONTAINER))

@@ -1,8 +1,9 @@
 """Readers: a member's bytes to a :class:`SourceTable`, the format found by content.
 
-Every format is one module with ``sniff(head) -> bool`` and
-``read(data, dataset, member) -> SourceTable``, listed in :data:`READERS` in the
-order they are tried (binary formats first, delimited text last).
+Every table format registers with :mod:`ingest.formats` (its recogniser, its
+human name, and a :class:`Reader` as handler); :func:`classify` says what a
+member is, and the reader of a table format reads it. Delimited text is the
+fallback: it claims only what no other format does.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 import polars as pl
 
-from ..errors import ReadError, SchemaMismatchError, guard
+from ..errors import DecryptionError, IngestError, ReadError, SchemaMismatchError, guard
+from ..formats import Format, Kind, classify, register
 from ..media import Member
 from ..schema import Dataset
 from . import csv as _csv
@@ -23,7 +25,6 @@ from ._base import SourceTable
 @dataclass(frozen=True)
 class Reader:
     format: str
-    sniff: Callable[[bytes], bool]
     read: Callable[[bytes, Dataset, str], SourceTable]
     text: tuple[Callable[[bytes, Dataset, str], Any], Callable[[Any, Dataset, str],
                                                              SourceTable]] | None = None
@@ -33,34 +34,28 @@ class Reader:
     beside it."""
 
 
-READERS: list[Reader] = []
-
-
-def _register_builtin() -> None:
-    from importlib import import_module
-
-    for module in ("access", "excel"):
-        try:
-            mod = import_module(f"{__name__}.{module}")
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith(__name__):
-                continue
-            raise
-        READERS.extend(mod.READERS)
-    READERS.append(Reader("delimited", _csv.sniff_text, _csv.read_delimited,
-                          (_csv.to_utf8, _csv.read_utf8)))
+register(Format("delimited", Kind.TABLE, "delimited text (CSV, TSV)",
+                lambda probe: _csv.sniff_text(probe.head),
+                Reader("delimited", _csv.read_delimited, (_csv.to_utf8, _csv.read_utf8)),
+                fallback=True))
 
 
 def reader_for(member: Member) -> Reader | None:
-    head = member.data[:65536]
-    return next((r for r in READERS if r.sniff(head)), None)
+    """The reader of the member's format, if it is a table format."""
+    fmt = classify(member)
+    return fmt.handler if fmt.kind is Kind.TABLE else None
 
 
-def read_member(member: Member, dataset: Dataset) -> SourceTable:
-    reader = reader_for(member)
-    if reader is None:
-        raise ReadError(f"{member.name}: not a format this tool reads "
-                        "(CSV, TSV, Excel, Access)")
+def read_member(member: Member, dataset: Dataset, fmt: Format | None = None) -> SourceTable:
+    fmt = fmt or classify(member)
+    if fmt.kind is Kind.ENCRYPTION:
+        raise DecryptionError(f"{member.name}: {_passed_over(fmt)}; give the password or key "
+                              "so it is decrypted before reading, or ask the sender for an "
+                              "unencrypted copy")
+    if fmt.kind is not Kind.TABLE:
+        raise ReadError(f"{member.name}: {_passed_over(fmt)}; this tool reads CSV, TSV, "
+                        "Excel, OpenDocument spreadsheets and Access databases")
+    reader: Reader = fmt.handler
     with guard(f"{member.name}: reading {reader.format}", ReadError):
         if reader.text is None:
             return reader.read(member.data, dataset, member.name)
@@ -68,32 +63,72 @@ def read_member(member: Member, dataset: Dataset) -> SourceTable:
         return parse(decode(member.take(), dataset, member.name), dataset, member.name)
 
 
+def _passed_over(fmt: Format) -> str:
+    """Why a member that is not a table was passed over, naming its format."""
+    if fmt.kind is Kind.NOT_READ:
+        return f"a {fmt.title}, a format this tool does not read"
+    if fmt.kind is Kind.ENCRYPTION:
+        return f"encrypted ({fmt.title}) and not decrypted"
+    if fmt.kind is Kind.CONTAINER:
+        return f"a {fmt.title} that was not opened"
+    return "not a table format (no format this tool knows)"
+
+
 def read_delivery_table(members: list[Member], dataset: Dataset) -> SourceTable:
     """The one table of the delivery that matches ``dataset``.
 
-    Members that are not tables (notes, readme files) are passed over; if no
-    member or more than one matches the schema, the run stops and says so.
+    Members that are not tables (notes, readme files, formats this tool does
+    not read) are passed over; if no member or more than one matches the
+    schema, the run stops and says so, naming each member and why it was
+    passed over. A table member that cannot be read (encrypted, damaged, a file
+    the parser cannot read) stops the run: it may hold the table.
     """
     tables: list[SourceTable] = []
     mismatches: list[str] = []
+    failures: list[IngestError] = []
+    passed: list[str] = []
     for member in members:
-        if reader_for(member) is None:
+        fmt = classify(member)
+        if fmt.kind is not Kind.TABLE:
+            passed.append(f"{member.name}: {_passed_over(fmt)}")
             continue
         try:
-            tables.append(read_member(member, dataset))
+            tables.append(read_member(member, dataset, fmt))
         except SchemaMismatchError as exc:
             mismatches.append(str(exc))
+        except (ReadError, DecryptionError) as exc:
+            failures.append(exc)
+    if failures:
+        if len(failures) == 1:
+            raise _with_others(failures[0], passed)
+        raise ReadError(f"{len(failures)} members could not be read: "
+                        + " | ".join(str(f) for f in failures) + _others(passed))
     if len(tables) == 1:
         return _contiguous(tables.pop())
     if not tables:
         if mismatches:
             raise SchemaMismatchError(mismatches[0] if len(mismatches) == 1 else
                                       "no member matches the schema: " + " | ".join(mismatches))
-        names = ", ".join(m.name for m in members[:10])
-        raise ReadError(f"no table found in the delivery (members: {names})")
+        shown = passed[:20] + ([f"and {len(passed) - 20} more"] if len(passed) > 20 else [])
+        raise ReadError("no table found in the delivery; members passed over: "
+                        + "; ".join(shown))
     raise ReadError("more than one member holds the table: "
                     + ", ".join(t.member for t in tables)
                     + "; deliver one table per delivery")
+
+
+def _others(passed: list[str]) -> str:
+    if not passed:
+        return ""
+    more = f" and {len(passed) - 10} more" if len(passed) > 10 else ""
+    return " (other members passed over: " + "; ".join(passed[:10]) + more + ")"
+
+
+def _with_others(error: IngestError, passed: list[str]) -> IngestError:
+    """The error, of its own class, with the members passed over beside it."""
+    if not passed:
+        return error
+    return type(error)(str(error) + _others(passed))
 
 
 def _contiguous(table: SourceTable) -> SourceTable:
@@ -112,6 +147,4 @@ def _contiguous(table: SourceTable) -> SourceTable:
     return replace(table, frame=pl.DataFrame(merged))
 
 
-_register_builtin()
-
-__all__ = ["READERS", "Reader", "SourceTable", "read_delivery_table", "read_member"]
+__all__ = ["Reader", "SourceTable", "read_delivery_table", "read_member", "reader_for"]

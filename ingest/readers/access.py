@@ -516,12 +516,14 @@ def _rendered(typed: pl.Series, text: pl.Series, spec: Column | None) -> pl.Seri
         .to_series()
 
 
-def _reader():  # noqa: ANN202
+def _register() -> None:
+    from ..formats import Format, Kind, register
     from . import Reader
 
-    return [Reader("access", sniff, read)]
+    register(Format("access", Kind.TABLE, "Access database (.mdb, .accdb)",
+                    lambda probe: sniff(probe.head), Reader("access", read)))
 
 
-READERS = _reader()
+_register()
 
-__all__ = ["READERS", "list_tables", "password_encrypted", "read", "read_table", "sniff"]
+__all__ = ["list_tables", "password_encrypted", "read", "read_table", "sniff"]

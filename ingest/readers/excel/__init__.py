@@ -55,20 +55,31 @@ header (notes, lookups, empty sheets) are skipped and named in the notes.
 
 from __future__ import annotations
 
-from ._book import _format_reader, read_workbook
+from ...formats import Probe
+from ._book import read_workbook
+from ._formats import is_ods, is_xls, is_xlsb, is_xlsx, register_workbooks
 from ._package import _Package
 from ._shape import HEADER_SCAN_ROWS, MAX_COLUMNS
-from ._sniff import sniff_ods, sniff_xls, sniff_xlsb, sniff_xlsx
 
 
-def _reader(fmt: str, sniff):  # noqa: ANN001, ANN202
-    from .. import Reader
+def sniff_xlsx(data: bytes) -> bool:
+    """Whether ``data`` (the whole member) is an OOXML workbook, as the registry decides."""
+    return is_xlsx(Probe(data))
 
-    return Reader(fmt, sniff, _format_reader(fmt))
+
+def sniff_xlsb(data: bytes) -> bool:
+    return is_xlsb(Probe(data))
 
 
-READERS = [_reader("xlsx", sniff_xlsx), _reader("xlsb", sniff_xlsb),
-           _reader("ods", sniff_ods), _reader("xls", sniff_xls)]
+def sniff_ods(data: bytes) -> bool:
+    return is_ods(Probe(data))
 
-__all__ = ["HEADER_SCAN_ROWS", "MAX_COLUMNS", "READERS", "_Package", "read_workbook",
-           "sniff_ods", "sniff_xls", "sniff_xlsb", "sniff_xlsx"]
+
+def sniff_xls(data: bytes) -> bool:
+    return is_xls(Probe(data))
+
+
+register_workbooks()
+
+__all__ = ["HEADER_SCAN_ROWS", "MAX_COLUMNS", "_Package", "read_workbook", "sniff_ods",
+           "sniff_xls", "sniff_xlsb", "sniff_xlsx"]

@@ -1,0 +1,180 @@
+"""What a member is: one registry of file formats, one classifier.
+
+Every format the tool meets is registered once, by the module that handles it
+(a container in :mod:`ingest.media`, an encryption layer in :mod:`ingest.crypto`,
+a table reader in :mod:`ingest.readers`) or, for formats this tool knows but
+does not read, in :mod:`ingest.formats.known`. An entry says what the format is
+(:class:`Kind`), how to recognise it (a test on a :class:`Probe` of the whole
+member), a human name for messages, and its capabilities; the handler that
+opens or reads it rides along. Stages dispatch by :func:`classify` and ask
+capabilities (:func:`capable`), never format names.
+
+Layers: this package sits below every stage (the import contract in
+pyproject.toml, checked by ``lint-imports``): the stages import it and register
+into it; it imports none of them, and loads the registering modules only by name
+(:data:`_BUILTIN`), on first use.
+
+Recognition looks wherever the format keeps its identity, not at a fixed head:
+a ZIP's central directory at the end of the file, an OLE2 compound file's
+directory. Each member is claimed by at most one entry; a *fallback* entry
+(delimited text) claims only what no other entry does.
+
+>>> from ingest.formats import classify
+>>> classify(b"%PDF-1.7\\n...").title
+'PDF document'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from ._ole import OleFacts, ole_facts
+from ._zip import ZipFacts, zip_facts
+
+if TYPE_CHECKING:
+    from ..media._base import Member
+
+HEAD = 65536
+"""What a format that announces itself at the start is recognised from."""
+
+
+class Kind(Enum):
+    """What a format is to this tool."""
+
+    CONTAINER = "container"
+    """Holds other members (ZIP, tar, 7-Zip, ISO); opened by :mod:`ingest.media`."""
+    ENCRYPTION = "encryption layer"
+    """One member encrypted (OpenPGP, Office); decrypted by :mod:`ingest.crypto`."""
+    TABLE = "table"
+    """A table this tool reads (:mod:`ingest.readers`)."""
+    NOT_READ = "known format, not read"
+    """Recognised so it can be named ("SPSS data file"), but not read."""
+    UNKNOWN = "unrecognised"
+
+
+@dataclass(frozen=True)
+class Format:
+    """One registered format."""
+
+    name: str
+    """Short, stable name (``xlsx``, ``zip``, ``openpgp``); what a SourceTable reports."""
+    kind: Kind
+    title: str
+    """What a user calls it: "Excel workbook (.xlsx)", "SPSS data file"."""
+    recognise: Callable[[Probe], bool] = field(repr=False)
+    handler: Any = field(default=None, repr=False, compare=False)
+    """What opens or reads it: a Container, a decryptor, a Reader."""
+    capabilities: frozenset[str] = frozenset()
+    fallback: bool = False
+    """Claims a member only when no other entry does (delimited text)."""
+
+    def can(self, capability: str) -> bool:
+        return capability in self.capabilities
+
+
+EXCEL_SERIAL_DATES = "excel-serial-dates"
+"""Capability: a number in a date column is a spreadsheet serial day (Excel's 1900
+system unless the reader says otherwise)."""
+
+
+class Probe:
+    """A member's bytes and the facts formats are recognised by, each worked out once."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.head = data[:HEAD]
+        self._claims: dict[str, bool] = {}
+
+    @cached_property
+    def zip(self) -> ZipFacts | None:
+        """The entry names of a ZIP (from its central directory), else None."""
+        return zip_facts(self.data)
+
+    @cached_property
+    def ole(self) -> OleFacts | None:
+        """The streams of an OLE2 compound file (from its directory), else None."""
+        return ole_facts(self.data)
+
+    def is_(self, name: str) -> bool:
+        """Whether the registered format ``name`` claims this member (for a format
+        that yields to another, e.g. a workbook to its encrypted form)."""
+        if name not in self._claims:
+            entry = _entries().get(name)
+            self._claims[name] = bool(entry and entry.recognise(self))
+        return self._claims[name]
+
+
+_REGISTRY: dict[str, Format] = {}
+_BUILTIN = ("ingest.media.tar", "ingest.media.iso", "ingest.media.sevenzip", "ingest.media.zip",
+            "ingest.crypto.openpgp", "ingest.crypto.office", "ingest.readers",
+            "ingest.readers.access", "ingest.readers.excel", "ingest.formats.known")
+"""Modules that register formats, imported on first use of the registry."""
+_loaded = False
+
+
+def register(fmt: Format) -> Format:
+    """Add a format; its name must be new (one entry per format)."""
+    known = _REGISTRY.get(fmt.name)
+    if known is not None and known != fmt:
+        raise ValueError(f"format {fmt.name!r} is registered twice")
+    _REGISTRY[fmt.name] = fmt
+    return fmt
+
+
+def _entries() -> dict[str, Format]:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from importlib import import_module
+
+        for module in _BUILTIN:
+            try:
+                import_module(module)
+            except ModuleNotFoundError as exc:
+                if exc.name and exc.name.startswith("ingest"):
+                    continue  # format not built in
+                raise
+    return _REGISTRY
+
+
+def formats() -> list[Format]:
+    """Every registered format."""
+    return list(_entries().values())
+
+
+def named(name: str) -> Format | None:
+    return _entries().get(name)
+
+
+def capable(name: str, capability: str) -> bool:
+    """Whether the format a table was read as (``SourceTable.format``) has ``capability``."""
+    fmt = named(name)
+    return fmt is not None and fmt.can(capability)
+
+
+UNKNOWN = Format("unknown", Kind.UNKNOWN, "a file of no format this tool knows",
+                 lambda probe: False)
+
+
+def claimants(data: bytes | Member) -> list[Format]:
+    """Every non-fallback entry that claims the member (at most one, by contract)."""
+    probe = Probe(data if isinstance(data, bytes) else data.data)
+    return [f for f in _entries().values() if not f.fallback and probe.is_(f.name)]
+
+
+def classify(member: bytes | Member) -> Format:
+    """What the member is; :data:`UNKNOWN` when no entry claims it."""
+    probe = Probe(member if isinstance(member, bytes) else member.data)
+    entries = _entries().values()
+    found = next((f for f in entries if not f.fallback and probe.is_(f.name)), None)
+    if found is None:
+        found = next((f for f in entries if f.fallback and probe.is_(f.name)), UNKNOWN)
+    return found
+
+
+__all__ = ["EXCEL_SERIAL_DATES", "HEAD", "UNKNOWN", "Format", "Kind", "Probe", "capable",
+           "claimants", "classify", "formats", "named", "register"]
