@@ -91,21 +91,25 @@ class DateReading:
     def notes(self) -> list[str]:
         """What was read otherwise than calamine reads it, and what is in doubt (counts)."""
         if self.date_system == SYSTEM_1904:
-            count = ("date cells read in the workbook's 1904 date system (days from "
-                     "1904-01-01); calamine's reading would put them a day to four years early")
+            count = ("read in the workbook's 1904 date system (days from 1904-01-01); "
+                     "calamine's reading would put them a day to four years early")
         else:
-            count = (f"dates before 1900-03-01 read as {self.writer.family or 'the writer'}, "
-                     "which wrote the workbook, counts days (from 1899-12-30, with no "
-                     "1900-02-29); Excel's count would put each a day later")
-        notes = [f"{source}: {n} {count}" for source, n in self._changed.items() if n]
-        notes += [f"{source}: {n} cells hold Excel's serial 60, the day 1900-02-29 that "
-                  "never was; they are kept as text and quarantined as not a date"
-                  for source, n in self._phantoms.items() if n]
-        notes += [f"{source}: {n} dates before 1900-03-01 in a workbook that does not say "
-                  "which application wrote it; they are read as Excel counts days, but "
-                  "written by LibreOffice each would mean the day before. Check them with "
-                  "the sender" for source, n in self._doubtful.items() if n]
+            count = (f"before 1900-03-01 read as {self.writer.family or 'the writer'}, which "
+                     "wrote the workbook, counts days (from 1899-12-30, with no 1900-02-29); "
+                     "Excel's count would put each a day later")
+        notes = [f"{source}: {_dates(n)} {count}" for source, n in self._changed.items()]
+        notes += [f"{source}: {_dates(n, 'cell')} holding Excel's serial 60, the day "
+                  "1900-02-29 that never was, kept as text and quarantined as not a date"
+                  for source, n in self._phantoms.items()]
+        notes += [f"{source}: {_dates(n)} before 1900-03-01 in a workbook that does not say "
+                  "which application wrote it; read as Excel counts days, but written by "
+                  "LibreOffice each would mean the day before. Check them with the sender"
+                  for source, n in self._doubtful.items()]
         return notes
+
+
+def _dates(n: int, what: str = "date") -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
 def _add(counts: dict[str, int], source: str, n: int) -> None:
