@@ -15,6 +15,8 @@ from .._base import SourceTable, header_score, match_columns, normalise_header
 from ._cells import _BOOL_TEXT, _cell_errors, _located, _scatter
 from ._columns import _TYPED, _Column, _extent, _finish, _identifier, _Part
 from ._dates import DateReading
+from ._integrity import is_intact
+from ._odf import without_layout_whitespace
 from ._package import _Head, _Package
 from ._shape import HEADER_SCAN_ROWS, MAX_COLUMNS
 from ._writer import Writer, identify
@@ -74,7 +76,7 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
     if package is not None:
         package.prepare(member)
     try:
-        book = fastexcel.read_excel(data)
+        book = _open(data, fmt)
         try:
             return _read_book(book, package, writer, dataset, member, fmt,
                               scanned=package is not None)
@@ -305,5 +307,28 @@ def _unreadable(data: bytes, member: str, fmt: str) -> ReadError | DecryptionErr
             return _encrypted(member)
     except Exception:  # noqa: BLE001 - only asking whether it is encrypted
         pass
-    return ReadError(f"{member}: the {fmt} workbook could not be read; it may be damaged "
-                     "or truncated. Ask the sender to save it again, or to export CSV")
+    if not is_intact(data):
+        return ReadError(f"{member}: the {fmt} workbook could not be read; it may be damaged "
+                         "or truncated (its structure fails its checks). Ask the sender to "
+                         "send it again, or to export CSV")
+    producer = "Gnumeric " if (identify(data, fmt).application or "").lower().startswith(
+        "gnumeric") else ""
+    return ReadError(f"{member}: a {producer}{fmt} workbook our spreadsheet engine cannot "
+                     "parse; the file itself is intact (not damaged). Ask the sender to save "
+                     "it as .xlsx (Excel), or to export CSV")
+
+
+def _open(data: bytes, fmt: str) -> fastexcel.ExcelReader:
+    """The workbook opened by calamine; an OpenDocument file calamine refuses is tried
+    again without its layout whitespace (Gnumeric's indented XML, see ``_odf``)."""
+    import fastexcel
+
+    try:
+        return fastexcel.read_excel(data)
+    except fastexcel.FastExcelError:
+        if fmt != "ods":
+            raise
+        plain = without_layout_whitespace(data)
+        if plain is None:
+            raise
+        return fastexcel.read_excel(plain)
