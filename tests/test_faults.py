@@ -23,12 +23,14 @@ it those tests are skipped with the reason, and the full disk is also simulated
 from __future__ import annotations
 
 import errno
+import io
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -405,6 +407,47 @@ def test_a_full_disk_simulated_at_fsync_is_a_clear_error(
         run_delivery(delivery, out=out, delivery_date=DELIVERY_DATE)
     assert visible(out) == [] and not list(out.glob(".staging-*"))
     monkeypatch.setattr(os, "fsync", real_fsync)
+    summary = run_delivery(delivery, out=out, delivery_date=DELIVERY_DATE)
+    assert_published_whole(out, summary.delivery_id, truth, summary)
+
+
+@pytest.mark.parametrize("output", ["reference.jsonl.age", "quarantine.jsonl.age",
+                                    "features.npz.age", "reference.parquet"])
+def test_a_full_disk_while_an_output_is_encrypted_is_a_clear_error(
+        output: str, deliveries, home: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a tmpfs: a staged output's file reports ENOSPC once past a few bytes, while
+    the encryption streams into it (the file's buffer is smaller than the output)."""
+    import ingest.writers.publish as publish
+
+    delivery, truth = deliveries["a"]
+    out = tmp_path / "out"
+    real_write = publish.HashingWriter.write
+    room = 256
+
+    def write(self: publish.HashingWriter, data: bytes) -> int:
+        name = Path(os.readlink(f"/proc/self/fd/{self._fh.fileno()}")).name
+        if name == output and self.size + len(data) > room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(self, data)
+
+    monkeypatch.setattr(publish.HashingWriter, "write", write)
+    # a small file buffer: the outputs of a 3,000-row delivery are below the 1 MiB one,
+    # and a larger output's file is written from inside the encryption
+    small = types.SimpleNamespace(**{n: getattr(io, n) for n in dir(io)
+                                     if not n.startswith("__")})
+    small.BufferedWriter = lambda raw, buffer_size: io.BufferedWriter(raw, buffer_size=512)
+    monkeypatch.setattr(publish, "io", small)
+    before = assert_audit_verifies()
+    with pytest.raises(OutputError) as caught:
+        run_delivery(delivery, out=out, delivery_date=DELIVERY_DATE)
+    assert str(caught.value).startswith(f"writing {output} of delivery ")
+    assert "No space left on device; nothing was published" in str(caught.value)
+    assert visible(out) == [] and not list(out.glob(".staging-*"))
+    assert assert_audit_verifies() == before + 1
+    assert audit_entries()[-1]["error"] == "OutputError"
+    monkeypatch.setattr(publish.HashingWriter, "write", real_write)
+    monkeypatch.setattr(publish, "io", io)
     summary = run_delivery(delivery, out=out, delivery_date=DELIVERY_DATE)
     assert_published_whole(out, summary.delivery_id, truth, summary)
 

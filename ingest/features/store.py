@@ -31,6 +31,7 @@ import scipy.sparse as sp
 
 from .._fs import widen_pipe
 from ..errors import DecryptionError, OutputError, UsageError
+from ..writers.jsonl import encrypt_into
 from .encoding import Encoding
 from .matrix import FeatureMatrix
 
@@ -94,7 +95,7 @@ def _encrypt_npz(arrays: dict[str, Any], recipient: object, sink: BinaryIO) -> N
         raise
     try:
         with open(read_end, "rb") as npz:
-            pyrage.encrypt_io(npz, sink, [recipient])
+            encrypt_into(npz, recipient, sink)
     finally:
         producer.join()  # the read end is closed: a blocked write fails and ends it
     if failed:  # the npz is incomplete: its ciphertext must not be published

@@ -68,7 +68,43 @@ class _JsonLines(io.RawIOBase):
 def write_jsonl(frame: pl.DataFrame, recipient: object, sink: BinaryIO) -> None:
     """One JSON object per row (dates ISO 8601), sealed to ``recipient``, into ``sink``."""
     with io.BufferedReader(_JsonLines(frame), buffer_size=1 << 20) as rows:
-        pyrage.encrypt_io(rows, sink, [recipient])
+        encrypt_into(rows, recipient, sink)
+
+
+class _Sink:
+    """Keeps the OSError a sink raised: pyrage reports it as its own EncryptError."""
+
+    def __init__(self, sink: BinaryIO) -> None:
+        self._sink = sink
+        self.failed: OSError | None = None
+
+    def write(self, data: bytes) -> int:
+        try:
+            return self._sink.write(data)
+        except OSError as exc:
+            self.failed = exc
+            raise
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+
+def encrypt_into(source: BinaryIO, recipient: object, sink: BinaryIO) -> None:
+    """``source`` sealed to ``recipient`` as a stream into ``sink``; a sink that fails
+    (a full disk) raises its own OSError, which the publisher reports as such.
+
+    pyrage turns the sink's error into its EncryptError, and drops it altogether
+    when the failing write is its last (the whole of a small output): neither may
+    pass for a written output.
+    """
+    kept = _Sink(sink)
+    try:
+        pyrage.encrypt_io(source, kept, [recipient])
+    except pyrage.EncryptError:
+        if kept.failed is None:
+            raise
+    if kept.failed is not None:
+        raise kept.failed from None
 
 
 def decrypt_jsonl(data: bytes, identity: object, name: str = "file") -> pl.DataFrame:
