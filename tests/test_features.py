@@ -276,10 +276,53 @@ def test_a_matrix_that_fails_to_serialise_is_never_written(
         features.save(fm, identity.to_public())
 
 
-def test_an_encryption_that_fails_stops_the_serialiser(fm: features.FeatureMatrix) -> None:
-    # the serialiser, blocked on a full pipe, ends when the encryption gives up
-    with pytest.raises(TypeError):
-        features.save(fm, "not a recipient")
+def test_an_encryption_that_fails_stops_the_serialiser(
+        fm: features.FeatureMatrix, identity: pyrage.x25519.Identity) -> None:
+    """The disk fills part way through the npz: the serialiser, blocked on the full
+    pipe with most of the matrix still to give, is stopped; the caller gets the
+    disk's error promptly, and no thread is left behind."""
+    import contextlib
+    import errno
+    import os
+    import threading
+
+    import ingest.features.store as store
+
+    room = 256 << 10
+    taken = {"bytes": 0}
+
+    class FullDisk(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:  # type: ignore[no-untyped-def,override]
+            if taken["bytes"] + len(data) > room:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            taken["bytes"] += len(data)
+            return len(data)
+
+    # the matrix stacked until its npz is far larger than the pipe between them
+    big = replace(fm, X=sp.vstack([fm.X] * 8, format="csr"), y=np.tile(fm.y, 8))
+    plain = io.BytesIO()
+    np.savez(plain, **store._arrays(big))
+    assert plain.tell() > 4 * (1 << 20) + room  # far more than the pipe and the sink hold
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            features.write(big, identity.to_public(),
+                           lambda name: contextlib.nullcontext(FullDisk()))
+        except BaseException as exc:  # noqa: BLE001 - examined below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)
+    assert not worker.is_alive(), "the serialiser was not stopped: the write hangs"
+    error = outcome.get("error")
+    assert isinstance(error, OSError) and error.errno == errno.ENOSPC, repr(error)
+    assert 0 < taken["bytes"] <= room
+    assert not [t for t in threading.enumerate() if t.name == "features-npz"]
 
 
 def test_save_load_round_trip(fm: features.FeatureMatrix, identity: pyrage.x25519.Identity,
