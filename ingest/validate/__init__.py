@@ -82,7 +82,7 @@ def top_reasons(reasons: dict[str, int], count: int = 5) -> str:
     """The rules most rows fail, with their row counts and what known kinds mean:
     rule names and counts only, never a value."""
     top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:count]
-    shown = ", ".join(f"{rule} ({n:,} rows)" for rule, n in top)
+    shown = ", ".join(f"{rule} ({n:,} row{'' if n == 1 else 's'})" for rule, n in top)
     more = f", and {len(reasons) - count} more rule(s)" if len(reasons) > count else ""
     kinds = dict.fromkeys(rule.split(":", 1)[-1] for rule, _ in top)
     causes = "".join(f"; {kind}: {CAUSES[kind]}" for kind in kinds if kind in CAUSES)

@@ -6,7 +6,8 @@ floats when one value is missing (``118952.0`` for ``0000118952``). Where the
 schema declares the width, such values are restored: digits only, or digits
 with a zero fraction (whole, and at most 15 digits so the float was exact), are
 zero-padded to the width. A value holding any other character is left as it is
-for the column's rules to judge. Whole columns at a time, as polars expressions.
+for the column's rules to judge (a digit is 0-9: other scripts' digits are other
+characters). Whole columns at a time, as polars expressions.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ _EXACT_DIGITS = 15
 
 
 def _float_spelling(width: int) -> str:
-    return rf"^\d{{1,{min(width, _EXACT_DIGITS)}}}\.0+$"
+    return rf"^[0-9]{{1,{min(width, _EXACT_DIGITS)}}}\.0+$"
 
 
 def text_needs_repair(raw: pl.Expr, width: int) -> pl.Expr:
     """True where a text value is short digits or a whole float spelling (one scan)."""
-    forms = [rf"\d{{1,{min(width, _EXACT_DIGITS)}}}\.0+"]
+    forms = [rf"[0-9]{{1,{min(width, _EXACT_DIGITS)}}}\.0+"]
     if width > 1:
-        forms.append(rf"\d{{1,{width - 1}}}")
+        forms.append(rf"[0-9]{{1,{width - 1}}}")
     return raw.str.contains("^(?:" + "|".join(forms) + ")$")
 
 
@@ -36,14 +37,14 @@ def _digits(raw: pl.Expr, width: int) -> pl.Expr:
 
 def pad_text(raw: pl.Expr, width: int) -> pl.Expr:
     digits = _digits(raw, width)
-    return pl.when(digits.str.contains(r"^\d+$")).then(digits.str.zfill(width)) \
+    return pl.when(digits.str.contains(r"^[0-9]+$")).then(digits.str.zfill(width)) \
         .otherwise(raw)
 
 
 def text_repairs(raw: pl.Expr, present: pl.Expr, width: int) -> tuple[pl.Expr, pl.Expr]:
     """Counts of values zero-padded and of float spellings restored."""
     digits = _digits(raw, width)
-    padded = present & digits.str.contains(r"^\d+$") & (digits.str.len_bytes() < width)
+    padded = present & digits.str.contains(r"^[0-9]+$") & (digits.str.len_bytes() < width)
     restored = present & raw.str.contains(_float_spelling(width))
     return padded.sum(), restored.sum()
 

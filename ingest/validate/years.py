@@ -31,9 +31,9 @@ AMBIGUOUS = "two_digit_year_ambiguous"
 OUT_OF_RANGE = "two_digit_year_out_of_range"
 REFUSALS = (AMBIGUOUS, OUT_OF_RANGE)
 
-_FIELDS = {"%m": r"\d{1,2}", "%d": r"\d{1,2}", "%H": r"\d{1,2}", "%M": r"\d{1,2}",
-           "%S": r"\d{1,2}", "%b": r"[A-Za-z]{3}", "%B": r"[A-Za-z]+", "%j": r"\d{1,3}",
-           "%e": r" ?\d{1,2}", "%%": "%"}
+_FIELDS = {"%m": "[0-9]{1,2}", "%d": "[0-9]{1,2}", "%H": "[0-9]{1,2}", "%M": "[0-9]{1,2}",
+           "%S": "[0-9]{1,2}", "%b": "[A-Za-z]{3}", "%B": "[A-Za-z]+", "%j": "[0-9]{1,3}",
+           "%e": " ?[0-9]{1,2}", "%%": "%"}
 
 
 def parsing_format(fmt: str) -> str:
@@ -46,7 +46,7 @@ def _shape(fmt: str, year_digits: int) -> str:
     out = []
     for token in re.split(r"(%.)", fmt):
         if token in ("%Y", "%y"):
-            out.append(rf"\d{{{year_digits}}}")
+            out.append(f"[0-9]{{{year_digits}}}")
         elif token in _FIELDS:
             out.append(_FIELDS[token])
         elif token.startswith("%") and len(token) == 2:
