@@ -38,8 +38,11 @@ def run(*changes: dict[str, str], delivery: date = date(2026, 6, 30)):
     ({"SEX": "Q"}, "sex:isin"),
     ({"HOSP_YN": "yes"}, "hospitalized:not_a_boolean"),
     ({"HOSP_YN": ""}, "hospitalized:not_nullable"),
-    ({"CNTY_FIPS": "1001"}, "county_fips:str_matches"),
-    ({"CASE_ID": "12345"}, "case_id:str_matches"),
+    # a short one is zero-padded, a declared repair (tests/test_repairs.py); these are not
+    ({"CNTY_FIPS": "010011"}, "county_fips:str_matches"),
+    ({"CNTY_FIPS": "1001A"}, "county_fips:str_matches"),
+    ({"CASE_ID": "00000000012"}, "case_id:str_matches"),
+    ({"CASE_ID": "12345-6789"}, "case_id:str_matches"),
     ({"PERS_ID": "p0000abcd"}, "person_id:str_matches"),
     ({"CMNT": "x" * 501}, "comments:str_length"),
     ({"CASE_ID": "0000000001"}, "case_id:duplicate"),
