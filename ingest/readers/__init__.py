@@ -66,11 +66,11 @@ def read_member(member: Member, dataset: Dataset, fmt: Format | None = None) -> 
 def _passed_over(fmt: Format) -> str:
     """Why a member that is not a table was passed over, naming its format."""
     if fmt.kind is Kind.NOT_READ:
-        return f"a {fmt.title}, a format this tool does not read"
+        return f"{fmt.title}, a format this tool does not read"
     if fmt.kind is Kind.ENCRYPTION:
         return f"encrypted ({fmt.title}) and not decrypted"
     if fmt.kind is Kind.CONTAINER:
-        return f"a {fmt.title} that was not opened"
+        return f"{fmt.title}, not opened"
     return "not a table format (no format this tool knows)"
 
 
