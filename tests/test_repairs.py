@@ -124,6 +124,21 @@ def test_a_plain_csv_with_backslashes_is_not_read_the_r_way(
     assert got.repairs == {} and got.notes == []
 
 
+def test_an_r_file_with_a_value_ending_in_a_backslash_is_refused_clearly(
+        agency_csv: Path, tmp_path: Path) -> None:
+    """R does not escape backslashes: ``"C:\\dir\\"`` then reads as an open quote."""
+    source = tmp_path / "in.csv"
+    source.write_text('"CMNT"\n"C:\\Zqxdir\\"\n"say ""Qwkhi"""\n')
+    rscript('d <- read.csv(Sys.getenv("IN")); x <- read.csv(Sys.getenv("SOURCE"))[1:2, ]; '
+            'x$CMNT <- d$CMNT; write.table(x, Sys.getenv("OUT"), sep="\\t", row.names=FALSE)',
+            source=agency_csv, out=tmp_path / "r.tsv", **{"in": source})
+    data = (tmp_path / "r.tsv").read_bytes()
+    assert b'"C:\\Zqxdir\\"' in data and b'\\"Qwkhi\\"' in data
+    with pytest.raises(ReadError, match="qmethod") as refused:
+        read_delimited(data, DATASET, "r.tsv")
+    assert "Zqx" not in str(refused.value) and "Qwk" not in str(refused.value)
+
+
 def test_a_short_header_without_row_numbers_is_refused_as_ragged() -> None:
     header = ",".join(DATASET.source_names)
     good = ",".join(f'"{GOOD[c]}"' for c in DATASET.source_names)

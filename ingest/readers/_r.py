@@ -30,6 +30,10 @@ from ..schema import Dataset
 
 ESCAPED_QUOTES_NOTE = ("quotes escaped with a backslash (R write.table's qmethod=\"escape\") "
                        "were read as quotes")
+ESCAPED_QUOTES_REFUSAL = (
+    "The file escapes quotes with a backslash (R write.table's default), and in that "
+    "convention a value ending in a backslash cannot be told from an escaped quote: ask for "
+    "the file written with write.csv, or write.table with qmethod=\"double\"")
 _ROW_NAMES = "_r_row_names"
 _FIRST_RECORD_SAMPLE = 1 << 16
 

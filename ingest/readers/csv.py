@@ -135,10 +135,10 @@ def read_utf8(utf8: Utf8Text, dataset: Dataset, member: str) -> SourceTable:
         raise ReadError(f"{member}: the file is empty") from None
     except (pl.exceptions.ComputeError, pl.exceptions.ShapeError):
         # polars' message quotes the offending line, so it is withheld
-        raise _unparsable(text.decode("utf-8"), sep, member) from None
+        raise _unparsable(text.decode("utf-8"), sep, member, escaped) from None
     if not _every_row_complete(text, sep, frame):
         # polars pads a short row with empty cells: refused, never silently fixed
-        raise _unparsable(text.decode("utf-8"), sep, member)
+        raise _unparsable(text.decode("utf-8"), sep, member, escaped)
     repairs: dict[str, int] = {}
     if row_names:
         if not _r.are_row_names(frame[row_names]):
@@ -285,12 +285,15 @@ def _every_row_complete(text: bytes, sep: str, frame: pl.DataFrame) -> bool:
     return text.count(sep.encode()) == (frame.height + 1) * (frame.width - 1) + quoted
 
 
-def _unparsable(text: str, sep: str, member: str) -> ReadError:
+def _unparsable(text: str, sep: str, member: str, escaped: bool = False) -> ReadError:
     """The error for text polars could not split into the header's columns.
 
     The records are walked again (standard library, only on this path) to name
     the rows whose field count differs from the header's; no value is quoted.
     """
+    if escaped:
+        error = _unparsable(text, sep, member)
+        return ReadError(f"{error}. {_r.ESCAPED_QUOTES_REFUSAL}")
     ragged, width = _ragged_rows(text, sep)
     if not ragged:
         return ReadError(f"{member}: the rows could not be parsed as delimited text "
