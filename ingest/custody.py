@@ -65,7 +65,7 @@ def verify_outputs(path: str | Path, keyring: Keyring) -> list[dict[str, Any]]:
     identity = keyring.age_identity()
     recorded = published_manifests(keyring.settings)
     for folder in output_dirs(path):
-        doc = manifest(folder)
+        doc = _readable_manifest(folder)
         sha = hashlib.sha256((folder / MANIFEST).read_bytes()).hexdigest()
         seen = recorded.get(doc["delivery"]["sha256"])
         if seen is not None and sha not in seen:
@@ -93,6 +93,20 @@ def verify_outputs(path: str | Path, keyring: Keyring) -> list[dict[str, Any]]:
             checked += 1
         report.append({"delivery_id": folder.name, "outputs_checked": checked})
     return report
+
+
+def _readable_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest with the fields verification reads; a damaged or edited one is
+    our error, not a JSON or key error (whose text could quote what it holds)."""
+    try:
+        doc = manifest(folder)
+        str(doc["delivery"]["sha256"])
+        for out in doc["outputs"]:
+            str(out["path"]), str(out["kind"]), str(out["sha256"])
+    except (ValueError, KeyError, TypeError):
+        raise OutputError(f"{folder / MANIFEST}: is not a readable manifest; it was damaged "
+                          "or altered") from None
+    return doc
 
 
 def _age_ok(file: Path, identity: object) -> None:
