@@ -181,6 +181,15 @@ def test_libreoffice_dates_read_as_libreoffice_wrote_them(fmt: str) -> None:
             "each a day later"]
 
 
+@pytest.mark.parametrize("fmt", ["xlsx", "xls"])
+def test_libreoffice_dates_without_a_1900_02_28_worked_back_from_calamines_reading(
+        fmt: str) -> None:
+    table = read(*sample(f"libreoffice-early.{fmt}"))
+    assert dates_of(table) == [date(1900, 1, 1), date(1899, 12, 31), date(1850, 6, 15),
+                               date(1900, 2, 26), date(2000, 1, 1)]
+    assert len(table.notes) == 1 and table.notes[0].startswith("DOB: 4 dates before")
+
+
 @pytest.mark.parametrize("fmt", ["xlsx", "xls", "ods"])
 def test_libreoffice_plain_numbers_in_a_date_column_count_from_1899_12_30(fmt: str) -> None:
     table = read(*sample(f"libreoffice-numbers.{fmt}"))

@@ -1,20 +1,31 @@
 """Typed date cells read in the day count of the application that wrote the workbook.
 
-calamine reads every date serial Excel's way (see ``_writer``), so a workbook
-that counts days otherwise is read again where it matters, from its exact
-serials: a load of the date columns as numbers gives a plain number as itself
-and a date cell as a cell error that carries its serial. That load is made only
-when a value may be wrong:
+calamine reads every date serial Excel's way (see ``_writer``): serial ``s``
+below 60 as 1899-12-31 + ``s``, from 60 on as 1899-12-30 + ``s``. A plain
+number in a date column is converted the same way, and in a 1904 workbook so
+is a plain number, while a date cell there is read as 1904-01-01 + ``s`` by the
+same rule shifted 1,462 days. So calamine's date gives back the serial, except
+1900-02-28, which is serial 59 or 60 (1,402 or 1,403 days before 1904-01-01).
+The workbook's own count is applied to that serial:
 
-* LibreOffice's count (``1900-continuous``): a date before 1900-03-01 (calamine
-  puts those a day late, and reads serials 59 and 60 both as 1900-02-28);
-* Excel's count (``1900``): a 1900-02-28, which may be serial 60, Excel's
-  1900-02-29 that never was: it is kept as text, and quarantined as not a date;
-* the 1904 system: any date (calamine reads a plain number in the column as
-  1900 days, 1,462 days early);
+* LibreOffice's count (``1900-continuous``): dates before 1900-02-28 move a
+  day earlier; a 1900-02-28 is looked up.
+* Excel's count (``1900``): a 1900-02-28 is looked up, since serial 60 is
+  1900-02-29, a day that never was: it is kept as text, and quarantined as not
+  a date.
+* the 1904 system: plain numbers are told apart from date cells (a text load of
+  the column), and counted from 1904-01-01; date cells before 1900-03-01 move a
+  day earlier, and a 1900-02-28 is looked up.
+* ``.ods``: dates are ISO text, read exactly; plain numbers are told apart and
+  counted from the document's null date, where that changes them.
 * a writer not known, counting from 1900: nothing is changed, and each date
   before 1900-03-01 is counted in a note: Excel's reading and LibreOffice's
   differ there by a day, and the file does not say which is meant.
+
+Looking up means one more load of the column as numbers, in which a date cell
+is a cell error that carries its serial; telling numbers apart, a load as text.
+Each is made only when a value needs it (the first only for a 1900-02-28, the
+second only in a 1904 workbook, or in an ``.ods`` with dates before 1900-03-01).
 """
 
 from __future__ import annotations
@@ -26,7 +37,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from ._cells import _located
-from ._writer import SYSTEM_1900, SYSTEM_1904, SYSTEM_CONTINUOUS, Writer
+from ._writer import SYSTEM_1900, SYSTEM_1904, Writer
 
 if TYPE_CHECKING:
     import fastexcel
@@ -37,6 +48,8 @@ EXCEL_EPOCH = date(1899, 12, 30)
 EPOCH_1904 = date(1904, 1, 1)
 COUNTS_AGREE = date(1900, 3, 1)
 """From this day on Excel's count and LibreOffice's are the same."""
+AMBIGUOUS = date(1900, 2, 28)
+"""calamine's reading of both serial 59 and serial 60."""
 PHANTOM_TEXT = "1900-02-29"
 """How Excel shows serial 60; no date format parses it."""
 _SERIAL = re.compile(
@@ -66,25 +79,38 @@ class DateReading:
         """Put the date columns' values (sheet column -> (source name, its part)) in
         the workbook's own day count."""
         system = self.date_system
-        reread: dict[int, tuple[str, _Part]] = {}
+        ods = self.fmt == "ods"
+        work: dict[int, tuple[str, _Part]] = {}
+        looked_up: list[int] = []
+        told_apart: list[int] = []
         for index, (source, part) in columns.items():
             value = part.value
             if value is None or value.dtype != pl.Date or value.null_count() == len(value):
                 continue
+            early = bool((value < COUNTS_AGREE).any())
             if system is None:
                 # an .ods stores dates as ISO text, read exactly whatever the writer
-                if self.fmt != "ods":
+                if not ods:
                     _add(self._doubtful, source, int((value < COUNTS_AGREE).sum()))
-            elif system == SYSTEM_1904 or bool(
-                    ((value < COUNTS_AGREE) if system == SYSTEM_CONTINUOUS
-                     else (value == date(1900, 2, 28))).any()):
-                reread[index] = (source, part)
-        if not reread:
+                continue
+            if ods:
+                if early or system == SYSTEM_1904:
+                    told_apart.append(index)
+                    work[index] = (source, part)
+                continue
+            if system == SYSTEM_1904:
+                told_apart.append(index)
+            if bool((value == AMBIGUOUS).any()):
+                looked_up.append(index)
+            if early or system == SYSTEM_1904:
+                work[index] = (source, part)
+        if not work:
             return
-        serials = _exact_serials(book, sheet, header, sorted(reread), end)
-        for index, (source, part) in reread.items():
-            serial, from_1904 = serials[index]
-            changed, phantoms = _recount(part, serial, from_1904, system or SYSTEM_1900)
+        serials = _exact_serials(book, sheet, header, looked_up, end) if looked_up else {}
+        numbers = _plain_numbers(book, sheet, header, told_apart, end) if told_apart else {}
+        for index, (source, part) in work.items():
+            changed, phantoms = _recount(part, system or SYSTEM_1900, ods,
+                                         serials.get(index), numbers.get(index))
             _add(self._changed, source, changed)
             _add(self._phantoms, source, phantoms)
 
@@ -146,18 +172,50 @@ def _exact_serials(book: fastexcel.ExcelReader, sheet: int, header: int, columns
     return result
 
 
-def _recount(part: _Part, serial: pl.Series, from_1904: pl.Series,
-             system: str) -> tuple[int, int]:
-    """Each date of ``part`` from its serial in ``system`` (a date cell counted from
-    1904 in that system whatever the workbook says); (dates changed, phantom days)."""
+def _plain_numbers(book: fastexcel.ExcelReader, sheet: int, header: int, columns: list[int],
+                   end: int) -> dict[int, pl.Series]:
+    """Per sheet column: the value of each plain number cell (Float64), null for any
+    other cell. As text a number is its digits, a date cell a date."""
+    loaded = book.load_sheet(sheet, header_row=header, use_columns=columns,
+                             dtypes=dict.fromkeys(columns, "string"))
+    frame = pl.from_arrow(loaded.to_arrow_with_errors()[0])
+    assert isinstance(frame, pl.DataFrame)
+    return {column.absolute_index: frame.to_series(j).head(end).str.strip_chars()
+            .cast(pl.Float64, strict=False)
+            for j, column in enumerate(loaded.selected_columns)}
+
+
+def _recount(part: _Part, system: str, ods: bool,
+             exact: tuple[pl.Series, pl.Series] | None,
+             numbers: pl.Series | None) -> tuple[int, int]:
+    """Each date of ``part`` from its serial in ``system``; (dates changed, phantom days).
+
+    The serial is the looked-up one where there is one, else a plain number's own
+    value, else (a date cell) worked back from calamine's date; an ``.ods`` date
+    cell is left as it is.
+    """
     assert part.value is not None
-    frame = pl.DataFrame({"value": part.value, "serial": serial, "from_1904": from_1904})
-    whole = pl.col("serial").floor()
+    height = len(part.value)
+    nothing = pl.repeat(None, height, dtype=pl.Float64, eager=True)
+    frame = pl.DataFrame({
+        "value": part.value,
+        "exact": exact[0] if exact else nothing,
+        "exact_1904": exact[1] if exact else pl.repeat(False, height, dtype=pl.Boolean,
+                                                       eager=True),
+        "number": numbers if numbers is not None else nothing})
+    value, number, looked_up = pl.col("value"), pl.col("number"), pl.col("exact")
+    # calamine's date back to the serial it came from (Excel's rule undone)
+    day = (value - pl.lit(EXCEL_EPOCH)).dt.total_days()
+    excel = pl.when(day > 60).then(day).when(day < 60).then(day - 1).cast(pl.Float64)
+    date_cell = pl.lit(None, pl.Float64) if ods else (
+        excel - 1462 if system == SYSTEM_1904 else excel)
+    serial = pl.coalesce(looked_up, number.cast(pl.Float64), date_cell)
+    whole = serial.floor()
     days = whole.cast(pl.Int64, strict=False)
     low, high = _SERIAL_RANGE
-    usable = (pl.col("value").is_not_null() & whole.is_not_null() & whole.is_finite()
+    usable = (value.is_not_null() & whole.is_not_null() & whole.is_finite()
               & (whole >= low) & (whole < high)).fill_null(False)
-    epoch_1904 = pl.col("from_1904") | (system == SYSTEM_1904)
+    epoch_1904 = (pl.col("exact_1904") & looked_up.is_not_null()) | (system == SYSTEM_1904)
     continuous = pl.when(epoch_1904).then(pl.lit(EPOCH_1904) + pl.duration(days=days)) \
         .otherwise(pl.lit(EXCEL_EPOCH) + pl.duration(days=days))
     phantom: pl.Expr = pl.lit(False)
@@ -170,9 +228,9 @@ def _recount(part: _Part, serial: pl.Series, from_1904: pl.Series,
     else:
         counted = continuous
     checked = frame.select(
-        pl.when(usable).then(counted).otherwise(pl.col("value")).alias("date"),
+        pl.when(usable).then(counted).otherwise(value).alias("date"),
         (usable & phantom).alias("phantom"),
-        (usable & ~phantom & (counted != pl.col("value"))).fill_null(False).alias("changed"))
+        (usable & ~phantom & (counted != value)).fill_null(False).alias("changed"))
     phantoms = checked["phantom"]
     part.value = checked.select(pl.when(~pl.col("phantom")).then(pl.col("date"))).to_series() \
         .alias(part.value.name)
