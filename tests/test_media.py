@@ -48,6 +48,24 @@ def _rows(n: int, seed: str) -> bytes:
 
 FILES = {"cases.csv": _rows(1500, "a"), "lookup/counties.csv": _rows(200, "b")}
 
+
+def tool(name: str) -> str:
+    """The path of a command the delivery formats need; its absence is an install bug
+    (``scripts/bootstrap`` installs it), so the test fails rather than skips."""
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run scripts/bootstrap")
+    return path
+
+
+def seven_zip() -> str:
+    """The 7-Zip command our reader runs; it must be found."""
+    path = sevenzip.seven_zip_command()
+    if path is None:
+        pytest.fail("7z is not installed: run scripts/bootstrap")
+    return path
+
+
 BUILDERS: dict[str, Callable[[dict[str, bytes]], bytes]] = {
     "plain.tar": lambda f: make_tar(f),
     "tape.tar.gz": lambda f: make_tar(f, "gz", "pax", blocking_factor=126),
@@ -176,12 +194,13 @@ def test_tar_formats_and_blocking(tmp_path: Path, compression: str | None, fmt: 
 @pytest.mark.parametrize("fmt", ["gnu", "pax"])
 def test_tape_written_by_gnu_tar(tmp_path: Path, suffix: str, flag: str | None,
                                  fmt: str) -> None:
-    if shutil.which("tar") is None or (flag == "--zstd" and shutil.which("zstd") is None):
-        pytest.skip("GNU tar (and zstd) not installed")
+    tar = tool("tar")
+    if flag == "--zstd":
+        tool("zstd")
     src = tmp_path / "src"
     write_tree(src, FILES)
     out = tmp_path / f"tape{suffix}"
-    subprocess.run(["tar", "-b", "126", f"--format={fmt}", *([flag] if flag else []), "-cf",
+    subprocess.run([tar, "-b", "126", f"--format={fmt}", *([flag] if flag else []), "-cf",
                     str(out), "-C", str(src), "."], check=True)
     delivery = open_delivery(out)
     assert contents(delivery) == prefixed(out.name, FILES)
@@ -195,9 +214,7 @@ def test_compressed_lone_file_is_one_member(tmp_path: Path) -> None:
 
 
 def test_7z_written_by_7zip_with_encrypted_names(tmp_path: Path) -> None:
-    seven = shutil.which("7z")
-    if seven is None:
-        pytest.skip("7z not installed")
+    seven = tool("7z")
     src = tmp_path / "src"
     write_tree(src, FILES)
     out = tmp_path / "cases.7z"
@@ -210,9 +227,7 @@ def test_7z_written_by_7zip_with_encrypted_names(tmp_path: Path) -> None:
 
 
 def test_zip_aes256_written_by_7zip(tmp_path: Path) -> None:
-    seven = shutil.which("7z")
-    if seven is None:
-        pytest.skip("7z not installed")
+    seven = tool("7z")
     src = tmp_path / "src"
     src.mkdir()
     (src / "cases.csv").write_bytes(FILES["cases.csv"])
@@ -225,15 +240,67 @@ def test_zip_aes256_written_by_7zip(tmp_path: Path) -> None:
 
 
 def test_iso_written_by_xorriso(tmp_path: Path) -> None:
-    xorriso = shutil.which("xorriso")
-    if xorriso is None:
-        pytest.skip("xorriso not installed")
+    xorriso = tool("xorriso")
     src = tmp_path / "src"
     write_tree(src, FILES)
     out = tmp_path / "disc.iso"
     subprocess.run([xorriso, "-as", "mkisofs", "-R", "-J", "-o", str(out), str(src)],
                    check=True, capture_output=True)
     assert contents(open_delivery(out)) == prefixed("disc.iso", FILES)
+
+
+@pytest.mark.parametrize("switch,password,expected",
+                         [("-mhe=off", PASSWORD, None), ("-mhe=off", "wrong", DecryptionError),
+                          ("-mhe=off", None, DecryptionError), ("-mhe=on", None, DecryptionError)])
+def test_7z_written_by_7zip_passwords(tmp_path: Path, switch: str, password: str | None,
+                                      expected: type[IngestError] | None) -> None:
+    """7-Zip's own AES-256 archive, names in the clear or hidden: read with the right
+    password, a clear error naming the cause with a wrong or missing one."""
+    src = tmp_path / "src"
+    write_tree(src, FILES)
+    out = tmp_path / "cases.7z"
+    subprocess.run([tool("7z"), "a", switch, f"-p{PASSWORD}", str(out), "."], cwd=src,
+                   check=True, capture_output=True)
+    if expected is None:
+        delivery = open_delivery(out, passphrase=password)
+        assert contents(delivery) == prefixed("cases.7z", FILES)
+        return
+    message = refused(tmp_path, "again.7z", out.read_bytes(), expected, passphrase=password)
+    assert ("password" in message.lower() or "passphrase" in message.lower()), message
+
+
+def test_gnu_tar_inside_a_xorriso_iso_with_sha256sum(tmp_path: Path) -> None:
+    """A tape made by GNU tar on a disc made by xorriso, vouched for by coreutils'
+    sha256sum: every layer written by the tool a sender uses."""
+    src, disc = tmp_path / "src", tmp_path / "disc"
+    write_tree(src, FILES)
+    disc.mkdir()
+    subprocess.run([tool("tar"), "--format=gnu", "-czf", str(disc / "cases.tar.gz"), "-C",
+                    str(src), "."], check=True)
+    sums = subprocess.run([tool("sha256sum"), "cases.tar.gz"], cwd=disc, check=True,
+                          capture_output=True).stdout
+    (disc / "SHA256SUMS").write_bytes(sums)
+    out = tmp_path / "disc.iso"
+    subprocess.run([tool("xorriso"), "-as", "mkisofs", "-J", "-o", str(out), str(disc)],
+                   check=True, capture_output=True)
+    delivery = open_delivery(out)
+    assert contents(delivery) == prefixed("disc.iso/cases.tar.gz", FILES)
+    assert delivery.checksums_verified == 1
+    (disc / "SHA256SUMS").write_bytes(sums.replace(sums[:1], b"0" if sums[:1] != b"0" else b"1",
+                                                   1))
+    subprocess.run([tool("xorriso"), "-as", "mkisofs", "-J", "-o", str(out), str(disc)],
+                   check=True, capture_output=True)
+    refused(tmp_path, "bad.iso", out.read_bytes(), ChecksumError)
+
+
+def test_gnu_tar_cut_short_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write_tree(src, FILES)
+    out = tmp_path / "tape.tar"
+    subprocess.run([tool("tar"), "--format=pax", "-cf", str(out), "-C", str(src), "."],
+                   check=True)
+    data = out.read_bytes()
+    refused(tmp_path, "cut.tar", data[:len(data) // 2], MediaError)
 
 
 def test_zipcrypto_is_read_with_a_warning(tmp_path: Path) -> None:
@@ -606,8 +673,8 @@ def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> l
     taken: list[str] = []
     if request.param == "py7zr":
         monkeypatch.setattr(sevenzip, "seven_zip_command", lambda: None)
-    elif sevenzip.seven_zip_command() is None:
-        pytest.skip("7z not installed")
+    else:
+        seven_zip()
     for name, label in (("_extract_with_command", "7z command"), ("_extract", "py7zr")):
         real = getattr(sevenzip, name)
 
@@ -687,8 +754,7 @@ def test_7z_limits_both_ways(tmp_path: Path, engine: list[str]) -> None:
 def test_7z_command_output_must_match_the_declared_sizes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shift: int, expect: str) -> None:
     """Were 7-Zip to write more or less than py7zr read in the header, nothing is used."""
-    if sevenzip.seven_zip_command() is None:
-        pytest.skip("7z not installed")
+    seven_zip()
     real_plan = sevenzip._plan
 
     def misplan(archive: object, intake: object) -> list[object]:
@@ -732,9 +798,7 @@ def _recording_wrapper(tmp_path: Path, real: str) -> tuple[Path, Path]:
 
 def test_the_7z_password_is_never_on_a_command_line_nor_in_an_environment(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = sevenzip.seven_zip_command()
-    if real is None:
-        pytest.skip("7z not installed")
+    real = seven_zip()
     wrapper, seen = _recording_wrapper(tmp_path, real)
     monkeypatch.setattr(sevenzip, "seven_zip_command", lambda: str(wrapper))
     monkeypatch.setenv("INGEST_PASSPHRASE", PASSWORD)  # in our environment, not the child's
@@ -754,8 +818,7 @@ def test_7z_command_stopped_midway_leaves_no_process(tmp_path: Path,
 
     from ingest.media import _safety
 
-    if sevenzip.seven_zip_command() is None:
-        pytest.skip("7z not installed")
+    seven_zip()
 
     def over_the_limit(self: _safety.Intake, name: str, n: int) -> None:
         raise MediaError(f"{name}: the delivery expands past the limit; refused")

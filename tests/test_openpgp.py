@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,69 @@ def test_stopping_midway_ends_gpg(gnupg: Path, tmp_path: Path,
     with pytest.raises(KeyboardInterrupt):
         decrypt_openpgp(cipher, gnupg)
     assert psutil.Process().children() == []
+
+
+# -- messages made by the gpg command itself, as a sender makes them -------------------------
+
+def _gpg(home: Path, *args: str, stdin: bytes = b"") -> bytes:
+    home.mkdir(mode=0o700, exist_ok=True)
+    return subprocess.run(["gpg", "--homedir", str(home), "--batch", "--yes", "--no-tty",
+                           *args], input=stdin, check=True, capture_output=True).stdout
+
+
+@pytest.mark.parametrize("options", [[], ["--armor"], ["-z", "0"], ["--cipher-algo", "AES128"],
+                                     ["--cipher-algo", "CAMELLIA256", "--compress-algo", "bzip2"]])
+def test_encrypted_by_gpg_to_our_key(gnupg: Path, tmp_path: Path, options: list[str]) -> None:
+    """``gpg --encrypt -r`` by a sender who imported our exported public key."""
+    from ingest.crypto.openpgp import recipient_fingerprint
+
+    sender = tmp_path / "sender"
+    _gpg(sender, "--import", stdin=export_public_key(gnupg))
+    fingerprint = recipient_fingerprint(gnupg)
+    assert fingerprint
+    cipher = _gpg(sender, "--trust-model", "always", *options, "--encrypt", "-r", fingerprint,
+                  stdin=PLAIN)
+    assert decrypt_openpgp(cipher, gnupg) == PLAIN
+
+
+@pytest.mark.xfail(strict=True, raises=DecryptionError,
+                   reason="gpg exits 2 on a signature by a key we do not hold, although "
+                          "DECRYPTION_OKAY and GOODMDC; the message is refused as damaged")
+def test_signed_and_encrypted_by_gpg(gnupg: Path, tmp_path: Path) -> None:
+    """A sender who signs as well: the message still opens with our key alone."""
+    from ingest.crypto.openpgp import recipient_fingerprint
+
+    sender = tmp_path / "sender"
+    _gpg(sender, "--passphrase", "", "--quick-gen-key", "Agency <agency@x.invalid>",
+         "future-default", "default", "never")
+    _gpg(sender, "--import", stdin=export_public_key(gnupg))
+    cipher = _gpg(sender, "--trust-model", "always", "--sign", "--encrypt", "-r",
+                  str(recipient_fingerprint(gnupg)), stdin=PLAIN)
+    assert decrypt_openpgp(cipher, gnupg) == PLAIN
+
+
+@pytest.mark.parametrize("options", [[], ["--armor"], ["--cipher-algo", "AES", "-z", "0"],
+                                     ["--s2k-digest-algo", "SHA512", "--s2k-count", "65011712"]])
+def test_symmetric_by_gpg(gnupg: Path, tmp_path: Path, options: list[str]) -> None:
+    """``gpg --symmetric``: the right passphrase reads exactly; a wrong or missing one is
+    a clear error naming the cause, never quoting the passphrase."""
+    secret = tmp_path / "pass"
+    secret.write_text("sender's pass phrase 7")
+    cipher = _gpg(tmp_path / "sender", "--pinentry-mode", "loopback", "--passphrase-file",
+                  str(secret), *options, "--symmetric", stdin=PLAIN)
+    assert decrypt_openpgp(cipher, gnupg, "sender's pass phrase 7") == PLAIN
+    with pytest.raises(DecryptionError, match="wrong passphrase") as err:
+        decrypt_openpgp(cipher, gnupg, "sender's pass phrase 8", member="cases.csv.gpg")
+    assert "phrase 8" not in str(err.value) and "cases.csv.gpg" in str(err.value)
+    with pytest.raises(DecryptionError, match="encrypted with a passphrase"):
+        decrypt_openpgp(cipher, gnupg, None)
+
+
+def test_gpg_message_to_another_key_names_it(gnupg: Path, tmp_path: Path) -> None:
+    sender = tmp_path / "sender"
+    _gpg(sender, "--passphrase", "", "--quick-gen-key", "Other <other@x.invalid>",
+         "future-default", "default", "never")
+    cipher = _gpg(sender, "--trust-model", "always", "--encrypt", "-r", "other@x.invalid",
+                  stdin=PLAIN)
+    with pytest.raises(DecryptionError, match="does not hold"):
+        decrypt_openpgp(cipher, gnupg)
