@@ -42,8 +42,8 @@ NUMBERS_AS_LIBREOFFICE_MEANS = [date(1900, 1, 1), date(1900, 2, 27), date(1900, 
                                 date(1900, 3, 1), date(2000, 1, 1)]
 """``numbers.csv``'s plain numbers 2, 59, 60, 61, 36526 counted from 1899-12-30."""
 DAYS_1904 = [date(1900, 1, 1), date(1900, 2, 28), date(1900, 3, 1), date(1904, 1, 1),
-             date(2000, 1, 1)]
-"""The dates of the LibreOffice 1904 samples."""
+             date(2000, 1, 1), date(2000, 1, 1)]
+"""The dates of the LibreOffice 1904 samples (the last a plain number, 35064)."""
 DELIVERY = date(2026, 6, 30)
 
 
@@ -136,6 +136,7 @@ def without_part(data: bytes, name: str) -> bytes:
     ("libreoffice.ods", "LibreOffice", "1900-continuous"),
     ("libreoffice-1904.xlsx", "LibreOffice", "1904"),
     ("libreoffice-1904.xls", "LibreOffice", "1904"),
+    ("libreoffice-1904.ods", "LibreOffice", "1904"),
     ("gnumeric.xlsx", "Gnumeric", "1900"),
     ("gnumeric.xls", None, None),
 ])
@@ -197,7 +198,7 @@ def test_libreoffice_plain_numbers_in_a_date_column_count_from_1899_12_30(fmt: s
     assert len(table.notes) == 1 and table.notes[0].startswith("DOB: 2 dates before")
 
 
-@pytest.mark.parametrize("fmt", ["xlsx", "xls"])
+@pytest.mark.parametrize("fmt", ["xlsx", "xls", "ods"])
 def test_libreoffice_1904_workbooks_count_from_1904(fmt: str) -> None:
     table = read(*sample(f"libreoffice-1904.{fmt}"))
     assert dates_of(table) == DAYS_1904
