@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from ...crypto.office import OLE2_MAGIC
 from ...errors import DecryptionError, ReadError, SchemaMismatchError
+from ...formats import Probe
 from ...schema import Dataset
 from .._base import SourceTable, header_score, match_columns, normalise_header
 from ._cells import _BOOL_TEXT, _cell_errors, _located, _scatter
@@ -69,7 +69,7 @@ def read_workbook(data: bytes, dataset: Dataset, member: str, fmt: str) -> Sourc
     """The dataset's table from the workbook's sheets that carry its header."""
     import fastexcel
 
-    if data.startswith(OLE2_MAGIC) and "EncryptedPackage".encode("utf-16-le") in data[:65536]:
+    if Probe(data).is_("office-encrypted"):  # handed here without being decrypted
         raise _encrypted(member)
     package = _Package.open(data) if fmt == "xlsx" else None
     writer = identify(data, fmt)
