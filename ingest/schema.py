@@ -19,7 +19,10 @@ from .errors import UsageError
 if TYPE_CHECKING:
     import pandera.polars as pa
 
-Kind = Literal["string", "date", "category", "float", "bool"]
+Kind = Literal["string", "category", "float", "bool", "date",
+               "integer", "decimal", "datetime", "time"]
+"""What a clean column holds; :mod:`ingest.kinds` says, per kind, its Arrow/polars
+type, how text and typed cells become it, and the reason a cell that cannot gets."""
 Policy = Literal["keep", "pseudonymise", "restrict", "drop"]
 
 
@@ -46,17 +49,47 @@ class Column:
     certain, so such years are expanded (and counted); otherwise they are refused."""
     true_values: tuple[str, ...] = ("Y",)
     false_values: tuple[str, ...] = ("N",)
+    minimum: int | None = None
+    """Integer columns: the smallest valid value (a rule of the clean table, given
+    by :meth:`range_check` like a date range)."""
+    maximum: int | None = None
+    """Integer columns: the largest valid value (a rule, see :meth:`range_check`)."""
+    precision: int = 38
+    """Decimal columns: the most significant digits a value may hold (at most 38);
+    a value with more is quarantined as ``<column>:decimal_too_many_digits``."""
+    scale: int = 0
+    """Decimal columns: digits after the point. A value with more is refused, never
+    rounded (``<column>:decimal_too_many_places``); fewer are exact (``12.3`` is
+    ``12.30`` at scale 2)."""
+    datetime_formats: tuple[str, ...] = (
+        "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z",
+        "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M")
+    """Datetime columns: text formats tried in order (chrono's ``strftime`` codes;
+    ``%#z`` takes ``Z``, ``+02:00`` and ``+0200``)."""
+    timezone: str | None = None
+    """Datetime columns: None, values are naive and kept naive (a value with an
+    offset is refused); a zone name (``"UTC"``, ``"Europe/Oslo"``): values with an
+    offset are converted to UTC, naive ones are read in this zone, then converted."""
+    time_formats: tuple[str, ...] = ("%H:%M:%S%.f", "%H:%M")
+    """Time columns: text formats tried in order."""
 
     def date_range(self, delivery_date: date) -> tuple[date | None, date | None]:
         """The declared valid dates (either end may be open) for a delivery."""
         return self.earliest, delivery_date if self.latest == "delivery" else self.latest
 
     def range_check(self, delivery_date: date) -> pa.Check | None:
-        """The pandera rule for the declared date range: ``ge``, ``le`` or
-        ``in_range`` (rule names the quarantine reasons carry), None if undeclared."""
+        """The pandera rule for the declared range (dates: ``earliest``/``latest``;
+        integers: ``minimum``/``maximum``): ``ge``, ``le`` or ``in_range`` (rule
+        names the quarantine reasons carry), None if undeclared."""
         import pandera.polars as pa
 
-        low, high = self.date_range(delivery_date)
+        low: object
+        high: object
+        if self.kind == "integer":
+            low, high = self.minimum, self.maximum
+        else:
+            low, high = self.date_range(delivery_date)
         if low is not None and high is not None:
             return pa.Check.in_range(low, high)
         if low is not None:
