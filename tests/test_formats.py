@@ -327,3 +327,13 @@ def test_layout_whitespace_goes_and_cell_text_stays() -> None:
     assert _odf._normalised(b'<!DOCTYPE x [<!ENTITY e "v">]><table:t>\n</table:t>') is None
     assert _odf._normalised(b"<table:t>\n<table:u>\n</table:t>") is None  # not well-formed
 
+
+
+def test_a_zip_declaring_more_entries_than_any_package_is_an_archive_unread() -> None:
+    """Its directory is not read to classify it (the ZIP opener refuses it by its limit)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("[Content_Types].xml", b"<Types/>")
+        for i in range(50_000):
+            archive.writestr(f"xl/{i}", b"")
+    assert classify(out.getvalue()).name == "zip"

@@ -21,6 +21,8 @@ _EMPTY = b"PK\x05\x06"
 _SPANNED = b"PK\x07\x08"
 _DESCRIPTOR = 0x8
 _MIMETYPE_MAX = 256
+_NAMES_MAX = 50_000
+"""Entries listed at most; a ZIP declaring more is an archive, not a document."""
 _OOXML_FIRST = ("docprops/", "xl/", "word/", "ppt/", "[content_types].xml", "_rels/")
 """Where OOXML writers start their packages."""
 OPENDOCUMENT = b"application/vnd.oasis.opendocument."
@@ -71,6 +73,10 @@ def zip_facts(data: bytes) -> ZipFacts | None:
     if not (data.startswith(_EMPTY) or data[start:start + 4] == _LOCAL):
         return None
     first, mimetype = _first_entry(data, start)
+    if _declared_entries(data) > _NAMES_MAX:
+        # no Office package has so many parts: an archive, which the ZIP opener
+        # refuses by its own limit without this reading its directory first
+        return ZipFacts((), first, mimetype, True)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = tuple(archive.namelist())
@@ -83,6 +89,16 @@ def zip_facts(data: bytes) -> ZipFacts | None:
         names = tuple(n.decode("utf-8", "replace") for n in local_names(data))
         complete = False
     return ZipFacts(names, first, mimetype, complete)
+
+
+def _declared_entries(data: bytes) -> int:
+    """The entry count in the end-of-central-directory record (0 if not found; the
+    ZIP64 marker 0xFFFF counts as unknown)."""
+    end = data.rfind(_EMPTY, max(0, len(data) - (1 << 16) - 22))
+    if end < 0 or end + 22 > len(data):
+        return 0
+    (count,) = struct.unpack_from("<H", data, end + 10)
+    return 0 if count == 0xFFFF else count
 
 
 def _first_entry(data: bytes, pos: int) -> tuple[str | None, bytes | None]:
