@@ -20,7 +20,7 @@ from typing import Any
 
 import polars as pl
 
-from . import __version__, audit, features
+from . import __version__, audit, catalog, features
 from .custody import register_output_root
 from .errors import IngestError, ValidationRejected
 from .features import Encoding
@@ -171,7 +171,7 @@ def build_manifest(delivery: Delivery, table: SourceTable, result: ValidationRes
                      "delivery_date": delivery_date.isoformat()},
         "read": {"member": table.member, "format": table.format, "encoding": table.encoding,
                  "trailer_count": table.trailer_count},
-        "schema": {"name": dataset.name, "version": dataset.version},
+        "schema": catalog.describe(dataset),  # name, version, source and its SHA-256
         "rows": {"in": result.rows_in, "accepted": result.rows_accepted,
                  "quarantined": result.rows_quarantined},
         "quarantine_reasons": result.reasons,

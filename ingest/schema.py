@@ -8,7 +8,6 @@ satisfy. Coercion failures and rule failures both become quarantine reasons.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
@@ -148,15 +147,14 @@ class Dataset:
         raise KeyError(name)
 
 
-def load_dataset(name: str) -> Dataset:
-    """The dataset named ``name`` from the ``schemas`` package (``schemas/<name>.py``)."""
-    if not name.isidentifier():
-        raise UsageError(f"'{name}' is not a schema name")
-    try:
-        module = importlib.import_module(f"schemas.{name}")
-    except ModuleNotFoundError:
-        raise UsageError(f"no schema '{name}': expected a module schemas/{name}.py") from None
-    dataset = getattr(module, "DATASET", None)
-    if not isinstance(dataset, Dataset):
-        raise UsageError(f"schemas/{name}.py defines no DATASET")
-    return dataset
+def load_dataset(spec: str) -> Dataset:
+    """The dataset ``spec`` names: a path to a ``.py`` file, a module name, or a
+    name in ``schemas/``, ``INGEST_SCHEMA_PATH`` or the ``ingest.schemas`` entry
+    points, in the order :mod:`ingest.catalog` documents."""
+    from . import catalog
+
+    found = catalog.find(spec)
+    if not isinstance(found.value, Dataset):
+        raise UsageError(f"schema {spec}: DATASET is a {type(found.value).__name__}, not an "
+                         "ingest.schema.Dataset")
+    return found.value
