@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 import polars as pl
 
+from ..kinds import is_numeric_type as _is_numeric
+from ..kinds import kind_of
 from ..repairs import FLOAT_SPELLING_RESTORED, TWO_DIGIT_YEAR_EXPANDED, ZERO_PADDED, key
 from ..schema import Column, Dataset
 from . import identifiers, years
@@ -19,12 +21,6 @@ from . import identifiers, years
 EXCEL_EPOCH = date(1899, 12, 30)
 EPOCH_1904 = date(1904, 1, 1)
 DATE_SYSTEMS = ("1900", "1900-continuous", "1904")
-_NUMERIC = (pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32,
-            pl.UInt64, pl.Float32, pl.Float64)
-
-
-def _is_numeric(dtype: pl.DataType) -> bool:
-    return any(dtype == t for t in _NUMERIC)
 
 
 class Coerced(NamedTuple):
@@ -97,6 +93,12 @@ def coerce(frame: pl.DataFrame, dataset: Dataset, date_system: str | None = None
                 _strptime(text, fmt) for fmt in col.date_formats[1:]])).to_series()
             clean = clean.with_columns(clean[col.name].scatter(rows, retried))
     refused: dict[str, pl.Series] = {}
+    refusing = [(col, p) for col, p in zip(dataset.columns, present_names, strict=True)
+                if kind_of(col).refusals is not None
+                and kind_of(col).parse_typed(pl.col(col.source), frame.schema[col.source],
+                                             col) is None]
+    if refusing:
+        refused.update(_refusals(work, refusing))
     for col in text_dates:
         clean, refusals, expanded = _two_digit_years(col, work[col.source], clean,
                                                      delivery_date)
@@ -108,8 +110,9 @@ def coerce(frame: pl.DataFrame, dataset: Dataset, date_system: str | None = None
         .alias(f"{col.name}:{_reason(col)}")
         for col, p in zip(dataset.columns, present_names, strict=True))
     if refused:
-        # a refused two-digit year is reported as such, not again as "not a date"
-        for col in text_dates:
+        # a refused two-digit year (or a decimal's extra places) is reported as such,
+        # not again as "not a date" ("not a decimal")
+        for col in dataset.columns:
             mine = [s for name, s in refused.items() if name.split(":", 1)[0] == col.name]
             if mine:
                 reason = f"{col.name}:{_reason(col)}"
@@ -161,6 +164,20 @@ def _two_digit_years(col: Column, raw: pl.Series, clean: pl.DataFrame, delivery_
     return clean, refusals, settled.expanded
 
 
+def _refusals(work: pl.DataFrame, columns: list[tuple[Column, str]]) -> dict[str, pl.Series]:
+    """``<column>:<reason>`` -> rows whose text the column's kind refuses for that
+    reason (only the reasons some row has)."""
+    exprs = {}
+    for col, p in columns:
+        text = pl.col(col.source).cast(pl.Utf8).str.strip_chars()
+        refusals = kind_of(col).refusals
+        assert refusals is not None
+        for reason, hit in refusals(text, col).items():
+            exprs[f"{col.name}:{reason}"] = (pl.col(p) & hit).fill_null(False)
+    flags = work.select(**exprs)
+    return {name: flags[name] for name in flags.columns if flags[name].any()}
+
+
 def _unused_names(taken: list[str], count: int) -> list[str]:
     prefix = "_present"
     while any(c.startswith(prefix) for c in taken):
@@ -183,8 +200,7 @@ def _present(raw: pl.Expr, dtype: pl.DataType, null_tokens: tuple[str, ...]) -> 
 
 
 def _reason(col: Column) -> str:
-    return {"date": "not_a_date", "float": "not_a_number", "bool": "not_a_boolean"}.get(
-        col.kind, "not_text")
+    return kind_of(col).reason
 
 
 def _serial_dates(raw: pl.Expr, date_system: str | None) -> pl.Expr:
@@ -236,16 +252,11 @@ def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
         text = raw.cast(pl.Utf8).str.strip_chars()
         parsed = [_strptime(text, fmt) for fmt in (date_formats or col.date_formats)]
         return when_present.then(pl.coalesce(parsed))
-    if col.kind == "float":
-        number = raw.cast(pl.Float64) if _is_numeric(dtype) else (
-            raw.cast(pl.Utf8).str.strip_chars().cast(pl.Float64, strict=False))
-        # NaN and infinities are not measurements; they also sort above every number
-        return when_present.then(pl.when(number.is_finite()).then(number))
-    if col.kind == "bool":
-        if dtype == pl.Boolean:
-            return raw
-        text = raw.cast(pl.Utf8).str.strip_chars()
-        return (pl.when(text.is_in(list(col.true_values))).then(True)
-                .when(text.is_in(list(col.false_values))).then(False)
-                .otherwise(None))
-    raise ValueError(f"unknown column kind {col.kind}")
+    # every other kind is one row of the kinds table: a typed cell by its type,
+    # anything else by its text
+    spec = kind_of(col)
+    assert spec.parse_text is not None, col.kind
+    typed = spec.parse_typed(raw, dtype, col)
+    if typed is None:
+        typed = spec.parse_text(raw.cast(pl.Utf8).str.strip_chars(), col)
+    return when_present.then(typed).cast(spec.dtype(col))
