@@ -278,6 +278,18 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
     raise UsageError("keys: say init, import-pgp, export-pgp or rotate")
 
 
+def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
+    from .inspect import inspect_delivery, render
+    from .keys import session
+
+    session.set_passphrase(session.resolve_passphrase(args.passphrase_file,
+                                                      args.passphrase_prompt))
+    found = inspect_delivery(args.delivery, schema=args.schema, settings=settings,
+                             delivery_date=args.delivery_date)
+    print(json.dumps(found.to_json()) if args.json else render(found))
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from .custody import verify_outputs
     from .keys import Keyring
@@ -382,6 +394,17 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
     print(f"  time taken        {summary['seconds']:>9.2f} s")
 
 
+SCHEMA_HELP = ("dataset schema: a .py file, a module name (pkg.mod), or a name in schemas/, "
+               "$INGEST_SCHEMA_PATH or the ingest.schemas entry points (default reference)")
+
+
+def _schema(spec: str) -> str:
+    """A path made absolute, so a flow run started elsewhere finds the same file."""
+    from .catalog import absolute
+
+    return absolute(spec)
+
+
 def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -409,7 +432,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="ingest one delivery through the Prefect flow")
     run.add_argument("delivery", help="a file, a folder (mounted disc), an image or archive")
-    run.add_argument("--schema", default="reference", help="dataset schema (schemas/NAME.py)")
+    run.add_argument("--schema", default="reference", type=_schema, help=SCHEMA_HELP)
     run.add_argument("--out", required=True, help="output root; one folder per delivery")
     run.add_argument("--delivery-date", type=_date, help="the delivery's date (default today)")
     run.add_argument("--force", action="store_true",
@@ -450,6 +473,15 @@ def _parser() -> argparse.ArgumentParser:
     rot.add_argument("--role", choices=["general", "restricted", "all"], default="all")
     keys.set_defaults(func=cmd_keys)
 
+    look = sub.add_parser("inspect", help="a dry run that writes nothing: members, table, "
+                          "columns; with --schema, what the rules would quarantine")
+    look.add_argument("delivery", help="a file, a folder (mounted disc), an image or archive")
+    look.add_argument("--schema", type=_schema, help=SCHEMA_HELP)
+    look.add_argument("--delivery-date", type=_date, help="the delivery's date (default today)")
+    look.add_argument("--json", action="store_true", help="print one JSON object")
+    passphrase_options(look)
+    look.set_defaults(func=cmd_inspect)
+
     verify = sub.add_parser("verify", help="check outputs against manifest and encryption")
     verify.add_argument("path")
     verify.set_defaults(func=cmd_verify)
@@ -466,7 +498,7 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="watch an inbox folder; one flow run per delivery")
     serve.add_argument("--inbox", required=True, help="folder deliveries are dropped into")
     serve.add_argument("--out", required=True, help="output root; one folder per delivery")
-    serve.add_argument("--schema", default="reference", help="dataset schema (schemas/NAME.py)")
+    serve.add_argument("--schema", default="reference", type=_schema, help=SCHEMA_HELP)
     where = serve.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=2, metavar="N",
                        help="start N local process workers (default 2; pool ingest-local)")

@@ -1,0 +1,255 @@
+"""Look inside a delivery without running it: ``ingest inspect DELIVERY [--schema S]``.
+
+The delivery is opened and decrypted in memory exactly as a run opens it
+(:func:`ingest.media.open_delivery`, the format registry, the readers); with a
+schema, its table is read and validated exactly as a run does
+(:func:`ingest.readers.read_delivery_table`, :func:`ingest.validate.validate`).
+Nothing is written: no output folder, no staging area, no lock, no audit
+record, no key. The keyring is only read (GnuPG's home, to decrypt OpenPGP).
+
+What is reported is counts and names only: members (name, size, format), the
+table chosen, and per column its kind as read, its share of nulls and its count
+of distinct values; with a schema, rows per rule that would be quarantined and
+whether the delivery would be accepted. Never a value from a row.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from . import catalog
+from .errors import ReadError, guard
+from .formats import Kind, classify
+from .keys import session
+from .media import Member, open_delivery
+from .readers import SourceTable, read_delivery_table, read_member
+from .readers.access import list_tables, read_table
+from .schema import Column, Dataset, load_dataset
+from .settings import Settings, load_settings
+from .validate import validate
+
+_DELIMITERS = (",", "\t", ";", "|")
+_header_null_tokens: tuple[str, ...] = ("", "NA", ".", "NULL")
+"""Without a schema, what counts as null: the default of :class:`Dataset`."""
+_HEAD = 1 << 16
+
+
+@dataclass
+class Inspection:
+    """Everything ``ingest inspect`` says: names and counts, never a row's value."""
+
+    delivery: dict[str, Any]
+    members: list[dict[str, Any]]
+    table: dict[str, Any] | None = None
+    columns: list[dict[str, Any]] = field(default_factory=list)
+    schema: dict[str, Any] | None = None
+    validation: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"delivery": self.delivery, "members": self.members, "table": self.table,
+                "columns": self.columns, "schema": self.schema,
+                "validation": self.validation, "warnings": self.warnings}
+
+
+def inspect_delivery(path: str | Path, *, schema: str | Dataset | None = None,
+                     settings: Settings | None = None,
+                     delivery_date: date | None = None) -> Inspection:
+    """Open ``path`` in memory and describe it; with ``schema``, a dry run of its rules."""
+    settings = settings or load_settings()
+    dataset = load_dataset(schema) if isinstance(schema, str) else schema
+    delivery = open_delivery(path, passphrase=session.passphrase(),
+                             gnupg_home=settings.gnupg_home, limits=settings.limits)
+    found = Inspection(
+        delivery={"source": Path(delivery.source).name, "sha256": delivery.sha256,
+                  "id": delivery.id, "checksums_verified": delivery.checksums_verified},
+        members=[_member(m) for m in delivery.members],
+        warnings=list(delivery.warnings))
+    if dataset is None:
+        table, chosen = _any_table(delivery.members)
+        null_tokens = _header_null_tokens
+    else:
+        table = read_delivery_table(delivery.members, dataset)
+        chosen = "the one member whose columns match the schema"
+        null_tokens = dataset.null_tokens
+    found.table = {"member": table.member, "format": table.format,
+                   "encoding": table.encoding, "rows": table.rows,
+                   "trailer_count": table.trailer_count, "chosen": chosen}
+    found.warnings += table.notes
+    found.columns = [_profile(table.frame[name], null_tokens) for name in table.frame.columns]
+    if dataset is not None:
+        result = validate(table, dataset, delivery_date or date.today())
+        share = result.rows_quarantined / max(result.rows_in, 1)
+        found.schema = catalog.describe(dataset)
+        for entry, column in zip(found.columns, dataset.columns, strict=False):
+            entry["clean_name"], entry["declared_kind"] = column.name, column.kind
+        found.validation = {
+            "rows_in": result.rows_in, "rows_accepted": result.rows_accepted,
+            "rows_quarantined": result.rows_quarantined,
+            "quarantine_reasons": dict(sorted(result.reasons.items(),
+                                              key=lambda kv: (-kv[1], kv[0]))),
+            "repairs": result.repairs, "quarantine_share": round(share, 6),
+            "max_quarantine_share": settings.max_quarantine_share,
+            "accepted": share <= settings.max_quarantine_share}
+    return found
+
+
+def _member(member: Member) -> dict[str, Any]:
+    fmt = classify(member)
+    return {"name": member.name, "size": len(member), "format": fmt.name,
+            "title": fmt.title, "kind": fmt.kind.name.lower()}
+
+
+# -- without a schema: the largest table, every column as delivered ------------------
+
+def _any_table(members: list[Member]) -> tuple[SourceTable, str]:
+    """The largest table member read with every column it has (text as text)."""
+    tables = [m for m in members if classify(m).kind is Kind.TABLE]
+    if not tables:
+        raise ReadError("no table found in the delivery: "
+                        + "; ".join(f"{m.name} ({classify(m).title})" for m in members[:20]))
+    member = max(tables, key=len)
+    how = "the only table member" if len(tables) == 1 else \
+        f"the largest of {len(tables)} table members"
+    fmt = classify(member)
+    if fmt.name in ("mdb", "accdb"):
+        return _access(member, how)
+    return read_member(member, _header_dataset(member, fmt.name), fmt), how
+
+
+def _access(member: Member, how: str) -> tuple[SourceTable, str]:
+    rows = list_tables(member.data, member.name)
+    if not rows:
+        raise ReadError(f"{member.name}: the database holds no table")
+    name = max(rows, key=lambda t: (rows[t], t))
+    with guard(f"{member.name}: reading table {name}", ReadError):
+        frame = read_table(member.data, name, member.name)
+    how += f", its largest table {name} (of {len(rows)}: {', '.join(sorted(rows)[:20])})"
+    fmt = "accdb" if classify(member).name == "accdb" else "mdb"
+    return SourceTable(member.name, fmt, frame, "utf-8"), how
+
+
+def _header_dataset(member: Member, fmt: str) -> Dataset:
+    """A dataset asking for every column of the member's header, each as text, so
+    the real reader reads the member as a run would."""
+    names = _workbook_header(member) if fmt != "delimited" else _text_header(member)
+    seen: set[str] = set()
+    columns = []
+    for i, name in enumerate(names):
+        key = name.strip().upper()
+        if not key or key in seen:
+            continue
+        seen.add(key)
+        columns.append(Column(name, f"column_{i + 1}", "string", nullable=True))
+    if not columns:
+        raise ReadError(f"{member.name}: no header row found")
+    return Dataset("inspect", "0", tuple(columns), rules=_no_rules)
+
+
+def _no_rules(_when: date) -> Any:
+    raise AssertionError("inspect reads only; it never validates without a schema")
+
+
+def _text_header(member: Member) -> list[str]:
+    head = member.data[:_HEAD]
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            text = head.decode(encoding)
+            break
+        except UnicodeDecodeError as exc:
+            if exc.start >= len(head) - 4:  # a character cut by the 64 KiB window
+                text = head[:exc.start].decode(encoding)
+                break
+    else:
+        text = head.decode("latin-1")
+    line = next((ln for ln in text.splitlines() if ln.strip()), "")
+    sep = max(_DELIMITERS, key=line.count)
+    return next(csv.reader([line], delimiter=sep), [])
+
+
+def _workbook_header(member: Member) -> list[str]:
+    import fastexcel
+
+    with guard(f"{member.name}: reading the workbook's header", ReadError):
+        book = fastexcel.read_excel(member.data)
+        for index in range(len(book.sheet_names)):
+            sheet = book.load_sheet(index, n_rows=1)
+            names = [c.name for c in sheet.available_columns()]
+            if any(not n.startswith("__UNNAMED__") for n in names):
+                return names
+    return []
+
+
+# -- per column: counts only ----------------------------------------------------------
+
+_KINDS = {pl.Utf8: "text", pl.Boolean: "bool", pl.Date: "date", pl.Time: "time"}
+
+
+def kind_as_read(dtype: pl.DataType) -> str:
+    """What the reader delivered: text, integer, float, decimal, bool, date, datetime,
+    time (a text format delivers text; a workbook or a database its cells' types)."""
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_float():
+        return "float"
+    if isinstance(dtype, pl.Decimal):
+        return "decimal"
+    if isinstance(dtype, pl.Datetime):
+        return "datetime"
+    for known, name in _KINDS.items():
+        if dtype == known:
+            return name
+    return str(dtype).lower()
+
+
+def _profile(series: pl.Series, null_tokens: tuple[str, ...]) -> dict[str, Any]:
+    """Kind, null share and distinct count of one column; a null token counts as null."""
+    rows = series.len()
+    if series.dtype == pl.Utf8:
+        stripped = series.str.strip_chars()
+        values = series.filter(series.is_not_null() & ~stripped.is_in(list(null_tokens)))
+    else:
+        values = series.drop_nulls()
+    return {"name": series.name, "kind": kind_as_read(series.dtype),
+            "null_share": round(1 - values.len() / rows, 6) if rows else 0.0,
+            "distinct": values.n_unique()}
+
+
+def render(found: Inspection) -> str:
+    """The inspection as text for a terminal: names and counts only."""
+    d = found.delivery
+    lines = [f"Delivery {d['id']} ({d['source']}, sha256 {d['sha256'][:16]}…)",
+             f"  members ({len(found.members)})"]
+    lines += [f"    {m['name']:<40} {m['size']:>14,} bytes  {m['title']}"
+              for m in found.members]
+    if found.table:
+        t = found.table
+        lines.append(f"  table: {t['member']} ({t['format']}"
+                     + (f", {t['encoding']}" if t["encoding"] else "")
+                     + f"), {t['rows']:,} rows; {t['chosen']}")
+    lines.append(f"  columns ({len(found.columns)})    kind as read   nulls   distinct")
+    for c in found.columns:
+        declared = f"  -> {c['clean_name']} ({c['declared_kind']})" if "clean_name" in c else ""
+        lines.append(f"    {c['name']:<20} {c['kind']:<12} {c['null_share']:>7.1%} "
+                     f"{c['distinct']:>10,}{declared}")
+    if found.schema and found.validation:
+        s, v = found.schema, found.validation
+        lines.append(f"  schema {s['name']} version {s['version']} ({s['source']}, "
+                     f"sha256 {(s['sha256'] or 'unknown')[:16]})")
+        lines.append(f"    rows accepted     {v['rows_accepted']:>10,}")
+        lines.append(f"    rows quarantined  {v['rows_quarantined']:>10,} "
+                     f"({v['quarantine_share']:.2%})")
+        lines += [f"      {n:>8,}  {rule}" for rule, n in v["quarantine_reasons"].items()]
+        lines += [f"    repaired {n:>10,}  {what}" for what, n in v["repairs"].items()]
+        verdict = "would be accepted" if v["accepted"] else "would be REJECTED"
+        lines.append(f"  the delivery {verdict} (at most {v['max_quarantine_share']:.1%} of "
+                     "rows may be quarantined)")
+    lines += [f"  warning: {w}" for w in found.warnings]
+    lines.append("  nothing was written")
+    return "\n".join(lines)
