@@ -10,9 +10,10 @@ from __future__ import annotations
 import getpass
 import logging
 import platform
+import re
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,11 +23,11 @@ import polars as pl
 
 from . import __version__, audit, catalog, features
 from .custody import register_output_root
-from .errors import IngestError, ValidationRejected
+from .errors import IngestError, UsageError, ValidationRejected
 from .features import Encoding
 from .keys import Keyring, session
 from .media import Delivery, open_delivery
-from .readers import SourceTable, read_delivery_table
+from .readers import SourceTable, read_delivery_table, read_delivery_tables
 from .schema import Dataset, load_dataset
 from .settings import Settings, load_settings
 from .validate import ValidationResult, top_reasons, validate
@@ -42,6 +43,7 @@ from .writers import (
     write_parquet,
 )
 from .writers.parquet import key_material_name
+from .writers.publish import QUARANTINE, table_output
 
 logger = logging.getLogger("ingest")
 
@@ -65,6 +67,10 @@ class RunSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     skipped: bool = False
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    """A delivery of several tables: each table's name, schema, counts, reasons,
+    repairs and output files (the fields above are then totals; rules and
+    repairs are named ``<table>.<rule>``). Empty for a delivery of one table."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +88,10 @@ def read_stage(delivery: Delivery, dataset: Dataset) -> SourceTable:
     return read_delivery_table(delivery.members, dataset)
 
 
+def read_tables_stage(delivery: Delivery, datasets: Sequence[Dataset]) -> list[SourceTable]:
+    return read_delivery_tables(delivery.members, datasets)
+
+
 def validate_stage(table: SourceTable, dataset: Dataset, delivery_date: date,
                    max_quarantine_share: float) -> ValidationResult:
     result = validate(table, dataset, delivery_date)
@@ -95,6 +105,21 @@ def validate_stage(table: SourceTable, dataset: Dataset, delivery_date: date,
     return result
 
 
+def validate_tables_stage(tables: Sequence[SourceTable], datasets: Sequence[Dataset],
+                          delivery_date: date,
+                          max_quarantine_share: float) -> list[ValidationResult]:
+    """Each table validated; one table over its share of bad rows rejects them all."""
+    results = []
+    for table, dataset in zip(tables, datasets, strict=True):
+        try:
+            results.append(validate_stage(table, dataset, delivery_date,
+                                          max_quarantine_share))
+        except ValidationRejected as exc:
+            raise ValidationRejected(f"table '{dataset.name}': {exc} No table of the "
+                                     "delivery was published") from None
+    return results
+
+
 def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
                   sha256: str, previous: Encoding | None, staging: Staging) -> None:
     """Every data output, encrypted, streamed into the staging folder.
@@ -102,9 +127,25 @@ def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
     The feature matrix reuses ``previous`` (the last delivery's encoding) so
     that columns line up across deliveries.
     """
+    staging.clear()
+    _encrypt_table(result, dataset, keyring, sha256, previous, staging, None)
+
+
+def encrypt_tables_stage(results: Sequence[ValidationResult], datasets: Sequence[Dataset],
+                         keyring: Keyring, sha256: str,
+                         previous: Sequence[Encoding | None], staging: Staging) -> None:
+    """The outputs of every table into the one staging folder, each table's side
+    outputs named after it (``<table>.quarantine.jsonl.age``)."""
+    staging.clear()
+    for result, dataset, encoding in zip(results, datasets, previous, strict=True):
+        _encrypt_table(result, dataset, keyring, sha256, encoding, staging, dataset.name)
+
+
+def _encrypt_table(result: ValidationResult, dataset: Dataset, keyring: Keyring,
+                   sha256: str, previous: Encoding | None, staging: Staging,
+                   table: str | None) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    staging.clear()
     recipient = keyring.age_recipient()
     # Two cores: pyarrow, polars, numpy and file writes release the GIL, so the
     # Parquet file, the JSON Lines and the other outputs are made side by side,
@@ -112,7 +153,8 @@ def encrypt_stage(result: ValidationResult, dataset: Dataset, keyring: Keyring,
     # at millions of rows both are large).
     clean = apply_policies(result.accepted, dataset, keyring.pseudonym_key())
     with ThreadPoolExecutor(max_workers=2) as pool:
-        side_job = pool.submit(_side_outputs, result, dataset, recipient, previous, staging)
+        side_job = pool.submit(_side_outputs, result, dataset, recipient, previous, staging,
+                               table)
         parquet_job = pool.submit(_parquet_output, clean, dataset, keyring, sha256,
                                   staging)
         with staging.open(f"{dataset.name}.jsonl.age", "jsonl") as sink:
@@ -131,14 +173,20 @@ def _parquet_output(table: pl.DataFrame, dataset: Dataset, keyring: Keyring, sha
 
 
 def _side_outputs(result: ValidationResult, dataset: Dataset, recipient: object,
-                  previous: Encoding | None, staging: Staging) -> None:
+                  previous: Encoding | None, staging: Staging, table: str | None) -> None:
     """The quarantine and the feature matrix: neither holds a pseudonymised column
     (identifiers are never features), so they need not wait for the pseudonyms."""
-    with staging.open("quarantine.jsonl.age", "quarantine") as sink:
+    with staging.open(table_output(table, QUARANTINE), "quarantine") as sink:
         write_jsonl(result.quarantined, recipient, sink)
-    if dataset.features.labels or dataset.features.categorical or dataset.features.numeric:
+    if has_features(dataset):
         matrix = features.build(result.accepted, dataset, encoding=previous)
-        features.write(matrix, recipient, lambda name: staging.open(name, "features"))
+        features.write(matrix, recipient,
+                       lambda name: staging.open(table_output(table, name), "features"))
+
+
+def has_features(dataset: Dataset) -> bool:
+    return bool(dataset.features.labels or dataset.features.categorical
+                or dataset.features.numeric)
 
 
 def publish_stage(staging: Staging, summary: RunSummary, manifest: dict, force: bool,
@@ -203,14 +251,91 @@ def call_stage(name: str, fn: Callable[..., Any], *args: Any) -> Any:
     return fn(*args)
 
 
-def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
+def datasets_of(schema: str | Dataset | Sequence[str | Dataset]) -> tuple[Dataset, ...]:
+    """The datasets a run validates: one schema spec or dataset, or several (one
+    table each, under the one delivery folder and manifest)."""
+    specs = [schema] if isinstance(schema, str | Dataset) else list(schema)
+    if not specs:
+        raise UsageError("no schema given: name at least one with --schema")
+    datasets = tuple(load_dataset(s) if isinstance(s, str) else s for s in specs)
+    names = [d.name for d in datasets]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError("schema(s) " + ", ".join(repeated) + " given more than once: each "
+                         "table of a delivery has its own schema")
+    if len(datasets) > 1:
+        unsafe = [n for n in names if not _TABLE_NAME.fullmatch(n)]
+        if unsafe:
+            raise UsageError("a delivery of several tables names its outputs after each "
+                             "schema: " + ", ".join(repr(n) for n in unsafe) + " must be "
+                             "letters, digits, _ and - only")
+    return datasets
+
+
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def schema_label(datasets: Sequence[Dataset]) -> str:
+    """The run's schema as people see it: ``reference``, or ``reference+counties``."""
+    return "+".join(d.name for d in datasets)
+
+
+def build_tables_manifest(delivery: Delivery, tables: Sequence[SourceTable],
+                          results: Sequence[ValidationResult], datasets: Sequence[Dataset],
+                          keyring: Keyring, delivery_date: date, started: datetime,
+                          warnings: list[str], staged: Sequence[Output]) -> dict[str, Any]:
+    """The manifest of a delivery of several tables: each table's own part (what
+    :func:`build_manifest` says of one table, and its output files) under
+    ``tables``; rows, reasons and repairs summed on top, named ``<table>.<rule>``."""
+    parts = [build_manifest(delivery, t, r, d, keyring, delivery_date, started, warnings)
+             for t, r, d in zip(tables, results, datasets, strict=True)]
+    doc = {k: parts[0][k] for k in ("format", "delivery", "keys", "versions", "run",
+                                    "warnings")}
+    doc["schema"] = {"name": schema_label(datasets),
+                     "version": "+".join(d.version for d in datasets),
+                     "tables": [d.name for d in datasets]}
+    doc["rows"] = {k: sum(p["rows"][k] for p in parts)
+                   for k in ("in", "accepted", "quarantined")}
+    doc["quarantine_reasons"] = _prefixed(parts, "quarantine_reasons")
+    doc["repairs"] = _prefixed(parts, "repairs")
+    doc["columns"] = {k: [f"{d.name}.{c}" for d, p in zip(datasets, parts, strict=True)
+                          for c in p["columns"][k]] for k in ("restricted", "dropped")}
+    doc["tables"] = [
+        {"name": d.name, **{k: p[k] for k in ("schema", "read", "rows",
+                                               "quarantine_reasons", "repairs", "columns")},
+         "outputs": table_outputs(d.name, staged)}
+        for d, p in zip(datasets, parts, strict=True)]
+    return doc
+
+
+def _prefixed(parts: list[dict[str, Any]], key: str) -> dict[str, int]:
+    return {f"{p['schema']['name']}.{rule}": count
+            for p in parts for rule, count in p[key].items()}
+
+
+def table_outputs(table: str, staged: Sequence[Output]) -> list[str]:
+    """The files of one table of a delivery of several: ``<table>.*`` and the key
+    material of its Parquet file."""
+    keys = key_material_name(f"{table}.parquet")
+    return [o.path for o in staged if o.path.startswith(f"{table}.") or o.path == keys]
+
+
+def run_delivery(path: str | Path, *,
+                 schema: str | Dataset | Sequence[str | Dataset] = "reference",
                  out: str | Path, passphrase: str | None = None,
                  delivery_date: date | None = None, force: bool = False,
                  settings: Settings | None = None, stage: StageRunner = call_stage,
                  log: logging.Logger | logging.LoggerAdapter | None = None) -> RunSummary:
-    """Open, decrypt, read, validate and publish one delivery. Returns counts only."""
+    """Open, decrypt, read, validate and publish one delivery. Returns counts only.
+
+    ``schema`` names one table's schema, or several (a list): each table is then
+    read, validated and published under the one delivery folder and manifest,
+    and one table that fails (missing, or over its share of bad rows) fails the
+    delivery as a whole, with nothing published.
+    """
     settings = settings or load_settings()
-    dataset = load_dataset(schema) if isinstance(schema, str) else schema
+    datasets = datasets_of(schema)
+    label = schema_label(datasets)
     keyring = Keyring.open(settings)
     log = log or logger
     if passphrase is not None:
@@ -226,17 +351,18 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
         return value
 
     try:
-        summary = _run(path, dataset, keyring, settings, out, delivery_date, force, timed, log)
+        summary = _run(path, datasets, keyring, settings, out, delivery_date, force, timed,
+                       log)
     except IngestError as exc:
-        audit.append(settings.audit_log, "run", outcome="failed", schema=dataset.name,
+        audit.append(settings.audit_log, "run", outcome="failed", schema=label,
                      source=Path(path).name, error=type(exc).__name__)
         raise
     summary.stage_seconds = stages
     summary.seconds = round(time.perf_counter() - clock, 3)
     audit.append(settings.audit_log, "run",
                  outcome="already-processed" if summary.skipped else "published",
-                 delivery_sha256=summary.delivery_sha256, schema=dataset.name,
-                 schema_version=dataset.version,
+                 delivery_sha256=summary.delivery_sha256, schema=label,
+                 schema_version="+".join(d.version for d in datasets),
                  keys={r: k.id for r, k in keyring.current_master_keys().items()},
                  rows={"in": summary.rows_in, "accepted": summary.rows_accepted,
                        "quarantined": summary.rows_quarantined},
@@ -244,49 +370,78 @@ def run_delivery(path: str | Path, *, schema: str | Dataset = "reference",
     return summary
 
 
-def _run(path: str | Path, dataset: Dataset, keyring: Keyring, settings: Settings, out: Path,
-         delivery_date: date | None, force: bool, timed: Callable[..., Any],
-         log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
+def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
+         settings: Settings, out: Path, delivery_date: date | None, force: bool,
+         timed: Callable[..., Any], log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
     started = datetime.now(UTC)
+    several = len(datasets) > 1
     delivery = timed("open-media", open_stage, path, settings)
     log.info("delivery %s opened: %d member(s), %d checksum(s) verified",
              delivery.id, len(delivery.members), delivery.checksums_verified)
     for warning in delivery.warnings:
         log.warning(warning)
-    summary = RunSummary(delivery.id, delivery.sha256, dataset.name,
+    summary = RunSummary(delivery.id, delivery.sha256, schema_label(datasets),
                          warnings=list(delivery.warnings))
     with delivery_lock(out, delivery.id):
         if is_published(out, delivery.id) and not force:
             log.info("delivery %s is already processed; nothing to do", delivery.id)
             return _already(summary, out)
-        table = timed("read", read_stage, delivery, dataset)
+        tables = (timed("read", read_tables_stage, delivery, datasets) if several
+                  else [timed("read", read_stage, delivery, datasets[0])])
         delivery = replace(delivery, members=[])  # the plaintext bytes are no longer needed
-        log.info("read %d rows from %s (%s)", table.rows, table.member, table.format)
-        for note in table.notes:
-            log.warning(note)
-            summary.warnings.append(note)
+        for table, dataset in zip(tables, datasets, strict=True):
+            log.info("read %d rows from %s (%s)", table.rows, table.member, table.format)
+            for note in table.notes:
+                note = f"table {dataset.name}: {note}" if several else note
+                log.warning(note)
+                summary.warnings.append(note)
         when = delivery_date or date.today()
-        result = timed("validate", validate_stage, table, dataset, when,
-                       settings.max_quarantine_share)
-        log.info("%d rows accepted, %d quarantined", result.rows_accepted,
-                 result.rows_quarantined)
-        table = replace(table, frame=table.frame.clear())  # nor the source table
-        previous = features.latest_encoding(out, keyring.age_identity(), exclude=delivery.id)
+        share = settings.max_quarantine_share
+        results = (timed("validate", validate_tables_stage, tables, datasets, when, share)
+                   if several else
+                   [timed("validate", validate_stage, tables[0], datasets[0], when, share)])
+        for result in results:
+            log.info("%d rows accepted, %d quarantined", result.rows_accepted,
+                     result.rows_quarantined)
+        # nor the source tables
+        tables = [replace(t, frame=t.frame.clear()) for t in tables]
+        identity = keyring.age_identity()
+        previous = [features.latest_encoding(out, identity, exclude=delivery.id,
+                                             table=d.name if several else None)
+                    if has_features(d) else None for d in datasets]
         register_output_root(settings, out)
         with Staging(out, delivery.id) as staging:
-            timed("encrypt", encrypt_stage, result, dataset, keyring, delivery.sha256,
-                  previous, staging)
-            manifest = build_manifest(delivery, table, result, dataset, keyring, when,
-                                      started, summary.warnings)
-            summary.rows_in, summary.rows_accepted = result.rows_in, result.rows_accepted
-            summary.rows_quarantined = result.rows_quarantined
-            summary.quarantine_reasons = result.reasons
-            summary.repairs = result.repairs
+            if several:
+                timed("encrypt", encrypt_tables_stage, results, datasets, keyring,
+                      delivery.sha256, previous, staging)
+                manifest = build_tables_manifest(delivery, tables, results, datasets,
+                                                 keyring, when, started, summary.warnings,
+                                                 staging.outputs)
+                summary.tables = _table_summaries(manifest)
+            else:
+                timed("encrypt", encrypt_stage, results[0], datasets[0], keyring,
+                      delivery.sha256, previous[0], staging)
+                manifest = build_manifest(delivery, tables[0], results[0], datasets[0],
+                                          keyring, when, started, summary.warnings)
+            summary.rows_in = manifest["rows"]["in"]
+            summary.rows_accepted = manifest["rows"]["accepted"]
+            summary.rows_quarantined = manifest["rows"]["quarantined"]
+            summary.quarantine_reasons = manifest["quarantine_reasons"]
+            summary.repairs = manifest["repairs"]
             final = timed("publish", publish_stage, staging, summary, manifest, force,
                           settings.audit_log)
     summary.output_dir = str(final)
     log.info("published %d outputs to %s", len(summary.outputs), final)
     return summary
+
+
+def _table_summaries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each table's part of a manifest as the run summary shows it (counts only)."""
+    return [{"name": t["name"], "schema": t["schema"]["name"],
+             "rows_in": t["rows"]["in"], "rows_accepted": t["rows"]["accepted"],
+             "rows_quarantined": t["rows"]["quarantined"],
+             "quarantine_reasons": t["quarantine_reasons"], "repairs": t["repairs"],
+             "outputs": t["outputs"]} for t in manifest.get("tables", [])]
 
 
 def _already(summary: RunSummary, out: Path) -> RunSummary:
@@ -302,6 +457,7 @@ def _already(summary: RunSummary, out: Path) -> RunSummary:
     summary.rows_quarantined = manifest["rows"]["quarantined"]
     summary.quarantine_reasons = manifest["quarantine_reasons"]
     summary.repairs = manifest.get("repairs", {})  # manifests from before repairs were counted
+    summary.tables = _table_summaries(manifest)
     summary.outputs = [*manifest["outputs"],
                        asdict(Output("manifest.json", "manifest",
                                      hashlib.sha256(raw).hexdigest(), len(raw)))]

@@ -190,6 +190,14 @@ def _locate(path: Path) -> Path:
     return found
 
 
+def _encoding_file(folder: Path, doc: dict[str, Any], table: str | None) -> Path | None:
+    if table is not None and (folder / f"{table}.{JSON}").is_file():
+        return folder / f"{table}.{JSON}"
+    if (folder / JSON).is_file() and (table is None or doc["schema"]["name"] == table):
+        return folder / JSON
+    return None
+
+
 def _decrypt(path: Path, identity: object) -> bytes:
     try:
         return pyrage.decrypt(path.read_bytes(), [identity])
@@ -210,12 +218,14 @@ def _weights_from_json(doc: Any, several: bool) -> dict[Any, Any]:
     return {k: v for k, v in doc}
 
 
-def latest_encoding(root: str | Path, identity: object,
-                    exclude: str | None = None) -> Encoding | None:
+def latest_encoding(root: str | Path, identity: object, exclude: str | None = None,
+                    table: str | None = None) -> Encoding | None:
     """The encoding of the most recent earlier delivery under ``root``, if any.
 
     Reusing it keeps the feature columns of every delivery aligned: a category
     first seen later goes to its column's unseen bucket instead of shifting columns.
+    ``table``: that table's encoding, from a delivery of several tables
+    (``<table>.features.json.age``) or of that table alone.
     """
     from ..outputs import manifest
 
@@ -224,15 +234,16 @@ def latest_encoding(root: str | Path, identity: object,
         return None
     earlier = []
     for folder in root.iterdir():
-        if folder.name == exclude or folder.name.startswith(".") or \
-                not (folder / JSON).is_file():
+        if folder.name == exclude or folder.name.startswith("."):
             continue
         try:
-            earlier.append((manifest(folder)["run"]["finished"], folder))
-        except (OSError, KeyError, ValueError):
+            doc = manifest(folder)
+            file = _encoding_file(folder, doc, table)
+            if file is not None:
+                earlier.append((doc["run"]["finished"], str(file)))
+        except (OSError, KeyError, ValueError, TypeError):
             continue
     if not earlier:
         return None
-    folder = max(earlier)[1]
-    doc = json.loads(_decrypt(folder / JSON, identity))
+    doc = json.loads(_decrypt(Path(max(earlier)[1]), identity))
     return Encoding.from_json(doc["encoding"])

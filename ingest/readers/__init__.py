@@ -8,7 +8,8 @@ fallback: it claims only what no other format does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import codecs
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,7 +20,8 @@ from ..formats import Format, Kind, classify, register
 from ..media import Member
 from ..schema import Dataset
 from . import csv as _csv
-from ._base import SourceTable
+from ._as_delivered import read_as_delivered
+from ._base import SourceTable, header_score
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,11 @@ def reader_for(member: Member) -> Reader | None:
     return fmt.handler if fmt.kind is Kind.TABLE else None
 
 
-def read_member(member: Member, dataset: Dataset, fmt: Format | None = None) -> SourceTable:
+def read_member(member: Member, dataset: Dataset, fmt: Format | None = None,
+                keep: bool = False) -> SourceTable:
+    """The member read as ``dataset``'s table. A text member's bytes are handed over
+    to the reader (freed as it decodes them) unless ``keep``: another dataset of
+    the delivery may still read the same member."""
     fmt = fmt or classify(member)
     if fmt.kind is Kind.ENCRYPTION:
         raise DecryptionError(f"{member.name}: {_passed_over(fmt)}; give the password or key "
@@ -57,7 +63,7 @@ def read_member(member: Member, dataset: Dataset, fmt: Format | None = None) -> 
                         "Excel, OpenDocument spreadsheets and Access databases")
     reader: Reader = fmt.handler
     with guard(f"{member.name}: reading {reader.format}", ReadError):
-        if reader.text is None:
+        if reader.text is None or keep:
             return reader.read(member.data, dataset, member.name)
         decode, parse = reader.text
         return parse(decode(member.take(), dataset, member.name), dataset, member.name)
@@ -117,6 +123,101 @@ def read_delivery_table(members: list[Member], dataset: Dataset) -> SourceTable:
                     + "; deliver one table per delivery")
 
 
+def read_delivery_tables(members: list[Member],
+                         datasets: Sequence[Dataset]) -> list[SourceTable]:
+    """The table of each dataset, in the order given: one delivery of several tables.
+
+    With one dataset this is :func:`read_delivery_table`. With several, each
+    member is offered to the datasets that may hold it (a workbook or database
+    holds a table per sheet or per Access table, so every dataset looks inside
+    it; delimited text holds one table, offered only to the datasets whose
+    columns its header line names); each dataset must find exactly one table,
+    or the run stops naming the dataset. A text member that only one dataset
+    may hold is handed over to its reader, as in a single-table run.
+    """
+    if len(datasets) == 1:
+        return [read_delivery_table(members, datasets[0])]
+    found: dict[str, list[SourceTable]] = {d.name: [] for d in datasets}
+    mismatches: dict[str, list[str]] = {d.name: [] for d in datasets}
+    failures: list[IngestError] = []
+    passed: list[str] = []
+    for member in members:
+        fmt = classify(member)
+        if fmt.kind is not Kind.TABLE:
+            passed.append(f"{member.name}: {_passed_over(fmt)}")
+            continue
+        candidates = [d for d in datasets if _may_hold(member, fmt, d)]
+        for dataset in datasets:
+            if dataset.name not in {d.name for d in candidates}:
+                mismatches[dataset.name].append(
+                    f"{member.name}: its header names too few columns of schema "
+                    f"'{dataset.name}'")
+        for dataset in candidates:
+            try:
+                found[dataset.name].append(
+                    read_member(member, dataset, fmt, keep=len(candidates) > 1))
+            except SchemaMismatchError as exc:
+                mismatches[dataset.name].append(str(exc))
+            except (ReadError, DecryptionError) as exc:
+                failures.append(exc)
+                break  # the member is unreadable whichever table it holds
+    if failures:
+        if len(failures) == 1:
+            raise _with_others(failures[0], passed)
+        raise ReadError(f"{len(failures)} members could not be read: "
+                        + " | ".join(str(f) for f in failures) + _others(passed))
+    _one_member_one_table(found)
+    tables = []
+    for dataset in datasets:
+        held = found[dataset.name]
+        if not held:
+            listed = " | ".join(mismatches[dataset.name][:10]) or "no table member"
+            raise SchemaMismatchError(
+                f"no table of schema '{dataset.name}' in the delivery ({listed})"
+                + _others(passed) + "; every table of the run must be delivered")
+        if len(held) > 1:
+            raise ReadError(f"more than one member holds the table of schema "
+                            f"'{dataset.name}': " + ", ".join(t.member for t in held)
+                            + "; deliver one member per table")
+        tables.append(_contiguous(held[0]))
+    return tables
+
+
+def _may_hold(member: Member, fmt: Format, dataset: Dataset) -> bool:
+    """Whether the member may hold the dataset's table, from its header line alone
+    (a text format; a workbook or database is looked into by its reader).
+
+    A header naming half or fewer of the dataset's columns is refused by the
+    reader too (:func:`match_columns`), so skipping such a member changes no
+    outcome; it saves parsing a large table as the wrong dataset.
+    """
+    if fmt.handler.text is None:
+        return True
+    head = member.data[:1 << 16].removeprefix(codecs.BOM_UTF8)
+    line = head.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")
+    if not line.isascii():
+        return True  # UTF-16, or names outside ASCII: let the reader decide
+    text = line.decode("ascii")
+    score = max(header_score([c.strip().strip('"') for c in text.split(sep)], dataset)
+                for sep in (",", "\t", ";", "|"))
+    return len(dataset.source_names) - score <= len(dataset.source_names) / 2
+
+
+def _one_member_one_table(found: dict[str, list[SourceTable]]) -> None:
+    """A text member read as two datasets' table is ambiguous: say so."""
+    claims: dict[str, list[str]] = {}
+    for name, tables in found.items():
+        for table in tables:
+            if table.format in ("csv", "tsv"):
+                claims.setdefault(table.member, []).append(name)
+    for member, names in claims.items():
+        if len(names) > 1:
+            raise ReadError(f"{member}: its header matches schemas "
+                            + " and ".join(f"'{n}'" for n in names)
+                            + "; a text file holds one table: give the schemas distinct "
+                            "columns")
+
+
 def _others(passed: list[str]) -> str:
     if not passed:
         return ""
@@ -147,4 +248,5 @@ def _contiguous(table: SourceTable) -> SourceTable:
     return replace(table, frame=pl.DataFrame(merged))
 
 
-__all__ = ["Reader", "SourceTable", "read_delivery_table", "read_member", "reader_for"]
+__all__ = ["Reader", "SourceTable", "read_as_delivered", "read_delivery_table", "read_member",
+           "reader_for"]

@@ -6,7 +6,9 @@ closed, so no output needs to be held whole in memory), writes the manifest
 last, then renames the folder into place in one step (an atomic exchange when a
 forced re-run replaces earlier outputs). A killed run leaves only a staging
 folder, removed by the next run. One lock per delivery keeps two runs of the
-same delivery from publishing at once.
+same delivery from publishing at once. A delivery of several tables stages
+every table's outputs in the same folder under the one manifest, so they appear
+together or not at all.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from .._fs import create_private, exclusive_lock, fsync_dir, private_dir
 from ..errors import AlreadyProcessed, OutputError
 
 MANIFEST = "manifest.json"
+QUARANTINE = "quarantine.jsonl.age"
 _RENAME_EXCHANGE = 2
+
+
+def table_output(table: str | None, name: str) -> str:
+    """An output's file name: ``name`` in a delivery of one table (None), else
+    ``<table>.<name>``, so the tables of one delivery share its folder."""
+    return f"{table}.{name}" if table else name
 
 
 @dataclass(frozen=True)
