@@ -34,13 +34,42 @@ def manifest(folder: str | Path) -> dict[str, Any]:
     return json.loads((Path(folder) / MANIFEST).read_text())
 
 
-def _table_file(folder: Path) -> tuple[Path, str]:
-    """The delivery's Parquet file and the delivery SHA-256 it must carry (one read)."""
+def table_names(doc: dict[str, Any]) -> list[str]:
+    """The tables a manifest's delivery holds (one, or several), by name."""
+    return [out["path"].removesuffix(".parquet") for out in doc["outputs"]
+            if out["kind"] == "parquet"]
+
+
+def _table_file(folder: Path, table: str | None = None) -> tuple[Path, str] | None:
+    """The Parquet file of the delivery's table (its only one, or ``table``) and the
+    delivery SHA-256 it must carry (one read); None if it holds no such table."""
     doc = manifest(folder)
-    for out in doc["outputs"]:
-        if out["kind"] == "parquet":
-            return folder / out["path"], doc["delivery"]["sha256"]
-    raise UsageError(f"{folder}: the manifest lists no Parquet output")
+    names = table_names(doc)
+    if not names:
+        raise UsageError(f"{folder}: the manifest lists no Parquet output")
+    if table is None:
+        if len(names) > 1:
+            raise UsageError(f"{folder} holds {len(names)} tables ({', '.join(names)}); "
+                             "say which: table=NAME (--table NAME)")
+        table = names[0]
+    if table not in names:
+        return None
+    return folder / f"{table}.parquet", doc["delivery"]["sha256"]
+
+
+def _table_files(folders: list[Path], table: str | None) -> list[tuple[str, Path, str]]:
+    """(delivery id, Parquet file, delivery SHA-256) of the table in each delivery
+    that holds it; an error naming the tables there are if none does."""
+    files = []
+    for folder in folders:
+        found = _table_file(folder, table)
+        if found is not None:
+            files.append((folder.name, *found))
+    if not files:
+        held = sorted({n for f in folders for n in table_names(manifest(f))})
+        raise UsageError(f"no table {table!r} in {len(folders)} delivery folder(s); the "
+                         "tables there are " + ", ".join(held))
+    return files
 
 
 def with_delivery_id(table: pa.Table, delivery_id: str) -> pa.Table:
@@ -50,31 +79,33 @@ def with_delivery_id(table: pa.Table, delivery_id: str) -> pa.Table:
 
 
 def load_arrow(path: str | Path, columns: list[str] | None = None,
-               settings: Settings | None = None) -> pa.Table:
+               settings: Settings | None = None, table: str | None = None) -> pa.Table:
+    """As :func:`load`, an Arrow table."""
     keyring = Keyring.open(settings or load_settings())
     folders = output_dirs(path)
     tables = []
-    for folder in folders:
-        file, sha256 = _table_file(folder)
-        table = read_parquet(file, keyring, columns, delivery_sha256=sha256)
-        tables.append(with_delivery_id(table, folder.name) if len(folders) > 1 else table)
+    for delivery_id, file, sha256 in _table_files(folders, table):
+        read = read_parquet(file, keyring, columns, delivery_sha256=sha256)
+        tables.append(with_delivery_id(read, delivery_id) if len(folders) > 1 else read)
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 \
         else tables[0]
 
 
 def load(path: str | Path, columns: list[str] | None = None, filters: pl.Expr | None = None,
          as_: Literal["polars", "pandas", "arrow"] = "polars",
-         settings: Settings | None = None) -> Any:
+         settings: Settings | None = None, table: str | None = None) -> Any:
     """The cleaned table of one delivery, or of every delivery under ``path``.
 
     Keys come from the keyring (``INGEST_HOME``). With several deliveries the
     table has a ``delivery_id`` column. ``filters`` is a polars expression.
+    ``table`` picks one table of a delivery of several (``"counties"``); without
+    it, each delivery must hold one table, else the error lists the tables. Under
+    a root, the table is read from every delivery that holds it.
 
     >>> df = ingest.load("out/")                      # doctest: +SKIP
     >>> df = ingest.load("out/", columns=["sex", "hospitalized"])  # doctest: +SKIP
     """
-    table = load_arrow(path, columns, settings)
-    frame = pl.from_arrow(table)
+    frame = pl.from_arrow(load_arrow(path, columns, settings, table))
     assert isinstance(frame, pl.DataFrame)
     if filters is not None:
         frame = frame.filter(filters)
@@ -87,13 +118,14 @@ def load(path: str | Path, columns: list[str] | None = None, filters: pl.Expr | 
     raise UsageError(f"as_ must be 'polars', 'pandas' or 'arrow', not {as_!r}")
 
 
-def scan(path: str | Path, settings: Settings | None = None) -> pl.LazyFrame:
+def scan(path: str | Path, settings: Settings | None = None,
+         table: str | None = None) -> pl.LazyFrame:
     """The cleaned table as a polars LazyFrame that decrypts only what a query needs.
 
     Only the columns the query uses are read (projection pushdown), batch by
     batch, row groups one at a time; filters apply as the batches stream, and a
     ``head``/``limit`` stops reading early. Restricted columns need the restricted
-    key only if the query uses them.
+    key only if the query uses them. ``table`` as in :func:`load`.
 
     >>> lazy = ingest.scan("out/")                                  # doctest: +SKIP
     >>> lazy.filter(pl.col("sex") == "F").select("lab_value").collect()  # doctest: +SKIP
@@ -105,7 +137,7 @@ def scan(path: str | Path, settings: Settings | None = None) -> pl.LazyFrame:
     keyring = Keyring.open(settings or load_settings())
     folders = output_dirs(path)
     several = len(folders) > 1
-    files = [(f.name, *_table_file(f)) for f in folders]
+    files = _table_files(folders, table)
     first = pl.from_arrow(open_parquet(files[0][1], keyring).schema_arrow.empty_table())
     assert isinstance(first, pl.DataFrame)
     schema = dict(first.schema) | ({"delivery_id": pl.Utf8} if several else {})
