@@ -109,11 +109,14 @@ def publish_report(summary: dict[str, Any], profile: dict[str, Any] | None) -> N
 
 
 @flow(name="ingest-delivery", persist_result=False, log_prints=False)
-def ingest_delivery(delivery: str, out: str, dataset: str = "reference",
+def ingest_delivery(delivery: str, out: str, dataset: str | list[str] = "reference",
                     delivery_date: date | None = None, force: bool = False,
                     passphrase_file: str | None = None,
                     passphrase_secret: str | None = None) -> Any:
     """Open, decrypt, read, validate and publish one delivery; returns counts only.
+
+    ``dataset`` is a schema spec, or a list of them for a delivery of several
+    tables (one schema each, published together or not at all).
 
     ``passphrase_file`` is the path of a file holding the passphrase;
     ``passphrase_secret`` the name of a Prefect Secret block holding it. Without
@@ -128,7 +131,12 @@ def ingest_delivery(delivery: str, out: str, dataset: str = "reference",
     def stage(name: str, fn: Callable[..., Any], *args: Any) -> Any:
         value = run_as_task(name, fn, *args)
         if name == "validate":  # aggregates of the accepted rows, for the report
-            profile.update(reports.column_profile(value.accepted))
+            if isinstance(value, list):  # several tables: one profile each, by name
+                names = [d.name for d in pipeline.datasets_of(dataset)]
+                profile["tables"] = {n: reports.column_profile(r.accepted)
+                                     for n, r in zip(names, value, strict=True)}
+            else:
+                profile.update(reports.column_profile(value.accepted))
         return value
 
     try:

@@ -57,17 +57,25 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         from .pipeline import call_stage, run_delivery
         from .status import Progress
 
-        summary = run_delivery(args.delivery, schema=args.schema, out=args.out,
+        summary = run_delivery(args.delivery, schema=_schemas(args.schema), out=args.out,
                                delivery_date=args.delivery_date, force=args.force,
                                settings=settings,
                                stage=Progress().wrap(call_stage)).to_json()
     else:
         summary = run_flow(settings, delivery=str(Path(args.delivery).resolve()),
-                           out=str(Path(args.out).resolve()), dataset=args.schema,
-                           delivery_date=args.delivery_date, force=args.force)
+                           out=str(Path(args.out).resolve()),
+                           dataset=_schemas(args.schema), delivery_date=args.delivery_date,
+                           force=args.force)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     _report(summary, args.json)
     return 0
+
+
+def _schemas(given: list[str] | None) -> str | list[str]:
+    """``--schema`` once (the schema's spec) or repeated (one table each)."""
+    if not given:
+        return "reference"
+    return given[0] if len(given) == 1 else given
 
 
 def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
@@ -374,6 +382,8 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
                 "quarantine_reasons", "repairs", "outputs", "seconds", "output_dir",
                 "skipped", "warnings")
         doc = {k: summary[k] for k in keys}
+        if summary.get("tables"):  # a delivery of several tables: each table's counts
+            doc["tables"] = summary["tables"]
         doc["outputs"] = [{k: o[k] for k in ("path", "kind", "sha256")} for o in doc["outputs"]]
         print(json.dumps(doc))
         return
@@ -384,6 +394,9 @@ def _report(summary: dict[str, Any], as_json: bool) -> None:
     print(f"  rows quarantined  {summary['rows_quarantined']:>10,}")
     for rule, count in summary["quarantine_reasons"].items():
         print(f"    {count:>8,}  {rule}")
+    for part in summary.get("tables") or []:
+        print(f"  table {part['name']:<22} {part['rows_in']:>10,} delivered, "
+              f"{part['rows_accepted']:,} accepted, {part['rows_quarantined']:,} quarantined")
     for repair, count in (summary.get("repairs") or {}).items():
         print(f"  repaired {count:>10,}  {repair}")
     print(f"  outputs in {summary['output_dir']}")
@@ -432,7 +445,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="ingest one delivery through the Prefect flow")
     run.add_argument("delivery", help="a file, a folder (mounted disc), an image or archive")
-    run.add_argument("--schema", default="reference", type=_schema, help=SCHEMA_HELP)
+    run.add_argument("--schema", action="append", type=_schema,
+                     help=SCHEMA_HELP + "; repeat it for a delivery of several tables, one "
+                     "schema each (--schema cases --schema counties)")
     run.add_argument("--out", required=True, help="output root; one folder per delivery")
     run.add_argument("--delivery-date", type=_date, help="the delivery's date (default today)")
     run.add_argument("--force", action="store_true",
