@@ -114,8 +114,19 @@ def load(path: str | Path, columns: list[str] | None = None, filters: pl.Expr | 
     if as_ == "arrow":
         return frame.to_arrow()
     if as_ == "pandas":
-        return frame.to_pandas()
+        return to_pandas(frame)
     raise UsageError(f"as_ must be 'polars', 'pandas' or 'arrow', not {as_!r}")
+
+
+def to_pandas(frame: pl.DataFrame) -> Any:
+    """``frame`` as pandas, every kind kept: integers as nullable ``Int64`` (numpy's
+    int64 has no null, so pandas would make ``2013`` a float ``2013.0``), decimals as
+    ``decimal.Decimal`` objects, times as ``datetime.time``."""
+    import pandas as pd
+
+    nullable = {pa.int64(): pd.Int64Dtype(), pa.int32(): pd.Int32Dtype(),
+                pa.int16(): pd.Int16Dtype(), pa.int8(): pd.Int8Dtype()}
+    return frame.to_pandas(types_mapper=nullable.get)
 
 
 def scan(path: str | Path, settings: Settings | None = None,

@@ -66,9 +66,27 @@ class _JsonLines(io.RawIOBase):
 
 
 def write_jsonl(frame: pl.DataFrame, recipient: object, sink: BinaryIO) -> None:
-    """One JSON object per row (dates ISO 8601), sealed to ``recipient``, into ``sink``."""
-    with io.BufferedReader(_JsonLines(frame), buffer_size=1 << 20) as rows:
+    """One JSON object per row, sealed to ``recipient``, into ``sink``.
+
+    Integers are JSON integers; dates, datetimes and times ISO 8601 (a UTC datetime
+    with ``+00:00``, a naive one without an offset); decimals strings of their
+    exact digits (``"12.30"``: a JSON number would be read back as a float).
+    """
+    with io.BufferedReader(_JsonLines(json_ready(frame)), buffer_size=1 << 20) as rows:
         encrypt_into(rows, recipient, sink)
+
+
+def json_ready(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with naive datetimes spelled ISO 8601 (polars writes a space for the
+    ``T``); every other type is written by polars as it is."""
+    naive = [name for name, dtype in frame.schema.items()
+             if isinstance(dtype, pl.Datetime) and dtype.time_zone is None]
+    if not naive:
+        return frame
+    return frame.with_columns(pl.col(naive).dt.to_string(ISO_NAIVE))
+
+
+ISO_NAIVE = "%Y-%m-%dT%H:%M:%S%.f"
 
 
 class _Sink:

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.hmac import HMAC
 
 from ..keys import SecretKey
+from ..kinds import output_type
 from ..schema import Dataset
 
 
@@ -23,6 +24,8 @@ def pseudonymise(values: pl.Series, key: SecretKey) -> pl.Series:
     become hex in one vectorised step.
     """
     keyed = HMAC(key.material, SHA256())
+    if values.dtype != pl.Utf8:  # an identifier of another kind (an integer) by its text
+        values = values.cast(pl.Utf8)
 
     def digest(value: bytes) -> bytes:
         mac = keyed.copy()
@@ -46,8 +49,9 @@ def apply_policies(frame: pl.DataFrame, dataset: Dataset, key: SecretKey) -> pl.
         series = frame[col.name]
         if col.policy == "pseudonymise":
             series = pseudonymise(series, key)
-        elif col.kind == "category":
-            series = series.cast(pl.Categorical)
+        else:
+            # the type every output keeps (the kinds table; categories as Categorical)
+            series = series.cast(output_type(col))
         out.append(series)
     return pl.DataFrame(out)
 

@@ -1,0 +1,267 @@
+"""Kinds integer, decimal, datetime and time, end to end: parsed from CSV text and
+workbook cells, quarantined with their reasons, and kept by every output (Parquet
+through ``ingest.load`` as polars, pandas and Arrow; JSON Lines opened with the
+``age`` command; ``ingest cat --format arrow``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+import pyarrow as pyarrow
+import pytest
+
+import ingest
+from ingest.kinds import KINDS
+from ingest.readers import SourceTable
+from ingest.schema import Column, Dataset, Features
+from ingest.validate import validate
+
+from conftest import ROOT
+
+DELIVERY_DATE = date(2026, 6, 30)
+COLUMNS = (
+    Column("ID", "id", "string"),
+    Column("YEAR", "year", "integer", minimum=1900, maximum=2100),
+    Column("FLIGHT", "flight", "integer", nullable=True),
+    Column("AMOUNT", "amount", "decimal", precision=10, scale=2, nullable=True),
+    Column("LAB", "lab", "decimal", precision=6, scale=3, nullable=True),
+    Column("SEEN", "seen", "datetime", nullable=True),
+    Column("STAMP", "stamp", "datetime", timezone="America/New_York", nullable=True),
+    Column("AT", "at", "time", nullable=True),
+    Column("RATE", "rate", "float", nullable=True),
+)
+TYPES = {"id": pl.Utf8, "year": pl.Int64, "flight": pl.Int64,
+         "amount": pl.Decimal(10, 2), "lab": pl.Decimal(6, 3),
+         "seen": pl.Datetime("us"), "stamp": pl.Datetime("us", "UTC"), "at": pl.Time,
+         "rate": pl.Float64}
+
+
+def _rules(delivery_date: date) -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {c.name: pa.Column(TYPES[c.name], [k for k in [c.range_check(delivery_date)] if k],
+                           nullable=c.nullable) for c in COLUMNS},
+        strict=True, ordered=True, name="kinds")
+
+
+DATASET = Dataset("kinds", "1", COLUMNS, _rules, unique=("id",),
+                  features=Features(numeric=("year", "amount", "lab")))
+GOOD = {"ID": "r0", "YEAR": "2013", "FLIGHT": "1545", "AMOUNT": "12.30", "LAB": "0.125",
+        "SEEN": "2013-01-01 05:17:00", "STAMP": "2013-01-01T05:17:00Z", "AT": "05:17",
+        "RATE": "0.5"}
+
+
+def _validate(*changes: dict[str, str]):
+    rows = [GOOD, *(GOOD | {"ID": f"r{i + 1}"} | c for i, c in enumerate(changes))]
+    return validate(SourceTable("t.csv", "csv", pl.DataFrame(rows)), DATASET, DELIVERY_DATE)
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"YEAR": "2013.5"}, "year:not_an_integer"),
+    ({"YEAR": "2013.0"}, "year:not_an_integer"),  # no float spelling taken silently
+    ({"YEAR": "twenty"}, "year:not_an_integer"),
+    ({"YEAR": "99999999999999999999"}, "year:not_an_integer"),  # beyond Int64
+    ({"YEAR": "1899"}, "year:in_range"),
+    ({"YEAR": "2101"}, "year:in_range"),
+    ({"YEAR": ""}, "year:not_nullable"),
+    ({"AMOUNT": "12.345"}, "amount:decimal_too_many_places"),  # refused, never rounded
+    ({"AMOUNT": "123456789.00"}, "amount:decimal_too_many_digits"),
+    ({"AMOUNT": "12,30"}, "amount:not_a_decimal"),
+    ({"AMOUNT": "1e3"}, "amount:not_a_decimal"),
+    ({"LAB": "0.1255"}, "lab:decimal_too_many_places"),
+    ({"SEEN": "2013-02-30 05:17:00"}, "seen:not_a_datetime"),
+    ({"SEEN": "2013-01-01T05:17:00+01:00"}, "seen:datetime_zone_not_declared"),
+    ({"STAMP": "2013-03-10 02:30:00"}, "stamp:not_a_datetime"),  # a New York hour that never was
+    ({"AT": "25:00"}, "at:not_a_time"),
+    ({"AT": "noon"}, "at:not_a_time"),
+])
+def test_a_value_that_does_not_parse_is_quarantined_with_its_reason(change, reason) -> None:
+    result = _validate(change)
+    assert result.quarantined["_reasons"].to_list() == [reason]
+    assert result.reasons == {reason: 1}
+    assert result.rows_accepted == 1
+
+
+def test_text_is_parsed_exactly_into_each_kind() -> None:
+    result = _validate(
+        {"YEAR": " 2014 ", "FLIGHT": "", "AMOUNT": "-0.5", "LAB": "12.340",
+         "SEEN": "2013-01-01T05:17:00.25", "STAMP": "2013-07-01 08:00:00", "AT": "23:59:59",
+         "RATE": "NA"},
+        {"FLIGHT": "+7", "AMOUNT": "99999999.99", "LAB": "-.5", "SEEN": "01/02/2013 13:45",
+         "STAMP": "2013-01-01T05:17:00-05:00", "AT": "00:00:00.5"})
+    assert result.reasons == {}
+    df = result.accepted
+    assert dict(df.schema) == TYPES
+    assert df["year"].to_list() == [2013, 2014, 2013]
+    assert df["flight"].to_list() == [1545, None, 7]
+    assert df["amount"].to_list() == [Decimal("12.30"), Decimal("-0.50"),
+                                      Decimal("99999999.99")]
+    assert df["lab"].to_list() == [Decimal("0.125"), Decimal("12.340"), Decimal("-0.500")]
+    assert df["seen"].to_list() == [datetime(2013, 1, 1, 5, 17), datetime(2013, 1, 1, 5, 17, 0,
+                                    250000), datetime(2013, 1, 2, 13, 45)]
+    utc = UTC
+    # zone-aware values converted to UTC; naive ones read in the declared zone (EDT)
+    assert df["stamp"].to_list() == [datetime(2013, 1, 1, 5, 17, tzinfo=utc),
+                                     datetime(2013, 7, 1, 12, 0, tzinfo=utc),
+                                     datetime(2013, 1, 1, 10, 17, tzinfo=utc)]
+    assert df["at"].to_list() == [time(5, 17), time(23, 59, 59), time(0, 0, 0, 500000)]
+
+
+def test_typed_cells_map_to_each_kind() -> None:
+    """Cells a workbook or database gives typed: whole floats are integers, a fraction
+    is not; a float decimal is read by its shortest spelling; dates become midnight."""
+    frame = pl.DataFrame({
+        "ID": ["a", "b", "c"], "YEAR": [2013.0, 2014.5, 1e300], "FLIGHT": [1, None, 3],
+        "AMOUNT": [12.3, 0.1 + 0.2, 7.0], "LAB": [1, 2, 3],
+        "SEEN": [date(2013, 1, 1), date(2013, 1, 2), None],
+        "STAMP": [datetime(2013, 1, 1, 5, 17), None, None],
+        "AT": [time(5, 17), None, None], "RATE": [1, 2, 3]})
+    result = validate(SourceTable("t.xlsx", "xlsx", frame), DATASET, DELIVERY_DATE)
+    assert result.quarantined["_reasons"].to_list() == [
+        "amount:decimal_too_many_places; year:not_an_integer", "year:not_an_integer"]
+    df = result.accepted
+    assert df["year"].to_list() == [2013]
+    assert df["amount"].to_list() == [Decimal("12.30")]
+    assert df["lab"].to_list() == [Decimal("1.000")]
+    assert df["seen"].to_list() == [datetime(2013, 1, 1)]
+    assert df["stamp"].to_list() == [datetime(2013, 1, 1, 10, 17, tzinfo=UTC)]
+    assert df["at"].to_list() == [time(5, 17)]
+
+
+def test_every_kind_has_a_type_a_reason_and_a_parser() -> None:
+    assert set(KINDS) == {"string", "category", "float", "bool", "date", "integer",
+                          "decimal", "datetime", "time"}
+    # a reason names the kind that failed: only string and category share one
+    reasons = [spec.reason for spec in KINDS.values() if spec.name != "category"]
+    assert len(reasons) == len(set(reasons))
+    for col in COLUMNS:
+        assert KINDS[col.kind].dtype(col) == TYPES[col.name]
+
+
+# --- end to end -----------------------------------------------------------------------------
+
+ROWS = 300
+
+
+def _delivery_frame() -> pl.DataFrame:
+    rows = [GOOD | {"ID": f"r{i:04d}", "YEAR": str(1990 + i % 30),
+                    "FLIGHT": "" if i % 7 == 0 else str(i),
+                    "AMOUNT": f"{i}.{i % 100:02d}", "LAB": f"0.{i % 1000:03d}",
+                    "SEEN": f"2013-01-{1 + i % 28:02d} {i % 24:02d}:17:00",
+                    "STAMP": f"2013-01-{1 + i % 28:02d}T{i % 24:02d}:17:00Z",
+                    "AT": f"{i % 24:02d}:{i % 60:02d}"} for i in range(ROWS)]
+    rows[5] |= {"AMOUNT": "12.345"}
+    rows[6] |= {"YEAR": "2013.0"}
+    rows[7] |= {"SEEN": "2013-01-01T05:17:00Z"}
+    return pl.DataFrame(rows)
+
+
+def _expected(frame: pl.DataFrame) -> dict[str, list]:
+    good = frame.filter(~pl.col("ID").is_in(["r0005", "r0006", "r0007"]))
+    return {
+        "year": [int(v) for v in good["YEAR"]],
+        "flight": [int(v) if v else None for v in good["FLIGHT"]],
+        "amount": [Decimal(v) for v in good["AMOUNT"]],
+        "seen": [datetime.fromisoformat(v) for v in good["SEEN"]],
+        "stamp": [datetime.fromisoformat(v) for v in good["STAMP"]],
+        "at": [time.fromisoformat(v) for v in good["AT"]],
+    }
+
+
+@pytest.fixture
+def published(home: Path, tmp_path: Path):
+    from ingest.crypto.openpgp import encrypt_openpgp, export_public_key
+    from ingest.synth import to_delimited
+
+    frame = _delivery_frame()
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    (folder / "kinds.csv.gpg").write_bytes(encrypt_openpgp(
+        to_delimited(frame), tmp_path / "sender", recipient_key=export_public_key(home / "gnupg")))
+    summary = ingest.run_delivery(folder, schema=DATASET, out=tmp_path / "out",
+                                  delivery_date=DELIVERY_DATE)
+    return summary, frame
+
+
+def test_csv_delivery_keeps_every_kind_in_parquet_polars_pandas_arrow(published) -> None:
+    summary, frame = published
+    assert summary.rows_quarantined == 3
+    assert summary.quarantine_reasons == {"amount:decimal_too_many_places": 1,
+                                          "seen:datetime_zone_not_declared": 1,
+                                          "year:not_an_integer": 1}
+    expected = _expected(frame)
+    df = ingest.load(summary.output_dir)
+    assert {n: df.schema[n] for n in TYPES} == TYPES
+    for name, values in expected.items():
+        assert df[name].to_list() == values, name
+
+    pdf = ingest.load(summary.output_dir, as_="pandas")
+    assert str(pdf["year"].dtype) == "Int64" and str(pdf["flight"].dtype) == "Int64"
+    assert pdf["flight"].isna().sum() == sum(v is None for v in expected["flight"])
+    assert [int(v) for v in pdf["year"]] == expected["year"]
+    assert list(pdf["amount"]) == expected["amount"]  # decimal.Decimal, exact
+    assert str(pdf["seen"].dtype) == "datetime64[us]"
+    assert str(pdf["stamp"].dtype) == "datetime64[us, UTC]"
+    assert list(pdf["at"]) == expected["at"]
+
+    table = ingest.load(summary.output_dir, as_="arrow")
+    assert table.schema.field("year").type == pyarrow.int64()
+    assert table.schema.field("amount").type == pyarrow.decimal128(10, 2)
+    assert table.schema.field("seen").type == pyarrow.timestamp("us")
+    assert table.schema.field("stamp").type == pyarrow.timestamp("us", tz="UTC")
+    assert pyarrow.types.is_time(table.schema.field("at").type)
+
+
+def test_json_lines_write_integers_exact_decimals_and_iso_datetimes(published, home) -> None:
+    summary, frame = published
+    proc = subprocess.run(["age", "-d", "-i", str(home / "keys" / "age-identity.txt"),
+                           str(Path(summary.output_dir) / "kinds.jsonl.age")],
+                          capture_output=True, check=True)
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    expected = _expected(frame)
+    assert len(rows) == ROWS - 3
+    first = rows[0]
+    assert first["year"] == 1990 and isinstance(first["year"], int)
+    assert first["amount"] == "0.00" and first["lab"] == "0.000"
+    assert first["seen"] == "2013-01-01T00:17:00"
+    assert first["stamp"] == "2013-01-01T00:17:00+00:00"
+    assert first["at"] == "00:00:00"
+    assert [r["year"] for r in rows] == expected["year"]
+    assert [Decimal(r["amount"]) for r in rows] == expected["amount"]
+    assert [r["amount"] for r in rows] == [str(v) for v in expected["amount"]]
+    assert [datetime.fromisoformat(r["seen"]) for r in rows] == expected["seen"]
+    assert all("T" in r["seen"] for r in rows)
+
+
+def test_ingest_cat_streams_arrow_with_the_kinds(published, home) -> None:
+    summary, frame = published
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ingest"), "cat", summary.output_dir,
+                           "--format", "arrow"], capture_output=True, check=True,
+                          env=os.environ | {"INGEST_HOME": str(home)})
+    table = pyarrow.ipc.open_stream(io.BytesIO(proc.stdout)).read_all()
+    assert table.schema.field("year").type == pyarrow.int64()
+    assert table.schema.field("amount").type == pyarrow.decimal128(10, 2)
+    assert table.schema.field("seen").type == pyarrow.timestamp("us")
+    assert table.schema.field("stamp").type == pyarrow.timestamp("us", tz="UTC")
+    assert table.column("year").to_pylist() == _expected(frame)["year"]
+    assert table.column("amount").to_pylist() == _expected(frame)["amount"]
+
+
+def test_feature_matrix_takes_integers_and_decimals_as_numbers(published) -> None:
+    import ingest.features
+
+    summary, frame = published
+    fm = ingest.features.load(summary.output_dir)
+    names = list(fm.feature_names)
+    expected = _expected(frame)
+    dense = fm.X.toarray()
+    assert dense[:, names.index("year")].tolist() == [float(v) for v in expected["year"]]
+    assert dense[:, names.index("amount")].tolist() == pytest.approx(
+        [float(v) for v in expected["amount"]])
