@@ -1,0 +1,95 @@
+"""The drafted schema module's text, in the declared-once idiom (:mod:`ingest.declare`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .infer import Drafted
+from .names import class_name
+
+FROM_THE_DATA = "# from the data"
+"""Ends every line of a draft that holds values drawn from the delivery."""
+
+ANNOTATIONS = {"string": "str", "category": "pl.Categorical", "float": "pl.Float64",
+               "bool": "pl.Boolean", "date": "pl.Date", "integer": "pl.Int64",
+               "decimal": "pl.Decimal", "datetime": "pl.Datetime", "time": "pl.Time"}
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the draft says about where it came from: no data values."""
+
+    delivery_sha256: str
+    member: str
+    format: str
+    rows: int
+    drafted_on: str
+    table: str | None = None
+    encoding: str | None = None
+
+
+def module_text(name: str, source: Source, columns: list[Drafted],
+                null_tokens: list[str]) -> str:
+    model = class_name(name)
+    keys = [c.name for c in columns if c.candidate_key]
+    where = f"{source.member}" + (f", table {source.table}" if source.table else "")
+    lines = [
+        f'"""Dataset {name!r}: a schema drafted by `ingest schema draft`; edit it before use.',
+        "",
+        f"Drafted on {source.drafted_on} from delivery {source.delivery_sha256[:16]} "
+        f"({where}: {source.format}, {source.rows:,} rows).",
+        "",
+        "WHERE THIS FILE MAY BE KEPT: every line that ends with",
+        f'"{FROM_THE_DATA}" holds values drawn from the delivery (category levels,',
+        "observed ranges and lengths). Every other line holds only column names,",
+        "kinds, formats and counts. Keep this file where the delivery's data may be",
+        "kept, or delete the marked lines before keeping or sending it anywhere else.",
+        "",
+        "As drafted, every value of that delivery parses, so running it quarantines",
+        "no row for a value that does not parse. The suggested rules (levels,",
+        "ranges) are commented out: uncomment and edit those you mean, and check the",
+        "kinds, policies (pseudonymise, restrict) and widths chosen for each column.",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "from datetime import date, datetime, time  # noqa: F401 - for the suggested bounds",
+        "",
+        "import pandera.polars as pa",
+        "import polars as pl",
+        "",
+        "from ingest.declare import dataset",
+        "",
+        "",
+        f"class {model}(pa.DataFrameModel):",
+        f'    """One row of the delivered table ({len(columns)} columns)."""',
+    ]
+    for col in columns:
+        lines.append("")
+        lines.extend(_field(col))
+    options = [f"    name={name!r},", '    version="1",']
+    if source.table:
+        options.append(f"    table={source.table!r},")
+    options.append(f"    null_tokens={tuple(null_tokens)!r},")
+    if source.encoding and source.encoding not in ("utf-8", "cp1252", "utf-8-sig", "utf-16"):
+        options.append(f"    encodings=({source.encoding!r},),")
+    lines += ["", ""]
+    if keys:
+        lines.append("# Candidate unique keys (no repeated and no empty value in this delivery):")
+        lines.append(f"# {', '.join(keys)}. To quarantine repeats, add unique=(...) below.")
+    else:
+        lines.append("# No column is a unique key in this delivery (each repeats or is empty).")
+    lines += [f"DATASET = dataset(\n    {model},", *options, ")", ""]
+    return "\n".join(lines)
+
+
+def _field(col: Drafted) -> list[str]:
+    header = " ".join(col.source.split())  # a header cell may hold a line break
+    out = [f"    # {header}: " + "; ".join(col.notes or ["text"])]
+    metadata = {"source": col.source, **col.metadata}
+    args = ["nullable=True"] if col.nullable else []
+    args.append("metadata={" + ", ".join(f"{k!r}: {v!r}" for k, v in metadata.items()) + "}")
+    out.append(f"    {col.name}: {ANNOTATIONS[col.kind]} = pa.Field({', '.join(args)})")
+    for suggestion in col.suggested:
+        out.append(f"    # suggested: pa.Field({suggestion})  {FROM_THE_DATA}")
+    return out
