@@ -32,7 +32,7 @@ already knows how to say; the field's ``metadata`` says the rest, the settings o
 What comes from where:
 
 - **name**: the field's name (or its pandera ``alias``), the column's name in every output;
-- **kind**: the annotation (:data:`KINDS`): ``str``/``pl.Utf8`` string,
+- **kind**: the annotation (:data:`ANNOTATIONS`): ``str``/``pl.Utf8`` string,
   ``pl.Categorical`` category, ``pl.Float64`` float, ``pl.Boolean`` bool, ``pl.Date``
   date, ``pl.Int64`` integer, ``pl.Decimal`` decimal, ``pl.Datetime`` datetime,
   ``pl.Time`` time. Any other type is refused. A category's clean values are text,
@@ -67,13 +67,14 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from . import kinds
 from .errors import UsageError
 from .schema import Column, Dataset, Features, Kind
 
 if TYPE_CHECKING:
     import pandera.polars as pa
 
-KINDS: dict[type[pl.DataType], Kind] = {
+ANNOTATIONS: dict[type[pl.DataType], Kind] = {
     pl.String: "string",
     pl.Categorical: "category",
     pl.Float64: "float",
@@ -86,7 +87,7 @@ KINDS: dict[type[pl.DataType], Kind] = {
 }
 """The annotation's polars type -> the column's kind."""
 
-_ANNOTATIONS = ("str (or pl.Utf8), pl.Categorical, pl.Float64, pl.Boolean, pl.Date, "
+_SPELLED = ("str (or pl.Utf8), pl.Categorical, pl.Float64, pl.Boolean, pl.Date, "
                 "pl.Int64, pl.Decimal, pl.Datetime, pl.Time")
 _DERIVED = {
     "name": "the name is the field's own (or its pa.Field alias)",
@@ -128,25 +129,18 @@ def dataset(model: type[pa.DataFrameModel], *, name: str, version: str,
                    unique=unique_columns, features=features, derive=derive, **options)
 
 
-def kind_of(dtype: Any) -> Kind | None:
+def annotation_kind(dtype: Any) -> Kind | None:
     """The kind a pandera (polars engine) dtype declares; None if no kind maps to it."""
     polars_type = getattr(dtype, "type", None)
     # pandera keeps some types as polars classes (String), others as instances
     if isinstance(polars_type, pl.DataType):
         polars_type = polars_type.base_type()
-    return KINDS.get(polars_type) if isinstance(polars_type, type) else None
+    return ANNOTATIONS.get(polars_type) if isinstance(polars_type, type) else None
 
 
 def clean_dtype(column: Column) -> pl.DataType:
-    """The polars type a column's clean values have (what its rules check)."""
-    if column.kind in ("string", "category"):
-        return pl.Utf8()
-    if column.kind == "decimal":
-        return pl.Decimal(column.precision, column.scale)
-    if column.kind == "datetime":
-        return pl.Datetime("us", "UTC" if column.timezone else None)
-    return {"float": pl.Float64(), "bool": pl.Boolean(), "date": pl.Date(),
-            "integer": pl.Int64(), "time": pl.Time()}[column.kind]
+    """The polars type of a column's clean values (what its rules check)."""
+    return kinds.kind_of(column).dtype(column)
 
 
 class _Rules:
@@ -187,10 +181,13 @@ def _schema(model: type[pa.DataFrameModel]) -> pa.DataFrameSchema:
 
 def _column(model: type, field: str, spec: Any) -> Column:
     where = f"schema model {model.__name__}, field '{field}'"
-    kind = kind_of(spec.dtype)
+    kind = annotation_kind(spec.dtype)
     if kind is None:
         raise UsageError(f"{where}: its type {spec.dtype} is not one ingest reads; "
-                         f"annotate it with one of {_ANNOTATIONS}")
+                         f"annotate it with one of {_SPELLED}")
+    if spec.regex:
+        raise UsageError(f"{where}: a regex name stands for several columns; declare "
+                         "each column of the delivery as its own field")
     if not spec.required:
         raise UsageError(f"{where}: Optional[...] makes a column one a delivery may leave "
                          "out; a delivery holds every column: for empty values declare "
@@ -219,4 +216,4 @@ def _known(model: type, names: list[str], part: str, wanted: Iterable[str]) -> N
                          f"{', '.join(unknown)}, not a field of the model")
 
 
-__all__ = ["KINDS", "METADATA_KEYS", "clean_dtype", "dataset", "kind_of"]
+__all__ = ["ANNOTATIONS", "METADATA_KEYS", "annotation_kind", "clean_dtype", "dataset"]

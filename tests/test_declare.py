@@ -15,7 +15,8 @@ import pytest
 from pandera.api.polars.types import PolarsData
 from polars.testing import assert_frame_equal
 
-from ingest.declare import KINDS, dataset
+from ingest import kinds
+from ingest.declare import ANNOTATIONS, dataset
 from ingest.errors import UsageError
 from ingest.readers import SourceTable
 from ingest.schema import Column, Dataset, Features, load_dataset
@@ -125,9 +126,7 @@ def test_the_annotation_gives_the_kind(annotation: object, kind: str) -> None:
 
 
 def test_every_kind_has_an_annotation() -> None:
-    assert sorted(set(KINDS.values())) == sorted(
-        ["string", "category", "float", "bool", "date", "integer", "decimal", "datetime",
-         "time"])
+    assert sorted(set(ANNOTATIONS.values())) == sorted(kinds.KINDS)
 
 
 class Visits(pa.DataFrameModel):
@@ -177,6 +176,32 @@ def test_the_derived_columns_equal_the_declaration() -> None:
     assert VISITS.unique == ("visit_id", "ward")
     assert VISITS.null_tokens == ("", "-")
     assert VISITS.encodings == Dataset("x", "1", (), _hand_rules).encodings
+
+
+def test_a_declared_dataset_of_every_kind_validates_typed_values() -> None:
+    visits = dataset(Visits, name="visits", version="2")
+    good = {"Visit ID": "V000001", "WARD": "A", "ADMIT": "2024-01-01", "DISCH": "2024-01-03",
+            "LOS": "2", "CHARGE": "12.5", "SEEN": "2024-01-01 10:00:00+01:00",
+            "SEEN_T": "13:45", "ICU": "1", "NOTE": "-"}
+    rows = [good, good | {"Visit ID": "V000002", "LOS": "366"},
+            good | {"Visit ID": "V000003", "CHARGE": "1.234"},
+            good | {"Visit ID": "V000004", "DISCH": "2023-12-31"},
+            good | {"Visit ID": "V000005", "LOS": "", "SEEN_T": "", "DISCH": ""},
+            good | {"Visit ID": "V000001"}]
+    result = validate(SourceTable("t.csv", "csv", pl.DataFrame(rows)), visits,
+                      date(2024, 6, 1))
+    assert result.quarantined["_reasons"].to_list() == [
+        "stay_days:in_range", "charge:decimal_too_many_places",
+        "discharged_not_before_admitted", "visit_id:duplicate"]
+    accepted = result.accepted
+    assert accepted.schema == pl.Schema({
+        "visit_id": pl.Utf8, "ward": pl.Utf8, "admitted": pl.Date, "discharged": pl.Date,
+        "stay_days": pl.Int64, "charge": pl.Decimal(10, 2),
+        "seen_at": pl.Datetime("us", "UTC"), "seen_time": pl.Time, "icu": pl.Boolean,
+        "note": pl.Utf8})
+    assert accepted["stay_days"].to_list() == [2, None]
+    assert str(accepted["charge"][0]) == "12.50"
+    assert accepted["seen_at"][0].isoformat() == "2024-01-01T09:00:00+00:00"
 
 
 def _rule_failures(schema: pa.DataFrameSchema, frame: pl.DataFrame) -> set[str]:
@@ -272,6 +297,7 @@ def _model(annotation: object, field: object) -> type[pa.DataFrameModel]:
     (pl.Float64, pa.Field(metadata={"source": "LAB", "nullable": True}),
      "pa.Field(nullable=True)"),
     (pl.Float64, pa.Field(metadata={"source": "LAB", "name": "lab"}), "alias"),
+    (pl.Float64, pa.Field(regex=True, metadata={"source": "LAB"}), "a regex name"),
     (pl.Int32, pa.Field(metadata={"source": "LAB"}), "Int32 is not one ingest reads"),
     (pl.Float32, pa.Field(metadata={"source": "LAB"}), "Float32 is not one ingest reads"),
     (pl.List(pl.Utf8), pa.Field(metadata={"source": "LAB"}), "is not one ingest reads"),
@@ -302,3 +328,21 @@ def test_a_dataset_naming_a_column_the_model_lacks_is_refused(options: dict,
 def test_only_a_model_is_a_declaration() -> None:
     with pytest.raises(UsageError, match="DataFrameModel"):
         dataset(pa.DataFrameSchema({}), name="x", version="1")  # type: ignore[arg-type]
+
+
+def test_the_worked_example_in_the_module_docstring_runs() -> None:
+    import textwrap
+
+    import ingest.declare
+
+    doc = ingest.declare.__doc__ or ""
+    example = textwrap.dedent(doc.split("::\n", 1)[1].split("\nWhat comes from where", 1)[0])
+    scope: dict = {}
+    exec(compile(example, "ingest/declare.py", "exec", dont_inherit=True), scope)  # noqa: S102
+    declared = scope["DATASET"]
+    assert [c.kind for c in declared.columns] == ["string", "category", "date", "date",
+                                                  "integer"]
+    assert declared.unique == ("case_id",)
+    late = {"CASE_ID": "0000000001", "SEX": "F", "DOB": "01/02/1980", "RPT_DT": "07/01/2026",
+            "LOS": ""}
+    assert _reasons(declared, [late], date(2026, 6, 30)) == ["report_date:less_than_or_equal_to"]
