@@ -298,6 +298,25 @@ def cmd_inspect(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_schema_draft(args: argparse.Namespace, settings: Settings) -> int:
+    """Draft a schema module from a delivery; prints names and counts, never a value."""
+    from .draft import FROM_THE_DATA, draft_delivery, write_draft
+    from .keys import session
+
+    session.set_passphrase(session.resolve_passphrase(args.passphrase_file,
+                                                      args.passphrase_prompt))
+    out = Path(args.out or f"{args.name}.py")
+    if out.exists():  # checked before the delivery is opened, and again on writing
+        raise UsageError(f"{out} exists; give another --out or remove it first")
+    draft = draft_delivery(args.delivery, name=args.name, settings=settings, table=args.table)
+    write_draft(draft, out)
+    kinds = ", ".join(f"{name} {kind}" for name, kind in draft.columns)
+    print(f"drafted schema '{draft.name}' from {draft.rows:,} rows: {kinds}")
+    print(f"written to {out}; its lines ending '{FROM_THE_DATA}' hold values from the "
+          "delivery: keep it where the data may be kept")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from .custody import verify_outputs
     from .keys import Keyring
@@ -496,6 +515,17 @@ def _parser() -> argparse.ArgumentParser:
     look.add_argument("--json", action="store_true", help="print one JSON object")
     passphrase_options(look)
     look.set_defaults(func=cmd_inspect)
+
+    schema = sub.add_parser("schema", help="schemas: draft one from a delivery")
+    schema_sub = schema.add_subparsers(metavar="ACTION")
+    draft = schema_sub.add_parser("draft", help="profile a delivery (in memory) and write a "
+                                  "ready-to-edit schema module")
+    draft.add_argument("delivery", help="a file, a folder (mounted disc), an image or archive")
+    draft.add_argument("--name", required=True, help="the dataset's name")
+    draft.add_argument("--out", help="the module to write (default NAME.py; never replaced)")
+    draft.add_argument("--table", help="an Access database's table (default: its largest)")
+    passphrase_options(draft)
+    draft.set_defaults(func=cmd_schema_draft)
 
     verify = sub.add_parser("verify", help="check outputs against manifest and encryption")
     verify.add_argument("path")
