@@ -15,7 +15,7 @@ naive are each a quarantine reason, never an altered value.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -68,6 +68,9 @@ class KindSpec:
     excel_load: DType = "string"
     """How a workbook column of this kind is loaded by calamine: ``string`` cells
     are parsed here as text (calamine writes a number cell's shortest spelling)."""
+    workbook_text: Callable[[pl.Expr, Column], tuple[pl.Expr, Column]] | None = None
+    """A workbook column's text (calamine's spelling of a date or time cell) made
+    parseable: the text and the column as the parser then sees them."""
     output: Callable[[Column], pl.DataType] | None = None
     """The type written out, when not the clean type (categories)."""
     refusal_reasons: tuple[str, ...] = field(default=())
@@ -213,6 +216,26 @@ def _time_typed(raw: pl.Expr, dtype: pl.DataType, col: Column) -> pl.Expr | None
     return None
 
 
+# --- workbook cells, as calamine spells them ---------------------------------------------------
+
+CALAMINE_DATETIME = "%Y-%m-%d %H:%M:%S%.f"
+"""How calamine spells a date or datetime cell loaded as text (2013-01-01 05:17:00)."""
+TIME_CELL_DAYS = r"^(?:1899-12-3[01]|1904-01-0[12]) "
+"""The day calamine puts before a time-only cell (day 0 of the 1900 or 1904 system)."""
+
+
+def _datetime_workbook(text: pl.Expr, col: Column) -> tuple[pl.Expr, Column]:
+    if CALAMINE_DATETIME in col.datetime_formats:
+        return text, col
+    return text, replace(col, datetime_formats=(*col.datetime_formats, CALAMINE_DATETIME))
+
+
+def _time_workbook(text: pl.Expr, col: Column) -> tuple[pl.Expr, Column]:
+    formats = col.time_formats if "%H:%M:%S%.f" in col.time_formats else \
+        (*col.time_formats, "%H:%M:%S%.f")
+    return text.str.replace(TIME_CELL_DAYS, ""), replace(col, time_formats=formats)
+
+
 # --- float, bool -----------------------------------------------------------------------------
 
 def _finite(number: pl.Expr) -> pl.Expr:
@@ -250,13 +273,18 @@ KINDS: dict[str, KindSpec] = {spec.name: spec for spec in (
              excel_load="float"),
     KindSpec("bool", lambda col: pl.Boolean(), "not_a_boolean", _bool_text, _bool_typed),
     KindSpec("date", lambda col: pl.Date(), "not_a_date", None, excel_load="date"),
-    KindSpec("integer", lambda col: pl.Int64(), "not_an_integer", _integer_text, _integer_typed),
+    # calamine spells a number cell as text with float noise (99999999.989999995):
+    # integers and decimals load as numbers, which polars spells shortest
+    KindSpec("integer", lambda col: pl.Int64(), "not_an_integer", _integer_text, _integer_typed,
+             excel_load="float"),
     KindSpec("decimal", _decimal_type, "not_a_decimal", _decimal_text, _decimal_typed,
-             refusals=_decimal_refusals, refusal_reasons=(TOO_MANY_PLACES, TOO_MANY_DIGITS)),
+             refusals=_decimal_refusals, excel_load="float",
+             refusal_reasons=(TOO_MANY_PLACES, TOO_MANY_DIGITS)),
     KindSpec("datetime", _datetime_type, "not_a_datetime", _datetime_text, _datetime_typed,
-             refusals=_datetime_refusals, excel_load="datetime",
+             refusals=_datetime_refusals, workbook_text=_datetime_workbook,
              refusal_reasons=(ZONE_NOT_DECLARED,)),
-    KindSpec("time", lambda col: pl.Time(), "not_a_time", _time_text, _time_typed),
+    KindSpec("time", lambda col: pl.Time(), "not_a_time", _time_text, _time_typed,
+             workbook_text=_time_workbook),
 )}
 
 

@@ -265,3 +265,78 @@ def test_feature_matrix_takes_integers_and_decimals_as_numbers(published) -> Non
     assert dense[:, names.index("year")].tolist() == [float(v) for v in expected["year"]]
     assert dense[:, names.index("amount")].tolist() == pytest.approx(
         [float(v) for v in expected["amount"]])
+
+
+# --- workbooks --------------------------------------------------------------------------------
+
+HEADER = ["ID", "YEAR", "FLIGHT", "AMOUNT", "LAB", "SEEN", "STAMP", "AT", "RATE"]
+CELLS = [  # typed cells as a sender's tool writes them
+    ["a", 2013, 1545, 12.3, 0.125, datetime(2013, 1, 1, 5, 17), datetime(2013, 1, 1, 5, 17),
+     time(5, 17), 0.5],
+    ["b", 2014, None, 99999999.99, 1, datetime(2013, 1, 1, 5, 17, 30, 500000),
+     "2013-01-01T05:17:00Z", "06:30", 1],
+    ["c", 2013.5, True, 12.345, 0.1, date(2013, 1, 2), None, time(23, 59, 59), None],
+    ["d", 1e20, "x", 7, 2.5, "x", None, datetime(2013, 1, 1, 5, 17), None],
+]
+ACCEPTED = {
+    "year": [2013, 2014],
+    "flight": [1545, None],
+    "amount": [Decimal("12.30"), Decimal("99999999.99")],  # never 99999999.989999995
+    "lab": [Decimal("0.125"), Decimal("1.000")],
+    "seen": [datetime(2013, 1, 1, 5, 17), datetime(2013, 1, 1, 5, 17, 30, 500000)],
+    "stamp": [datetime(2013, 1, 1, 10, 17, tzinfo=UTC), datetime(2013, 1, 1, 5, 17, tzinfo=UTC)],
+    "at": [time(5, 17), time(6, 30)],
+}
+REFUSED = ["amount:decimal_too_many_places; flight:not_an_integer; year:not_an_integer",
+           "at:not_a_time; flight:not_an_integer; seen:not_a_datetime; year:not_an_integer"]
+
+
+def _openpyxl(epoch_1904: bool) -> bytes:
+    import openpyxl
+    from openpyxl.utils.datetime import CALENDAR_MAC_1904
+
+    book = openpyxl.Workbook()
+    if epoch_1904:
+        book.epoch = CALENDAR_MAC_1904
+    sheet = book.active
+    sheet.append(HEADER)
+    for row in CELLS:
+        sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def _xlsxwriter(epoch_1904: bool) -> bytes:
+    import xlsxwriter
+
+    out = io.BytesIO()
+    book = xlsxwriter.Workbook(out, {"in_memory": True, "date_1904": epoch_1904})
+    sheet = book.add_worksheet()
+    stamp = book.add_format({"num_format": "yyyy-mm-dd hh:mm:ss"})
+    clock = book.add_format({"num_format": "hh:mm:ss"})
+    sheet.write_row(0, 0, HEADER)
+    for r, row in enumerate(CELLS, start=1):
+        for c, value in enumerate(row):
+            if isinstance(value, datetime | date):
+                sheet.write_datetime(r, c, value, stamp)
+            elif isinstance(value, time):
+                sheet.write_datetime(r, c, value, clock)
+            elif value is not None:
+                sheet.write(r, c, value)
+    book.close()
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("epoch_1904", [False, True], ids=["1900", "1904"])
+@pytest.mark.parametrize("writer", [_openpyxl, _xlsxwriter])
+def test_workbook_cells_become_each_kind_exactly(writer, epoch_1904: bool) -> None:
+    from ingest.media import Member
+    from ingest.readers import read_member
+
+    source = read_member(Member("kinds.xlsx", writer(epoch_1904)), DATASET)
+    result = validate(source, DATASET, DELIVERY_DATE)
+    assert result.quarantined["_reasons"].to_list() == REFUSED
+    for name, values in ACCEPTED.items():
+        assert result.accepted[name].to_list() == values, name
+    assert dict(result.accepted.schema) == TYPES

@@ -258,5 +258,8 @@ def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
     assert spec.parse_text is not None, col.kind
     typed = spec.parse_typed(raw, dtype, col)
     if typed is None:
-        typed = spec.parse_text(raw.cast(pl.Utf8).str.strip_chars(), col)
+        text = raw.cast(pl.Utf8).str.strip_chars()
+        if date_system is not None and spec.workbook_text is not None:
+            text, col = spec.workbook_text(text, col)  # a workbook: calamine's spelling
+        typed = spec.parse_text(text, col)
     return when_present.then(typed).cast(spec.dtype(col))

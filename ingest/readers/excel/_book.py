@@ -13,7 +13,7 @@ from ...formats import Probe
 from ...schema import Dataset
 from .._base import SourceTable, header_score, match_columns, normalise_header
 from ._cells import _BOOL_TEXT, _cell_errors, _located, _scatter
-from ._columns import _TYPED, _Column, _extent, _finish, _identifier, _Part
+from ._columns import _TYPED, _Column, _extent, _finish, _identifier, _numbers, _Part
 from ._dates import DateReading
 from ._integrity import is_intact
 from ._odf import without_layout_whitespace
@@ -182,7 +182,7 @@ def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet
             dtypes[index] = _TYPED[spec.kind]
         elif _identifier(spec) and numbers and not sheet.text_below_header(index):
             dtypes[index] = "float"
-    if package is not None and any(s.kind in ("float", "bool") or _identifier(s)
+    if package is not None and any(_numbers(s) or s.kind == "bool" or _identifier(s)
                                    for s in wanted.values()):
         package.scan_cells(sheet.index)
     loaded = book.load_sheet(sheet.index, header_row=sheet.header, dtypes=dtypes)
@@ -207,7 +207,7 @@ def _gather(book: fastexcel.ExcelReader, package: _Package | None, sheet: _Sheet
         series = frame.to_series(j).head(end)
         if series.dtype != pl.Utf8:
             part = _Part(_scatter(end, misfits.get(j)), series)
-            if j in odd or (spec.kind == "float" and _may_hold_booleans(package, sheet, series)) \
+            if j in odd or (_numbers(spec) and _may_hold_booleans(package, sheet, series)) \
                     or (_identifier(spec) and _may_hold_text(package, sheet, series)):
                 again[index] = "string"
         else:

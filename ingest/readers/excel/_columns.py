@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from ...kinds import KINDS
 from ...schema import Column
 from ..csv import _TRAILER
 from ._cells import _BOOL_TEXT, _float_text
@@ -15,8 +16,14 @@ from ._cells import _BOOL_TEXT, _float_text
 if TYPE_CHECKING:
     from fastexcel import DType
 
-_TYPED: dict[str, DType] = {"date": "date", "float": "float"}
-"""Schema kinds loaded typed; every other column loads as text."""
+_TYPED: dict[str, DType] = {name: spec.excel_load for name, spec in KINDS.items()
+                            if spec.excel_load != "string"}
+"""Schema kinds loaded typed (the kinds table); every other column loads as text."""
+
+
+def _numbers(spec: Column) -> bool:
+    """A column loaded as numbers (floats, integers, decimals)."""
+    return _TYPED.get(spec.kind) == "float"
 
 
 @dataclass
@@ -134,7 +141,8 @@ def _finish(column: _Column) -> pl.Series:
                                                  eager=True)
                                   for p in parts])
     if spec.kind in _TYPED or _identifier(spec):
-        empty = pl.Date if spec.kind == "date" else pl.Int64 if _identifier(spec) else pl.Float64
+        empty = pl.Date if _TYPED.get(spec.kind) == "date" else \
+            pl.Int64 if _identifier(spec) else pl.Float64
         columns["v"] = pl.concat([p.value for p in parts if p.value is not None]) if parts \
             else pl.Series([], dtype=empty)
     t = pl.col("t")
@@ -154,8 +162,13 @@ def _finish(column: _Column) -> pl.Series:
         return frame.select(pl.when(genuine).then(value).alias(spec.source)).to_series()
     if spec.kind == "date":
         render = value.dt.strftime(spec.exact_date_format)
-    elif spec.kind == "float":
-        render = value.cast(pl.Utf8)
+    elif spec.kind == "integer":
+        # a whole number in its integer spelling (polars writes 2013.0), so the text
+        # parses as the integer the cell holds; a fraction keeps its own
+        render = pl.when(value == value.floor()).then(
+            value.cast(pl.Int64, strict=False).cast(pl.Utf8)).otherwise(value.cast(pl.Utf8))
+    elif _numbers(spec):
+        render = value.cast(pl.Utf8)  # the shortest spelling: 99999999.99, exact decimals
     elif spec.kind == "bool":
         render = pl.when(value).then(pl.lit(spec.true_values[0])).otherwise(
             pl.lit(spec.false_values[0]))
