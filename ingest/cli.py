@@ -370,7 +370,7 @@ def cmd_cat(args: argparse.Namespace, settings: Settings) -> int:
 
     columns = args.columns.split(",") if args.columns else None
     stream_table(args.path, columns=columns, fmt=args.format, sink=sys.stdout.buffer,
-                 settings=settings)
+                 settings=settings, table=args.table)
     return 0
 
 
@@ -384,7 +384,8 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from . import audit
 
     columns = args.columns.split(",") if args.columns else None
-    paths = export_plaintext(args.path, Path(args.out), columns=columns, settings=settings)
+    paths = export_plaintext(args.path, Path(args.out), columns=columns, settings=settings,
+                             table=args.table)
     audit.append(settings.audit_log, "plaintext-export", source=str(Path(args.path).resolve()),
                  destination=str(Path(args.out).resolve()), files=[p.name for p in paths],
                  columns=columns or "all")
@@ -573,6 +574,7 @@ def _parser() -> argparse.ArgumentParser:
     cat.add_argument("path")
     cat.add_argument("--format", choices=["arrow", "parquet"], default="arrow")
     cat.add_argument("--columns", help="comma-separated column names")
+    cat.add_argument("--table", help="the table, when a delivery holds several")
     cat.set_defaults(func=cmd_cat)
 
     export = sub.add_parser("export", help="write plaintext Parquet (encrypted volumes only)")
@@ -580,6 +582,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--plaintext", action="store_true", required=True)
     export.add_argument("--out", required=True)
     export.add_argument("--columns")
+    export.add_argument("--table", help="only this table (default: every table)")
     export.set_defaults(func=cmd_export)
     return parser
 

@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from ._fs import create_private, fsync_dir
 from .errors import OutputError, UsageError
-from .outputs import load_arrow, manifest, output_dirs, with_delivery_id
+from .outputs import load_arrow, manifest, output_dirs, table_names, with_delivery_id
 from .settings import Settings
 
 Format = Literal["arrow", "parquet"]
@@ -68,38 +68,41 @@ def _portable_type(kind: pa.DataType) -> pa.DataType:
 
 def stream_table(path: str | Path, columns: list[str] | str | None = None,
                  fmt: Format = "arrow", sink: BinaryIO | None = None,
-                 settings: Settings | None = None) -> int:
+                 settings: Settings | None = None, table: str | None = None) -> int:
     """Write the decrypted table of ``path`` to ``sink`` (default: standard output).
 
     ``fmt`` is ``"arrow"`` (an Arrow IPC *stream*, what ``arrow::read_ipc_stream``
     and ``pyarrow.ipc.open_stream`` read) or ``"parquet"`` (one plain Parquet
     file, written sequentially so a pipe will do). ``columns`` limits the
     columns (a list, or a comma-separated string as the CLI passes it). Keys
-    come from the keyring. Returns the number of rows written.
+    come from the keyring. ``table`` picks one table of a delivery of several (as
+    :func:`ingest.load`). Returns the number of rows written.
     """
     if fmt not in ("arrow", "parquet"):
         raise UsageError(f"--format must be arrow or parquet, not {fmt!r}")
-    table = portable_table(load_arrow(path, _columns(columns), settings))
+    data = portable_table(load_arrow(path, _columns(columns), settings, table))
     out = sink if sink is not None else sys.stdout.buffer
     try:
         if fmt == "arrow":
-            with pa.ipc.new_stream(out, table.schema) as writer:
-                writer.write_table(table, max_chunksize=BATCH_ROWS)
+            with pa.ipc.new_stream(out, data.schema) as writer:
+                writer.write_table(data, max_chunksize=BATCH_ROWS)
         else:
-            pq.write_table(table, out)
+            pq.write_table(data, out)
         out.flush()
     except BrokenPipeError:
         raise OutputError("the reader closed the stream before the table was complete") \
             from None
-    return table.num_rows
+    return data.num_rows
 
 
 def export_plaintext(path: str | Path, dest_dir: str | Path,
                      columns: list[str] | str | None = None,
-                     settings: Settings | None = None) -> list[Path]:
+                     settings: Settings | None = None,
+                     table: str | None = None) -> list[Path]:
     """Write each delivery under ``path`` as a plain Parquet file in ``dest_dir``.
 
-    One file per delivery, ``<schema>-<delivery id>.parquet``, mode 0600; with
+    One file per delivery and table, ``<table>-<delivery id>.parquet`` (the table
+    is the schema's name), mode 0600; only ``table`` if given; with
     several deliveries each file also has a ``delivery_id`` column, as
     ``ingest.load`` does, so ``arrow::open_dataset(dest_dir)`` or DuckDB's
     ``read_parquet('dest/*.parquet')`` reads them as one table. An existing
@@ -114,18 +117,21 @@ def export_plaintext(path: str | Path, dest_dir: str | Path,
         dest.mkdir(parents=True, mode=0o700)
     elif not dest.is_dir():
         raise UsageError(f"{dest} is not a folder")
-    targets = [(folder, dest / f"{manifest(folder)['schema']['name']}-{folder.name}.parquet")
-               for folder in folders]
-    present = [str(t) for _, t in targets if t.exists()]
+    targets = [(folder, name, dest / f"{name}-{folder.name}.parquet")
+               for folder in folders for name in table_names(manifest(folder))
+               if table is None or name == table]
+    if not targets:
+        raise UsageError(f"no table {table!r} in {path}")
+    present = [str(t) for _, _, t in targets if t.exists()]
     if present:
         raise UsageError(f"{', '.join(present)} already exist(s): export into an empty "
                          "folder, or remove the earlier export first")
     written: list[Path] = []
-    for folder, target in targets:
-        table = load_arrow(folder, _columns(columns), settings)
+    for folder, name, target in targets:
+        data = load_arrow(folder, _columns(columns), settings, name)
         if len(folders) > 1:
-            table = with_delivery_id(table, folder.name)
-        _write_private_parquet(portable_table(table), target)
+            data = with_delivery_id(data, folder.name)
+        _write_private_parquet(portable_table(data), target)
         written.append(target)
     fsync_dir(dest)
     return written
