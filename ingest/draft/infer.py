@@ -45,8 +45,8 @@ _PERSON_WORDS = {"pers", "person", "patient", "pat", "ssn", "mrn", "nhs", "passp
                  "phone", "mobile", "client", "member", "subject", "participant", "name",
                  "surname", "forename", "firstname", "lastname", "fname", "lname", "address",
                  "street", "nin", "sin", "tin"}
-_ID_WORDS = {"id", "ident", "identifier", "key", "no", "nbr", "num", "number", "code", "cd",
-             "fips", "zip", "postcode", "zipcode"}
+_ID_WORDS = {"id", "ident", "identifier", "key", "code", "cd", "fips", "zip", "postcode",
+             "zipcode"}
 _BIRTH_WORDS = {"dob", "birth", "birthdate", "birthday", "bdate", "born", "bdt"}
 
 
