@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Literal
 
 import polars as pl
@@ -34,6 +34,7 @@ EXACT_FLOAT_INTEGERS = 2**53
 DECIMAL_TEXT = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$"
 UTC = "UTC"
 _MIDNIGHT = datetime(2000, 1, 1)
+ACCESS_DAY_ZERO = date(1899, 12, 30)
 
 
 def is_integer_type(dtype: pl.DataType) -> bool:
@@ -210,8 +211,10 @@ def _time_typed(raw: pl.Expr, dtype: pl.DataType, col: Column) -> pl.Expr | None
         # a spreadsheet's time of day is a duration under a day
         within = (raw >= pl.duration(days=0)) & (raw < pl.duration(days=1))
         return pl.when(within).then((pl.lit(_MIDNIGHT) + raw).dt.time())
-    if isinstance(dtype, pl.Datetime) or dtype == pl.Date or is_numeric_type(dtype) \
-            or dtype == pl.Boolean:
+    if isinstance(dtype, pl.Datetime):
+        # Access keeps a time of day on its day 0; any other day is a full datetime
+        return pl.when(raw.dt.date() == ACCESS_DAY_ZERO).then(raw.dt.time())
+    if dtype == pl.Date or is_numeric_type(dtype) or dtype == pl.Boolean:
         return pl.lit(None, pl.Time)
     return None
 
@@ -323,10 +326,11 @@ ACCESS_KINDS: dict[str, AccessType] = {
     # money and fixed-point numbers are exact: read as text, parsed as decimals
     "Currency": AccessType("decimal", "float"),
     "Numeric": AccessType("decimal", "float"),
-    "DateTime": AccessType("datetime", "date"),
+    "DateTime": AccessType("datetime", "date"),  # Date when every value is a whole day
     "Text": AccessType("string", "text"),
     "Memo/Hyperlink": AccessType("string", "text"),
     "OLE": AccessType("string", "text"),
+    "Binary": AccessType("string", "text"),
 }
 """mdbtools' type names. A column the schema declares decimal is kept as mdbtools'
 text whatever its Access type, so no value passes through a float."""

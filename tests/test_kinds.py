@@ -340,3 +340,55 @@ def test_workbook_cells_become_each_kind_exactly(writer, epoch_1904: bool) -> No
     for name, values in ACCEPTED.items():
         assert result.accepted[name].to_list() == values, name
     assert dict(result.accepted.schema) == TYPES
+
+
+# --- Access -----------------------------------------------------------------------------------
+
+def _access_dataset(scale: int) -> Dataset:
+    columns = (
+        Column("A", "a", "string"),
+        Column("C", "byte", "integer"),
+        Column("D", "short", "integer"),
+        Column("E", "long", "integer"),
+        Column("F", "double", "float"),
+        Column("G", "when", "datetime"),
+        Column("H", "money", "decimal", precision=19, scale=scale),
+        Column("I", "flag", "bool"),
+    )
+    types = {"a": pl.Utf8, "byte": pl.Int64, "short": pl.Int64, "long": pl.Int64,
+             "double": pl.Float64, "when": pl.Datetime("us"), "money": pl.Decimal(19, scale),
+             "flag": pl.Boolean}
+
+    def rules(delivery_date: date) -> pa.DataFrameSchema:
+        return pa.DataFrameSchema({n: pa.Column(t) for n, t in types.items()}, strict=True,
+                                  ordered=True)
+
+    return Dataset("access_kinds", "1", columns, rules, table="Table1")
+
+
+@pytest.mark.parametrize("name", ["testV2010.accdb", "testV1997.mdb"])
+def test_access_integer_currency_and_date_columns_keep_their_kinds(name: str) -> None:
+    """Jackcess' test databases (tests/data/access/README.md): Byte, Integer, Long Integer,
+    Double, Date/Time, Currency (mdbtools prints 3.5000) and Yes/No columns."""
+    from ingest.media import Member
+    from ingest.readers import read_member
+
+    from conftest import data_fixture
+
+    data = data_fixture("access", "thirdparty", name).read_bytes()
+    exact = _access_dataset(scale=2)
+    result = validate(read_member(Member(name, data), exact), exact, DELIVERY_DATE)
+    assert result.reasons == {}
+    df = result.accepted
+    assert df["byte"].to_list() == [0, 2] and df["short"].to_list() == [0, 222]
+    assert df["long"].to_list() == [0, 333333333]
+    assert df["double"].to_list() == [0.0, 444.555]
+    assert df["when"].to_list() == [datetime(1981, 12, 12), datetime(1974, 9, 21)]
+    assert df["money"].to_list() == [Decimal("0.00"), Decimal("3.50")]
+    assert df["money"].dtype == pl.Decimal(19, 2)
+    assert df["flag"].to_list() == [False, True]
+    # a currency with more places than the schema declares is refused, not rounded
+    whole = _access_dataset(scale=0)
+    result = validate(read_member(Member(name, data), whole), whole, DELIVERY_DATE)
+    assert result.reasons == {"money:decimal_too_many_places": 1}
+    assert result.accepted["money"].to_list() == [Decimal("0")]

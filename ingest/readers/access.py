@@ -11,7 +11,9 @@ four-digit-year dates, parsed and typed a batch of whole records at a time on a
 second thread while mdb-export writes the rest. Date/Time columns become Date
 (Datetime when a time of day is present), Yes/No Boolean, whole-number types
 Int64 (a CASE_ID stored as a Long Integer is zero-padded by coercion),
-Double/Single/Currency Float64.
+Double/Single/Currency Float64, except where the schema declares a decimal: that
+column stays mdbtools' text (Currency ``3.5000``), parsed exactly by the schema
+(the mapping is ``ingest.kinds.ACCESS_KINDS``).
 mdbtools prints dates it cannot represent (before 1899-12-30, after 9999) as
 ``1900-01-00``: such a column stays text, its good dates written in the
 schema's date format and the bad ones as printed, so those rows are quarantined
@@ -39,6 +41,7 @@ import polars as pl
 
 from .._fs import child_environment, memory_file, widen_pipe
 from ..errors import DecryptionError, ReadError, SchemaMismatchError
+from ..kinds import ACCESS_KINDS, READ_AS_TEXT_FROM_ACCESS
 from ..schema import Column, Dataset
 from ._base import SourceTable, match_columns
 
@@ -61,9 +64,6 @@ _MAGIC = (b"Standard Jet DB", b"Standard ACE DB")
 _HEADER_MASK_KEY = bytes.fromhex("c7da396b")
 """RC4 key that masks the Jet 4/ACE header page (0x6b39dac7, little-endian)."""
 _ENCODING_KEY_OFFSET = 0x3E
-_INTEGER = {"Byte", "Integer", "Long Integer"}
-_FLOAT = {"Single", "Double", "Currency"}
-_TEXT = {"Text", "Memo/Hyperlink", "OLE", "Binary", "Replication ID"}
 _BATCHES_AHEAD = 2
 """Export batches read but not yet typed, at most."""
 _JET3_CHARSET = {"MDB_JET3_CHARSET": "CP1252"}
@@ -411,18 +411,19 @@ def _choose(tables: dict[str, list[AccessColumn]], dataset: Dataset, member: str
 
 # --- typing the exported text -------------------------------------------------------------
 
-def _kind(column: AccessColumn) -> str | None:
-    if column.type == "Boolean":
-        return "bool"
-    if column.type in _INTEGER or (column.type == "Numeric" and column.scale == 0):
-        return "int"
-    if column.type in _FLOAT or column.type == "Numeric":
-        return "float"
-    if column.type == "DateTime":
-        return "date"
-    if column.type in _TEXT:
+def _kind(column: AccessColumn, spec: Column | None = None) -> str | None:
+    """How the column's exported text is typed (the kinds table's Access mapping);
+    None: a type mdbtools cannot export (attachments, multi-value, Date/Time Extended).
+    A column the schema reads exactly (a decimal) stays mdbtools' text, so no value
+    passes through a float on its way to the schema's parser."""
+    mapped = ACCESS_KINDS.get(column.type)
+    if mapped is None:
+        return None
+    if spec is not None and spec.kind in READ_AS_TEXT_FROM_ACCESS and mapped.read != "text":
         return "text"
-    return None  # Unknown_00xx: attachments, multi-value, Date/Time Extended
+    if column.type == "Numeric" and column.scale == 0:
+        return "int"
+    return mapped.read
 
 
 class _ColumnTyper:
@@ -436,7 +437,7 @@ class _ColumnTyper:
 
     def __init__(self, column: AccessColumn, spec: Column | None, member: str) -> None:
         self.column, self.spec, self.member = column, spec, member
-        self.kind = _kind(column)
+        self.kind = _kind(column, spec)
         self.mode = "text" if self.kind == "text" else "typed"
         self.texts: list[pl.Series] = []
         self.values: list[pl.Series] = []
