@@ -1,0 +1,287 @@
+"""The second example (hospital admissions and their wards) in every form, end to end.
+
+Nothing in the library may assume the reference table's columns: this table has
+other names and other kinds (integers, decimals, a UTC timestamp, a time of day),
+and each form, CSV in UTF-8 and Windows-1252, workbooks with typed cells from
+XlsxWriter and openpyxl, and the text mdb-export prints for Access, must give
+exactly the generator's clean values, typed, and quarantine exactly its bad rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from datetime import datetime, time
+from decimal import Decimal
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import ingest
+from ingest.crypto.openpgp import encrypt_openpgp, export_public_key
+from ingest.keys import Keyring
+from ingest.synth import to_delimited
+from ingest.synth.admissions import (
+    ADMISSION_BAD_KINDS,
+    ADMISSION_REASONS,
+    CLEAN_SCHEMA,
+    TRIAGE,
+    WARD_CODES,
+    WARDS,
+    AdmissionsTruth,
+    generate,
+    wards,
+)
+from ingest.synth.admissions_forms import to_access_export, to_xlsx
+from ingest.writers import decrypt_jsonl
+
+from conftest import ROOT
+
+ROWS, SEED = 2_000, 11
+INGEST = str(ROOT / ".venv" / "bin" / "ingest")
+
+Generated = tuple[pl.DataFrame, AdmissionsTruth]
+
+
+@pytest.fixture(scope="module")
+def generated() -> Generated:
+    return generate(ROWS, seed=SEED, bad_share=0.005)
+
+
+FORMS: dict[str, tuple[str, Callable[[pl.DataFrame], bytes]]] = {
+    "csv-utf8": ("admissions.csv", lambda f: to_delimited(f, encoding="utf-8", trailer=False,
+                                                          crlf=False)),
+    "csv-cp1252": ("admissions.csv", lambda f: to_delimited(f, encoding="cp1252")),
+    "xlsx-xlsxwriter": ("admissions.xlsx", lambda f: to_xlsx(f, engine="xlsxwriter")),
+    "xlsx-openpyxl": ("admissions.xlsx", lambda f: to_xlsx(f, engine="openpyxl")),
+    "access-export": ("admissions.csv", to_access_export),
+}
+"""The forms: file name in the delivery, and how the table is written."""
+
+
+def _deliver(tmp_path: Path, files: dict[str, bytes], encrypt_to: Path | None = None) -> Path:
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    for name, data in files.items():
+        if encrypt_to is not None:
+            data = encrypt_openpgp(data, tmp_path / "sender",
+                                   recipient_key=export_public_key(encrypt_to / "gnupg"))
+            name += ".gpg"
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def _token(key: bytes, value: str) -> str:
+    return hmac.new(key, value.encode(), hashlib.sha256).hexdigest()
+
+
+def expected_clean(truth: AdmissionsTruth, pseudonym_key: bytes) -> pl.DataFrame:
+    """The accepted rows' clean values, identifiers pseudonymised as published."""
+    want = truth.accepted_rows()
+    return want.with_columns(pl.col("patient_id").map_elements(
+        lambda v: _token(pseudonym_key, v), return_dtype=pl.Utf8))
+
+
+def _differences(got: pl.DataFrame, want: pl.DataFrame) -> list[str]:
+    """Per column, how many rows differ and the first few positions (no values)."""
+    found = []
+    for column in want.columns:
+        g = got[column]
+        if g.dtype == pl.Categorical:
+            g = g.cast(pl.Utf8)
+        same = (g == want[column]) | (g.is_null() & want[column].is_null())
+        wrong = (~same.fill_null(False)).arg_true().to_list()
+        if wrong:
+            found.append(f"{column}: {len(wrong)} rows differ, first at {wrong[:5]}")
+    return found
+
+
+def _quarantine(summary: ingest.RunSummary, table: str = "") -> dict[int, tuple[str, int | None]]:
+    """Quarantined row -> (its reasons, the first row of a duplicate)."""
+    name = f"{table}.quarantine.jsonl.age" if table else "quarantine.jsonl.age"
+    rows = decrypt_jsonl((Path(summary.output_dir) / name).read_bytes(),
+                         Keyring.open().age_identity())
+    firsts = (rows["_first_row"].to_list() if "_first_row" in rows.columns
+              else [None] * rows.height)
+    return {r: (reasons, first) for r, reasons, first in
+            zip(rows["_row"].to_list(), rows["_reasons"].to_list(), firsts, strict=True)}
+
+
+def expected_quarantine(frame: pl.DataFrame,
+                        truth: AdmissionsTruth) -> dict[int, tuple[str, int | None]]:
+    ids = frame["ADM_ID"].to_list()
+    first: dict[str, int] = {}
+    for i, value in enumerate(ids):
+        first.setdefault(value, i + 1)
+    return {row: (ADMISSION_REASONS[kind],
+                  first[ids[row - 1]] if kind == "duplicate_admission_id" else None)
+            for row, kind in truth.bad_rows.items()}
+
+
+# -- the generator ---------------------------------------------------------------------------
+
+def test_the_generator_is_deterministic_by_seed_and_breaks_every_rule(
+        generated: Generated) -> None:
+    frame, truth = generated
+    again, truth_again = generate(ROWS, seed=SEED, bad_share=0.005)
+    assert frame.equals(again) and truth.clean.equals(truth_again.clean)
+    assert truth.bad_rows == truth_again.bad_rows
+    assert not frame.equals(generate(ROWS, seed=SEED + 1, bad_share=0.005)[0])
+    assert set(truth.bad_rows.values()) == set(ADMISSION_BAD_KINDS)
+    assert truth.clean.schema == pl.Schema(CLEAN_SCHEMA)
+    # what makes the forms worth reading: zones, offsets and naive timestamps,
+    # decimals spelled short, null tokens, non-ASCII text
+    stamps = frame["ADMIT_TS"]
+    assert stamps.str.ends_with("Z").any() and stamps.str.ends_with("+02:00").any()
+    assert stamps.str.contains(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$").any()
+    assert (frame["CHARGE"].str.contains(r"^\d+\.\d$")).any()
+    assert set(frame["CREAT"].to_list()) >= {"", "NA", "NULL"}
+    assert frame["NOTE"].str.contains("[éñ€]").any()
+    assert json.loads(json.dumps(truth.to_json()))["quarantined"] == truth.quarantined
+
+
+def test_the_schema_and_the_generator_agree_on_codes() -> None:
+    from schemas.admissions import TRIAGE as SCHEMA_TRIAGE
+    from schemas.admissions import WARD_CODES as SCHEMA_WARDS
+
+    assert SCHEMA_WARDS == WARD_CODES == tuple(wards()["WARD_CD"].to_list())
+    assert SCHEMA_TRIAGE == TRIAGE
+
+
+def test_the_workbooks_hold_typed_cells(generated: Generated) -> None:
+    """The xlsx forms are worth running only if their cells are typed, not text."""
+    from openpyxl import load_workbook  # type: ignore[import-untyped]
+
+    frame, truth = generated
+    row = next(i for i in range(10, ROWS) if i + 1 not in truth.bad_rows
+               and frame["PRIOR_ADM"][i] != "" and frame["CREAT"][i] not in ("", "NA", "NULL"))
+    for engine in ("xlsxwriter", "openpyxl"):
+        sheet = load_workbook(io.BytesIO(to_xlsx(frame, engine=engine)), read_only=True).active
+        cells = dict(zip(frame.columns, next(sheet.iter_rows(min_row=row + 2, max_row=row + 2,
+                                                              values_only=True)), strict=True))
+        assert isinstance(cells["ADMIT_TS"], datetime), engine
+        assert isinstance(cells["ARRIVAL"], time | datetime), engine
+        assert isinstance(cells["LOS_DAYS"], int | float), engine
+        assert isinstance(cells["CHARGE"], int | float), engine
+        assert isinstance(cells["CREAT"], float), engine
+        assert isinstance(cells["READMIT"], bool), engine
+        assert isinstance(cells["ADM_ID"], str), engine
+
+
+def test_the_access_form_is_what_mdb_export_prints(generated: Generated) -> None:
+    frame, _ = generated
+    lines = to_access_export(frame).decode("utf-8").split("\n")
+    assert lines[0].startswith('"ADM_ID","MRN","ADMIT_TS"')
+    first = lines[1].split(",")
+    assert first[0].startswith('"ADM') and first[2].count(":") == 2 and "T" not in first[2]
+    assert first[3].startswith("1899-12-30 ")  # a time of day on Access's day zero
+    assert first[6].endswith(("0", "5")) and len(first[6].split(".")[1]) == 4  # Currency
+    assert first[9] in ("0", "1")  # Yes/No
+
+
+# -- every form, end to end ------------------------------------------------------------------
+
+@pytest.mark.parametrize("form", list(FORMS))
+def test_every_form_gives_the_generators_clean_values_and_quarantine(
+        form: str, generated: Generated, tmp_path: Path, home: Path) -> None:
+    frame, truth = generated
+    name, write = FORMS[form]
+    encrypt = home if form == "csv-cp1252" else None  # one form as an OpenPGP delivery
+    folder, out = _deliver(tmp_path, {name: write(frame)}, encrypt), tmp_path / "out"
+
+    summary = ingest.run_delivery(folder, schema="admissions", out=out)
+
+    assert (summary.rows_in, summary.rows_accepted, summary.rows_quarantined) == (
+        truth.rows, truth.accepted, truth.quarantined)
+    want_reasons: dict[str, int] = {}
+    for kind in truth.bad_rows.values():
+        want_reasons[ADMISSION_REASONS[kind]] = want_reasons.get(ADMISSION_REASONS[kind], 0) + 1
+    assert summary.quarantine_reasons == want_reasons
+    assert summary.repairs == {}
+    assert _quarantine(summary) == expected_quarantine(frame, truth)
+
+    got = ingest.load(out)
+    want = expected_clean(truth, Keyring.open().pseudonym_key().material)
+    assert got.columns == want.columns
+    assert got.height == want.height
+    assert _differences(got, want) == []
+
+
+def test_the_kinds_are_kept_in_every_reader(generated: Generated, tmp_path: Path,
+                                            home: Path) -> None:
+    frame, truth = generated
+    folder, out = _deliver(tmp_path, {"admissions.xlsx": to_xlsx(frame)}), tmp_path / "out"
+    ingest.run_delivery(folder, schema="admissions", out=out)
+
+    polars = ingest.load(out)
+    assert polars.schema["length_of_stay"] == pl.Int64
+    assert polars.schema["prior_admissions"] == pl.Int64
+    assert polars.schema["charge"] == pl.Decimal(12, 2)
+    assert polars.schema["creatinine"] == pl.Decimal(7, 3)
+    assert polars.schema["admitted_at"] == pl.Datetime("us", "UTC")
+    assert polars.schema["arrival_time"] == pl.Time
+    assert polars.schema["readmitted"] == pl.Boolean
+    assert polars["prior_admissions"].null_count() > 0  # nulls stay nulls, not NaN
+
+    arrow = ingest.load(out, as_="arrow")
+    assert arrow.schema.field("length_of_stay").type == pa.int64()
+    assert arrow.schema.field("charge").type == pa.decimal128(12, 2)
+    assert arrow.schema.field("admitted_at").type == pa.timestamp("us", tz="UTC")
+    assert pa.types.is_time64(arrow.schema.field("arrival_time").type)  # polars' ns
+
+    pandas = ingest.load(out, columns=["prior_admissions", "charge", "arrival_time"],
+                         as_="pandas")
+    assert str(pandas["prior_admissions"].dtype) == "Int64"
+    want = truth.accepted_rows()
+    assert pandas["charge"].iloc[0] == want["charge"][0]
+    assert isinstance(pandas["charge"].iloc[0], Decimal)
+    assert pandas["arrival_time"].iloc[0] == want["arrival_time"][0]
+
+
+def test_admissions_and_their_wards_are_one_delivery_of_two_tables(
+        generated: Generated, tmp_path: Path, home: Path) -> None:
+    frame, truth = generated
+    folder = _deliver(tmp_path, {"admissions.csv": to_delimited(frame, encoding="utf-8"),
+                                 "wards.csv": to_delimited(wards(), encoding="cp1252")})
+    out = tmp_path / "out"
+
+    summary = ingest.run_delivery(folder, schema=["admissions", "wards"], out=out)
+
+    assert [t["name"] for t in summary.tables] == ["admissions", "wards"]
+    assert summary.rows_in == truth.rows + len(WARDS)
+    assert summary.rows_quarantined == truth.quarantined
+    assert _quarantine(summary, "admissions") == expected_quarantine(frame, truth)
+    got = ingest.load(out, table="wards")
+    assert got["ward_code"].to_list() == list(WARD_CODES)
+    assert got["ward_name"].to_list() == [w[1] for w in WARDS]  # accents through cp1252
+    assert got["beds"].dtype == pl.Int64 and got["beds"].to_list() == [w[2] for w in WARDS]
+    admissions = ingest.load(out, table="admissions")
+    assert _differences(admissions, expected_clean(truth, Keyring.open().pseudonym_key()
+                                                   .material)) == []
+
+
+def test_the_cli_runs_the_example_from_a_schema_file(generated: Generated, tmp_path: Path,
+                                                     home: Path) -> None:
+    frame, truth = generated
+    folder = _deliver(tmp_path, {"admissions.csv": to_access_export(frame)})
+    env = dict(os.environ, INGEST_HOME=str(home))
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run(
+        [INGEST, "run", str(folder), "--schema", str(ROOT / "schemas" / "admissions.py"),
+         "--out", str(tmp_path / "out"), "--no-prefect", "--json"],
+        env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["rows_in"], summary["rows_accepted"], summary["rows_quarantined"]) == (
+        truth.rows, truth.accepted, truth.quarantined)
+    assert sum(summary["quarantine_reasons"].values()) == truth.quarantined
+    got = ingest.load(tmp_path / "out")
+    assert _differences(got, expected_clean(truth, Keyring.open().pseudonym_key().material)) \
+        == []
