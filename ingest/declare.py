@@ -40,7 +40,9 @@ What comes from where:
 - **nullable**: ``pa.Field(nullable=True)`` (``Optional[...]`` means "may be
   missing" to pandera, which a delivery's column may not be, so it is refused);
 - **source** (required), **policy**, **width**, **date_formats**, **earliest**,
-  **latest**, **precision**, **scale**, **timezone**, ...: ``metadata``;
+  **latest**, **precision**, **scale**, **timezone**, ...: ``metadata`` (a decimal's
+  precision and scale, or a datetime's UTC zone, may be written in the annotation
+  instead: ``Annotated[pl.Decimal, 10, 2]``, but not both ways differently);
 - **rules**: the field's checks (``str_matches``, ``isin``, ``ge``, ... named as pandera
   names them, so quarantine reasons read ``case_id:str_matches``), the model's
   ``@pa.dataframe_check`` methods (a reason named after the method), and the date
@@ -199,6 +201,7 @@ def _column(model: type, field: str, spec: Any) -> Column:
         if key not in METADATA_KEYS:
             raise UsageError(f"{where}: unknown metadata key '{key}'; the keys are "
                              f"{', '.join(METADATA_KEYS)}")
+    metadata.update(_from_type(spec.dtype.type, metadata, where))
     source = metadata.pop("source", None)
     if not isinstance(source, str) or not source.strip():
         raise UsageError(f"{where}: no source name; add metadata={{'source': "
@@ -207,6 +210,30 @@ def _column(model: type, field: str, spec: Any) -> Column:
     settings: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
                                 for k, v in metadata.items()}
     return Column(source, field, kind, nullable=bool(spec.nullable), **settings)
+
+
+def _from_type(dtype: Any, metadata: dict[str, Any], where: str) -> dict[str, Any]:
+    """Settings a parametrised annotation declares (``Annotated[pl.Decimal, 10, 2]``),
+    checked against the metadata so a setting is never declared twice, differently."""
+    declared: dict[str, Any] = {}
+    if isinstance(dtype, pl.Decimal) and (dtype.precision, dtype.scale) != (28, 0):
+        # pandera's bare pl.Decimal is (28, 0): anything else was written in the type
+        declared = {"precision": dtype.precision, "scale": dtype.scale}
+    elif isinstance(dtype, pl.Datetime):
+        if dtype.time_unit != "us":
+            raise UsageError(f"{where}: ingest keeps datetimes in microseconds; annotate "
+                             "pl.Datetime (or Annotated[pl.Datetime, 'us', 'UTC'])")
+        if dtype.time_zone not in (None, kinds.UTC):
+            raise UsageError(f"{where}: zone-aware values are kept in UTC; annotate "
+                             "Annotated[pl.Datetime, 'us', 'UTC'] and declare the zone naive "
+                             "values are read in as metadata 'timezone'")
+        if dtype.time_zone and "timezone" not in metadata:
+            declared = {"timezone": dtype.time_zone}
+    for key, value in declared.items():
+        if key in metadata and metadata[key] != value:
+            raise UsageError(f"{where}: its type declares {key} {value}, its metadata "
+                             f"{metadata[key]}; declare it once")
+    return declared
 
 
 def _known(model: type, names: list[str], part: str, wanted: Iterable[str]) -> None:

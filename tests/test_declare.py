@@ -7,7 +7,7 @@ hand before, and validates a delivery exactly like that hand-built dataset did.
 from __future__ import annotations
 
 from datetime import date
-from typing import Optional
+from typing import Annotated, Optional
 
 import pandera.polars as pa
 import polars as pl
@@ -311,6 +311,34 @@ def test_a_model_ingest_cannot_read_is_refused_naming_the_field(
     message = str(caught.value)
     assert "schema model Bad, field 'lab_value'" in message
     assert says in message
+
+
+def test_a_decimal_or_datetime_may_carry_its_settings_in_the_annotation() -> None:
+    class Typed(pa.DataFrameModel):
+        charge: Annotated[pl.Decimal, 10, 2] = pa.Field(metadata={"source": "C"})
+        same: Annotated[pl.Decimal, 10, 2] = pa.Field(metadata={"source": "S", "scale": 2})
+        at: Annotated[pl.Datetime, "us", "UTC"] = pa.Field(metadata={"source": "T"})
+        local: Annotated[pl.Datetime, "us", "UTC"] = pa.Field(
+            metadata={"source": "L", "timezone": "Europe/Oslo"})
+
+    assert dataset(Typed, name="typed", version="1").columns == (
+        Column("C", "charge", "decimal", precision=10, scale=2),
+        Column("S", "same", "decimal", precision=10, scale=2),
+        Column("T", "at", "datetime", timezone="UTC"),
+        Column("L", "local", "datetime", timezone="Europe/Oslo"))
+
+
+@pytest.mark.parametrize(("annotation", "metadata", "says"), [
+    (Annotated[pl.Decimal, 10, 2], {"scale": 3}, "its type declares scale 2, its metadata 3"),
+    (Annotated[pl.Datetime, "ns", None], {}, "microseconds"),
+    (Annotated[pl.Datetime, "us", "Europe/Oslo"], {}, "kept in UTC"),
+])
+def test_a_setting_declared_twice_differently_is_refused(annotation: object, metadata: dict,
+                                                        says: str) -> None:
+    model = _model(annotation, pa.Field(metadata={"source": "LAB", **metadata}))
+    with pytest.raises(UsageError, match="field 'lab_value'") as caught:
+        dataset(model, name="bad", version="1")
+    assert says in str(caught.value)
 
 
 @pytest.mark.parametrize(("options", "says"), [
