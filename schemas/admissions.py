@@ -59,6 +59,6 @@ DATASET = dataset(
     features=Features(
         labels=("readmitted",),
         categorical=("triage", "ward_code"),
-        numeric=("length_of_stay", "prior_admissions"),
+        numeric=("length_of_stay", "prior_admissions", "charge", "creatinine"),
     ),
 )

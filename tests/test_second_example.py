@@ -26,6 +26,7 @@ import pytest
 
 import ingest
 from ingest.crypto.openpgp import encrypt_openpgp, export_public_key
+from ingest.features import load as load_features
 from ingest.keys import Keyring
 from ingest.synth import to_delimited
 from ingest.synth.admissions import (
@@ -218,7 +219,7 @@ def test_the_kinds_are_kept_in_every_reader(generated: Generated, tmp_path: Path
                                             home: Path) -> None:
     frame, truth = generated
     folder, out = _deliver(tmp_path, {"admissions.xlsx": to_xlsx(frame)}), tmp_path / "out"
-    ingest.run_delivery(folder, schema="admissions", out=out)
+    summary = ingest.run_delivery(folder, schema="admissions", out=out)
 
     polars = ingest.load(out)
     assert polars.schema["length_of_stay"] == pl.Int64
@@ -243,6 +244,16 @@ def test_the_kinds_are_kept_in_every_reader(generated: Generated, tmp_path: Path
     assert pandas["charge"].iloc[0] == want["charge"][0]
     assert isinstance(pandas["charge"].iloc[0], Decimal)
     assert pandas["arrival_time"].iloc[0] == want["arrival_time"][0]
+
+    # the training matrix takes integers and decimals as numbers (its float32), the
+    # flag as label
+    matrix = load_features(summary.output_dir)
+    assert matrix.X.shape[0] == truth.accepted
+    names = list(matrix.feature_names)
+    for column in ("length_of_stay", "charge", "creatinine"):
+        values = matrix.X[:, names.index(column)].toarray().ravel()
+        assert values.tolist() == want[column].cast(pl.Float32).fill_null(0).to_list(), column
+    assert matrix.y.tolist() == want["readmitted"].cast(pl.Int64).to_list()
 
 
 def test_admissions_and_their_wards_are_one_delivery_of_two_tables(
