@@ -322,7 +322,8 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from .keys import Keyring
 
     for entry in verify_outputs(args.path, Keyring.open(settings)):
-        print(f"{entry['delivery_id']}: {entry['outputs_checked']} outputs verified")
+        several = f" of {len(entry['tables'])} tables" if len(entry["tables"]) > 1 else ""
+        print(f"{entry['delivery_id']}: {entry['outputs_checked']} outputs{several} verified")
     return 0
 
 

@@ -91,8 +91,29 @@ def verify_outputs(path: str | Path, keyring: Keyring) -> list[dict[str, Any]]:
                 decrypt_jsonl(file.read_bytes(), identity, out["path"]) \
                     if out["kind"] in ("jsonl", "quarantine") else _age_ok(file, identity)
             checked += 1
-        report.append({"delivery_id": folder.name, "outputs_checked": checked})
+        tables = _tables_listed(folder, doc)
+        report.append({"delivery_id": folder.name, "outputs_checked": checked,
+                       "tables": tables})
     return report
+
+
+def _tables_listed(folder: Path, doc: dict[str, Any]) -> list[str]:
+    """The tables of the delivery; for several, each table's files are outputs the
+    manifest lists (and were checked above), its Parquet file among them."""
+    parts = doc.get("tables")
+    if parts is None:
+        return [doc["schema"]["name"]]
+    listed = {out["path"] for out in doc["outputs"]}
+    try:
+        for part in parts:
+            files = {str(f) for f in part["outputs"]}
+            if not files <= listed or f"{part['name']}.parquet" not in files:
+                raise OutputError(f"{folder / MANIFEST}: table {part['name']}'s outputs "
+                                  "are not among the outputs it lists; it was altered")
+        return [str(part["name"]) for part in parts]
+    except (KeyError, TypeError):
+        raise OutputError(f"{folder / MANIFEST}: is not a readable manifest; it was damaged "
+                          "or altered") from None
 
 
 def _readable_manifest(folder: Path) -> dict[str, Any]:

@@ -86,6 +86,28 @@ def repair_lines(repairs: dict[str, int]) -> list[str]:
     return [phrase(r, _fmt(suppress(int(c)))) for r, c in sorted(repairs.items())]
 
 
+def flat_profile(profile: dict[str, Any] | None) -> tuple[dict[str, int], dict[str, int]]:
+    """Null counts per column and the rows each column's rate is taken over; the
+    columns of a delivery of several tables are named ``<table>.<column>``."""
+    profile = profile or {}
+    if "tables" not in profile:
+        nulls = dict(profile.get("nulls", {}))
+        return nulls, dict.fromkeys(nulls, int(profile.get("rows", 0)))
+    nulls, rows = {}, {}
+    for table, part in profile["tables"].items():
+        for column, count in part.get("nulls", {}).items():
+            nulls[f"{table}.{column}"] = count
+            rows[f"{table}.{column}"] = int(part.get("rows", 0))
+    return nulls, rows
+
+
+def table_rows(summary: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Each table of a delivery of several: name, rows delivered, accepted,
+    quarantined (totals per table are shown as they are, like the delivery's)."""
+    return [(t["name"], _fmt(t["rows_in"]), _fmt(t["rows_accepted"]),
+             _fmt(t["rows_quarantined"])) for t in summary.get("tables") or []]
+
+
 def _null_cell(count: int, rows: int) -> str:
     if count == 0:
         return "0%"
@@ -149,6 +171,11 @@ def markdown(summary: dict[str, Any], profile: dict[str, Any] | None = None) -> 
         ("delivered", _fmt(summary["rows_in"])),
         ("accepted", _fmt(summary["rows_accepted"])),
         ("quarantined", _fmt(summary["rows_quarantined"]))], "lr")
+    if summary.get("tables"):
+        lines += ["", "## Tables", "", "Each table was validated on its own; the delivery "
+                  "was published because every table passed.", ""]
+        lines += _md_table(["table", "delivered", "accepted", "quarantined"],
+                           table_rows(summary), "lrrr")
     lines += ["", "## Quarantine reasons", "",
               f"Rows failing each rule (a row may fail several); counts from 1 to "
               f"{SUPPRESS_BELOW - 1} are shown as {SUPPRESSED}.", ""]
@@ -164,14 +191,13 @@ def markdown(summary: dict[str, Any], profile: dict[str, Any] | None = None) -> 
     repairs = repair_lines(summary.get("repairs") or {})
     lines += [f"- {line}" for line in repairs] if repairs else ["No value was repaired."]
     by_col = column_counts(reasons)
-    nulls = (profile or {}).get("nulls", {})
-    rows = (profile or {}).get("rows", 0)
+    nulls, rows = flat_profile(profile)
     columns = sorted(set(by_col) | set(nulls))
     if columns:
         lines += ["", "## Per column", ""]
         lines += _md_table(["column", "rule failures", "null rate (accepted rows)"],
                            [(c, _fmt(by_col.get(c, 0)),
-                             _null_cell(nulls[c], rows) if c in nulls else "")
+                             _null_cell(nulls[c], rows[c]) if c in nulls else "")
                             for c in columns], "lrr")
     if summary.get("outputs"):
         lines += ["", "## Outputs", ""]
@@ -201,6 +227,10 @@ def table(summary: dict[str, Any]) -> list[dict[str, Any]]:
         {"section": "rows", "name": name, "value": summary[key]}
         for name, key in (("delivered", "rows_in"), ("accepted", "rows_accepted"),
                           ("quarantined", "rows_quarantined"))]
+    out += [{"section": "table", "name": f"{t['name']} {what}", "value": t[key]}
+            for t in summary.get("tables") or []
+            for what, key in (("delivered", "rows_in"), ("accepted", "rows_accepted"),
+                              ("quarantined", "rows_quarantined"))]
     out += [{"section": "rule", "name": rule, "value": suppress(int(count))}
             for rule, count in sorted((summary.get("quarantine_reasons") or {}).items())]
     out += [{"section": "repair", "name": repair, "value": suppress(int(count))}
@@ -344,11 +374,12 @@ def html_report(summary: dict[str, Any], profile: dict[str, Any] | None,
                              QUARANTINED_COLOUR))
     reason_svg = bar_chart(reason_items, title="quarantine reasons", label_width=300)
     null_items = []
-    rows = profile.get("rows", 0)
-    for col, count in profile.get("nulls", {}).items():
+    nulls, rows_of = flat_profile(profile)
+    for col, count in nulls.items():
         small = 0 < count < SUPPRESS_BELOW
-        rate = count / rows if rows else 0.0
-        null_items.append((col, -1 if small else rate, _null_cell(count, rows), NEUTRAL_COLOUR))
+        rate = count / rows_of[col] if rows_of[col] else 0.0
+        null_items.append((col, -1 if small else rate, _null_cell(count, rows_of[col]),
+                           NEUTRAL_COLOUR))
     null_svg = bar_chart(null_items, max_value=1.0, title="null rate per column")
     hist_svg = history_chart(list(deliveries), current=summary["delivery_id"])
     outputs = "".join(
@@ -361,6 +392,12 @@ def html_report(summary: dict[str, Any], profile: dict[str, Any] | None,
         f"<div class=card><b>{_fmt(v)}</b><span>{_e(k)}</span></div>" for k, v in (
             ("rows delivered", summary["rows_in"]), ("accepted", summary["rows_accepted"]),
             ("quarantined", summary["rows_quarantined"]), ("rules failed", len(reasons))))
+    tables = "".join(f"<tr><td>{_e(name)}</td><td class=n>{_e(n_in)}</td><td class=n>"
+                     f"{_e(n_ok)}</td><td class=n>{_e(n_bad)}</td></tr>"
+                     for name, n_in, n_ok, n_bad in table_rows(summary))
+    tables = ("<h2>Tables</h2><table><tr><th>table</th><th class=n>delivered</th>"
+              "<th class=n>accepted</th><th class=n>quarantined</th></tr>"
+              f"{tables}</table>") if tables else ""
     repairs = "".join(f"<li>{_e(line)}</li>"
                       for line in repair_lines(summary.get("repairs") or {}))
     repairs = f"<ul>{repairs}</ul>" if repairs else "<p>No value was repaired.</p>"
@@ -378,7 +415,7 @@ def html_report(summary: dict[str, Any], profile: dict[str, Any] | None,
 <p class=sub>schema {_e(summary['schema'])} &middot; fingerprint
 <code>{_e(summary['delivery_sha256'])}</code></p>
 <div class=cards>{cards}</div>{warnings}
-<h2>Rows per outcome</h2>{outcome}
+<h2>Rows per outcome</h2>{outcome}{tables}
 <h2>Quarantine reasons</h2>
 <p class=note>Rows failing each rule; a row may fail several. Counts from 1 to
 {SUPPRESS_BELOW - 1} are shown as {_e(SUPPRESSED)}, without a bar.</p>{reason_svg}

@@ -332,3 +332,59 @@ def test_cli_runs_a_repeated_schema(two_csvs, home: Path, tmp_path: Path) -> Non
     import pyarrow as pa
 
     assert pa.ipc.open_stream(cat.stdout).read_all().num_rows == 3_221
+
+
+# -- what people see: report, status, verify, the flow ---------------------------------------
+
+
+def test_report_status_and_verify_show_each_table(two_csvs, home: Path,
+                                                  tmp_path: Path) -> None:
+    from ingest import report
+    from ingest.status import deliveries, render
+
+    folder, truth = two_csvs
+    out = tmp_path / "out"
+    summary = run_delivery(folder, schema=SCHEMAS, out=out, delivery_date=DELIVERY_DATE)
+    doc = summary.to_json()
+    profile = {"tables": {
+        "reference": report.column_profile(ingest.load(out, table="reference")),
+        "counties": report.column_profile(ingest.load(out, table="counties"))}}
+    text = report.markdown(doc, profile)
+    assert "## Tables" in text
+    assert f"| reference | {truth.rows:,} | {truth.accepted:,} | {truth.quarantined:,} |" \
+        in text
+    assert "| counties | 3,221 | 3,221 | 0 |" in text
+    # null rates per table, each over its own table's rows
+    assert "| reference.lab_value |" in text and "| counties.county_name | 0 | 0% |" in text
+    page = report.html_report(doc, profile, report.history(out))
+    assert "<td>counties</td><td class=n>3,221</td>" in page
+    rows = report.table(doc)
+    assert {"section": "table", "name": "counties accepted", "value": 3_221} in rows
+    listed = deliveries(load_settings(), out)
+    assert [t["name"] for t in listed[0]["tables"]] == SCHEMAS
+    shown = render(listed)
+    assert "table counties" in shown and "table reference" in shown
+    checked = verify_outputs(out, Keyring.open(load_settings()))
+    assert checked[0]["tables"] == SCHEMAS
+
+
+@pytest.mark.prefect_server
+def test_the_flow_runs_several_tables(two_csvs, home: Path, tmp_path: Path) -> None:
+    folder, truth = two_csvs
+    env = dict(os.environ, INGEST_HOME=str(home))
+    env.pop("PREFECT_API_URL", None)
+    ingest_bin = str(ROOT / ".venv" / "bin" / "ingest")
+    try:
+        proc = subprocess.run(
+            [ingest_bin, "run", str(folder), "--schema", "reference", "--schema", "counties",
+             "--out", str(tmp_path / "out"), "--delivery-date", DELIVERY_DATE.isoformat(),
+             "--json"], env=env, capture_output=True, text=True, check=False)
+    finally:
+        subprocess.run([ingest_bin, "server", "stop"], env=env, check=False,
+                       capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert [t["name"] for t in doc["tables"]] == SCHEMAS
+    assert doc["rows_quarantined"] == truth.quarantined
+    page = (Path(doc["output_dir"]) / "report.html").read_text()
+    assert "<h2>Tables</h2>" in page and "counties.county_name" in page
