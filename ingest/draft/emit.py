@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 from .infer import Drafted
@@ -13,6 +14,9 @@ FROM_THE_DATA = "# from the data"
 ANNOTATIONS = {"string": "str", "category": "pl.Categorical", "float": "pl.Float64",
                "bool": "pl.Boolean", "date": "pl.Date", "integer": "pl.Int64",
                "decimal": "pl.Decimal", "datetime": "pl.Datetime", "time": "pl.Time"}
+
+
+_WIDTH = 96
 
 
 @dataclass(frozen=True)
@@ -41,9 +45,10 @@ def module_text(name: str, source: Source, columns: list[Drafted],
         "",
         "WHERE THIS FILE MAY BE KEPT: every line that ends with",
         f'"{FROM_THE_DATA}" holds values drawn from the delivery (category levels,',
-        "observed ranges and lengths). Every other line holds only column names,",
-        "kinds, formats and counts. Keep this file where the delivery's data may be",
-        "kept, or delete the marked lines before keeping or sending it anywhere else.",
+        "observed ranges, the longest text). Every other line holds only column",
+        "names, kinds, formats and counts (of rows, of distinct values, of digits).",
+        "Keep this file where the delivery's data may be kept, or delete the marked",
+        "lines before keeping or sending it anywhere else.",
         "",
         "As drafted, every value of that delivery parses, so running it quarantines",
         "no row for a value that does not parse. The suggested rules (levels,",
@@ -54,6 +59,7 @@ def module_text(name: str, source: Source, columns: list[Drafted],
         "from __future__ import annotations",
         "",
         "from datetime import date, datetime, time  # noqa: F401 - for the suggested bounds",
+        "from decimal import Decimal  # noqa: F401 - for the suggested bounds",
         "",
         "import pandera.polars as pa",
         "import polars as pl",
@@ -75,8 +81,10 @@ def module_text(name: str, source: Source, columns: list[Drafted],
         options.append(f"    encodings=({source.encoding!r},),")
     lines += ["", ""]
     if keys:
-        lines.append("# Candidate unique keys (no repeated and no empty value in this delivery):")
-        lines.append(f"# {', '.join(keys)}. To quarantine repeats, add unique=(...) below.")
+        lines += textwrap.wrap(
+            "Candidate unique keys (no repeated and no empty value in this delivery): "
+            f"{', '.join(keys)}. To quarantine repeats, add unique=(...) below.",
+            width=_WIDTH, initial_indent="# ", subsequent_indent="# ")
     else:
         lines.append("# No column is a unique key in this delivery (each repeats or is empty).")
     lines += [f"DATASET = dataset(\n    {model},", *options, ")", ""]
@@ -85,11 +93,18 @@ def module_text(name: str, source: Source, columns: list[Drafted],
 
 def _field(col: Drafted) -> list[str]:
     header = " ".join(col.source.split())  # a header cell may hold a line break
-    out = [f"    # {header}: " + "; ".join(col.notes or ["text"])]
+    out = textwrap.wrap(f"{header}: " + "; ".join(col.notes or ["text"]), width=_WIDTH,
+                        initial_indent="    # ", subsequent_indent="    #   ",
+                        break_on_hyphens=False)
     metadata = {"source": col.source, **col.metadata}
     args = ["nullable=True"] if col.nullable else []
     args.append("metadata={" + ", ".join(f"{k!r}: {v!r}" for k, v in metadata.items()) + "}")
-    out.append(f"    {col.name}: {ANNOTATIONS[col.kind]} = pa.Field({', '.join(args)})")
+    line = f"    {col.name}: {ANNOTATIONS[col.kind]} = pa.Field({', '.join(args)})"
+    if len(line) <= _WIDTH:
+        out.append(line)
+    else:
+        out += [f"    {col.name}: {ANNOTATIONS[col.kind]} = pa.Field(",
+                *(f"        {arg}," for arg in args), "    )"]
     for suggestion in col.suggested:
         out.append(f"    # suggested: pa.Field({suggestion})  {FROM_THE_DATA}")
     return out

@@ -111,11 +111,13 @@ def infer(series: pl.Series, source: str, name: str, null_tokens: list[str]) -> 
         col.notes.append("no value in any row: the kind cannot be told, kept as text")
         return col
     col.candidate_key = not col.nullable and height > 1 and raw.n_unique() == height
+    # a measurement or a moment that happens to be unique is not a key
     if series.dtype == pl.Utf8:
         _text_kind(col, values, raw, words)
     else:
         _typed_kind(col, values, words)
     _policy(col, words)
+    col.candidate_key = col.candidate_key and col.kind in ("string", "integer", "date")
     return col
 
 
@@ -214,7 +216,7 @@ def _decimal(col: Drafted, values: pl.Series) -> bool:
     col.metadata["scale"] = scale
     col.notes.append(f"every value has {scale} decimal place(s): exact decimal; up to "
                      f"{needed} digits seen")
-    _range(col, values.cast(pl.Float64))
+    _range(col, values.cast(pl.Decimal(38, scale)))
     return True
 
 
@@ -303,8 +305,7 @@ def _text(col: Drafted, raw: pl.Series, distinct: int) -> None:
     longest = int(lengths.max() or 0)  # type: ignore[arg-type]
     if mean >= FREE_TEXT_MEAN_CHARS or longest > 2 * LEVEL_MAX_CHARS:
         col.metadata["policy"] = "restrict"
-        col.notes.append(f"free text (up to {longest:,} characters): restricted, as it may "
-                         "name people")
+        col.notes.append("free text: restricted, as it may name people")
         col.suggested.append(f"str_length={{'max_value': {longest}}}")
         return
     if distinct <= CATEGORY_MAX_LEVELS and distinct * 4 <= raw.len() \
@@ -314,7 +315,7 @@ def _text(col: Drafted, raw: pl.Series, distinct: int) -> None:
         col.notes.append(f"{distinct} distinct values: a category")
         col.suggested.append(f"isin={levels!r}")
         return
-    col.notes.append(f"text, {distinct:,} distinct values, up to {longest} characters")
+    col.notes.append(f"text, {distinct:,} distinct values")
 
 
 def _range(col: Drafted, values: pl.Series) -> None:
@@ -327,6 +328,7 @@ def _range(col: Drafted, values: pl.Series) -> None:
 def _literal(value: object) -> str:
     """A Python expression for a bound (the emitted module imports ``date``/``datetime``)."""
     from datetime import date, datetime, time
+    from decimal import Decimal
 
     if isinstance(value, datetime):
         return f"datetime.fromisoformat({value.isoformat()!r})"
@@ -334,6 +336,8 @@ def _literal(value: object) -> str:
         return f"date({value.year}, {value.month}, {value.day})"
     if isinstance(value, time):
         return f"time.fromisoformat({value.isoformat()!r})"
+    if isinstance(value, Decimal):
+        return f"Decimal({str(value)!r})"
     return repr(value)
 
 
