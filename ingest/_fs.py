@@ -202,8 +202,10 @@ class ChildOutput:
             os.close(self._read_end)
             os.close(self.child_end)
             raise
+        # Started only once our copy of the child's end is closed: a splice blocked on
+        # our full socket holds the pipe's lock, and closing an end of that pipe then
+        # waits for it for ever, before we ever read (a fast child, a slow parent).
         self._pump = threading.Thread(target=self._run_pump, name="child-output", daemon=True)
-        self._pump.start()
 
     def __enter__(self) -> ChildOutput:
         return self
@@ -228,6 +230,7 @@ class ChildOutput:
         if self.child_end >= 0:
             os.close(self.child_end)
             self.child_end = -1
+            self._pump.start()
 
     def receive(self, size: int) -> bytes:
         """Up to ``size`` bytes: fewer only when the child's output ended.

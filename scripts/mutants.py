@@ -1,0 +1,252 @@
+"""Run mutmut over one group of modules at a time, each in a throwaway copy of a commit.
+
+Called by ``scripts/mutants`` (which installs the pinned mutmut first). A group is the
+modules that carry one promise plus the few test files that state it; mutmut runs, for
+each mutant, only the tests that reached the mutated function, so a group costs about
+one run of its tests plus a fraction of a second to a few seconds per mutant.
+
+Each group gets a fresh copy (``git archive <ref>``) with ``.venv`` linked in, so the
+working tree, which others may be editing, is never mutated, and what is measured is a
+commit anyone can check out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Group:
+    mutate: tuple[str, ...]
+    """Source files to mutate (globs relative to the repository)."""
+    tests: tuple[str, ...]
+    """Test files or node ids that state the group's promises."""
+    functions: tuple[str, ...] = ()
+    """Only these functions' mutants (mutmut names, globs); empty means all."""
+    why: str = ""
+
+
+# Tests of the form tests/test_mutants_<group>.py are added to their group on their own.
+GROUPS: dict[str, Group] = {
+    "validate": Group(
+        ("ingest/validate/*.py",),
+        ("tests/test_validate.py", "tests/test_repairs.py"),
+        why="quarantine split, reasons, duplicates, declared repairs"),
+    "writers": Group(
+        ("ingest/writers/*.py",),
+        ("tests/test_pipeline.py", "tests/test_custody.py"),
+        why="staging, publishing, hashes of what was written"),
+    "custody": Group(
+        ("ingest/custody.py",),
+        ("tests/test_custody.py",),
+        why="verification of outputs, key rotation"),
+    "audit": Group(
+        ("ingest/audit.py",),
+        ("tests/test_custody.py",),
+        why="the hash-chained audit log"),
+    "csv": Group(
+        ("ingest/readers/csv.py",),
+        ("tests/test_readers_csv.py",),
+        functions=tuple(f"ingest.readers.csv.x_{name}__mutmut_*" for name in (
+            "sniff_text", "split_trailer", "to_utf8", "_utf8", "_as_utf8",
+            "_not_utf8_from_the_start", "_stripped_end", "_trailer_end", "_refuse_nul",
+            "_without_trailing_blank_lines")),
+        why="decoding: encodings, BOM, NUL, end-of-file marks, trailing blank lines"),
+    "keys": Group(
+        ("ingest/keys/*.py",),
+        ("tests/test_custody.py",),
+        why="keyring, sealed keys, KMS wrapping, passphrase session"),
+}
+
+STATUS = {  # mutmut's exit codes of a mutant's test run (mutmut/stats.py)
+    1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
+    35: "suspicious", 36: "timeout", -24: "timeout", 24: "timeout", 152: "timeout",
+    255: "timeout", 37: "type check", -11: "segfault", -9: "segfault", None: "not checked",
+}
+
+
+@dataclass
+class Row:
+    module: str
+    counts: dict[str, int] = field(default_factory=dict)
+    survivors: list[str] = field(default_factory=list)
+
+    def n(self, status: str) -> int:
+        return self.counts.get(status, 0)
+
+    @property
+    def mutants(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def score(self) -> float | None:
+        """Killed (timeouts included, as mutmut does) over every mutant that was tried
+        or had no test at all: a mutant no test reaches counts against the score."""
+        tried = self.mutants - self.n("not checked") - self.n("skipped")
+        return None if tried == 0 else 100 * (self.n("killed") + self.n("timeout")) / tried
+
+
+def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float) -> str:
+    def lines(key: str, values: list[str]) -> str:
+        return f"{key}=" + "\n    ".join(values) + "\n"
+
+    return ("[mutmut]\n"
+            "source_paths=ingest\n"
+            + lines("only_mutate", list(group.mutate))
+            + lines("pytest_add_cli_args_test_selection", list(group.tests) + extra_tests)
+            + lines("pytest_add_cli_args", ["-p", "no:cacheprovider"])
+            + lines("also_copy", ["tests", "schemas", "flows", "r", "scripts", "README.md"])
+            # Fork isolation forks each mutant's tests from the process that already ran
+            # them all: polars' thread pool and gpg-agent's sockets do not survive that,
+            # and tests hang. A fork server that has only collected the tests is safe.
+            + "process_isolation=forkserver\n"
+            # A mutant's estimate covers only its tests' call phase; the session keyring
+            # (GnuPG key generation) is built again in each mutant's process.
+            + f"timeout_constant={timeout_constant}\n"
+            # mutmut's default (15) lets a hung mutant hold a core for many minutes.
+            + "timeout_multiplier=3\n"
+            + "use_git_change_detection=false\n")
+
+
+def copy_of(ref: str, work: Path) -> None:
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref],
+                             check=True, stdout=subprocess.PIPE).stdout
+    subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
+    (work / ".venv").symlink_to(ROOT / ".venv")
+    # mutmut runs the tests inside mutants/, and some tests start .venv/bin/ingest
+    (work / "mutants").mkdir()
+    (work / "mutants" / ".venv").symlink_to(ROOT / ".venv")
+
+
+def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[Row], float]:
+    work = Path(args.workdir) / name
+    copy_of(args.ref, work)
+    extra = sorted(str(p.relative_to(work))
+                   for p in (work / "tests").glob(f"test_mutants_{name}*.py"))
+    (work / "setup.cfg").write_text(setup_cfg(group, extra, args.timeout_constant))
+    patterns = list(group.functions)
+    if args.quick:
+        patterns = ([p.replace("__mutmut_*", "__mutmut_1") for p in patterns]
+                    or ["*__mutmut_1"])
+    # A child process (the `ingest` command a test starts) must import the mutated
+    # copy too, not the working tree the editable install points to.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(work / "mutants"))
+    env.pop("INGEST_HOME", None)
+    log = work / "mutmut.log"
+    started = time.monotonic()
+    with log.open("wb") as out:
+        done = subprocess.run([str(ROOT / ".venv/bin/mutmut"), "run", "--max-children",
+                               str(args.jobs), *patterns], cwd=work, env=env,
+                              stdout=out, stderr=subprocess.STDOUT)
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        tail = log.read_text(errors="replace").splitlines()[-30:]
+        print(f"[{name}] mutmut failed (exit {done.returncode}); last lines of {log}:",
+              *tail, sep="\n", file=sys.stderr)
+    rows = collect(work, group, patterns)
+    write_survivors(work, name, rows)
+    return rows, elapsed
+
+
+def collect(work: Path, group: Group, patterns: list[str]) -> list[Row]:
+    rows = []
+    for meta in sorted((work / "mutants" / "ingest").rglob("*.py.meta")):
+        module = str(meta.relative_to(work / "mutants"))[: -len(".meta")]
+        if not any(fnmatch.fnmatch(module, g) for g in group.mutate):
+            continue
+        row = Row(module)
+        for key, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            if patterns and not any(fnmatch.fnmatch(key, p) for p in patterns):
+                continue
+            status = STATUS.get(code, "suspicious")
+            row.counts[status] = row.counts.get(status, 0) + 1
+            if status in ("survived", "no tests", "suspicious"):
+                row.survivors.append(key)
+        rows.append(row)
+    return rows
+
+
+def write_survivors(work: Path, name: str, rows: list[Row]) -> None:
+    """Every surviving mutant with its diff, for triage."""
+    keys = sorted(k for row in rows for k in row.survivors)
+    path = work / "survivors.txt"
+    with path.open("w") as out:
+        for key in keys:
+            diff = subprocess.run([str(ROOT / ".venv/bin/mutmut"), "show", key], cwd=work,
+                                  capture_output=True, text=True).stdout
+            out.write(diff.rstrip() + "\n\n")
+    print(f"[{name}] {len(keys)} survivors (and mutants no test reaches): {path}")
+
+
+def table(results: list[tuple[str, list[Row], float]]) -> str:
+    head = ("group", "module", "mutants", "killed", "survived", "no tests", "timeout", "score",
+            "time")
+    out = [head]
+    for name, rows, elapsed in results:
+        for i, row in enumerate(rows):
+            score = "-" if row.score is None else f"{row.score:.1f}%"
+            out.append((name if i == 0 else "", row.module, str(row.mutants),
+                        str(row.n("killed")), str(row.n("survived")), str(row.n("no tests")),
+                        str(row.n("timeout")), score, f"{elapsed:.0f} s" if i == 0 else ""))
+    widths = [max(len(r[i]) for r in out) for i in range(len(head))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in out]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="scripts/mutants", description=__doc__.split("\n")[0])
+    parser.add_argument("groups", nargs="*", metavar="GROUP",
+                        help=f"groups to run (default all): {', '.join(GROUPS)}")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small sample: the first mutant of each function")
+    parser.add_argument("--ref", default="HEAD", help="the commit to test (default HEAD)")
+    parser.add_argument("--workdir", default=os.path.join(
+        os.environ.get("TMPDIR", "/tmp"), "ingest-mutants"),
+        help="where the throwaway copies go (default $TMPDIR/ingest-mutants)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 2,
+                        help="mutants tested at once (default: the number of cores)")
+    parser.add_argument("--timeout-constant", type=float, default=15.0,
+                        help="seconds added to each mutant's expected test time before the "
+                             "timeout multiplier (default 15)")
+    parser.add_argument("--list", action="store_true", help="list the groups and exit")
+    args = parser.parse_args()
+    if args.list:
+        for name, group in GROUPS.items():
+            print(f"{name:9} {' '.join(group.mutate)}  <-  {' '.join(group.tests)}  ({group.why})")
+        return 0
+    unknown = [g for g in args.groups if g not in GROUPS]
+    if unknown:
+        parser.error(f"unknown group {', '.join(unknown)}; the groups are {', '.join(GROUPS)}")
+    results = []
+    started = time.monotonic()
+    load = os.getloadavg()[0]
+    for name in args.groups or list(GROUPS):
+        print(f"[{name}] running ({'quick, ' if args.quick else ''}{args.ref})", flush=True)
+        rows, elapsed = run_group(name, GROUPS[name], args)
+        results.append((name, rows, elapsed))
+        print(table(results[-1:]), flush=True)
+    print()
+    print(table(results))
+    print(f"\ntotal {time.monotonic() - started:.0f} s on {os.cpu_count()} cores, "
+          f"{args.jobs} at once; load average at start {load:.1f}, at end "
+          f"{os.getloadavg()[0]:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
