@@ -100,11 +100,11 @@ def verify_outputs(path: str | Path, keyring: Keyring) -> list[dict[str, Any]]:
 def _tables_listed(folder: Path, doc: dict[str, Any]) -> list[str]:
     """The tables of the delivery; for several, each table's files are outputs the
     manifest lists (and were checked above), its Parquet file among them."""
-    parts = doc.get("tables")
-    if parts is None:
-        return [doc["schema"]["name"]]
-    listed = {out["path"] for out in doc["outputs"]}
     try:
+        parts = doc.get("tables")
+        if parts is None:
+            return [str(doc["schema"]["name"])]
+        listed = {out["path"] for out in doc["outputs"]}
         for part in parts:
             files = {str(f) for f in part["outputs"]}
             if not files <= listed or f"{part['name']}.parquet" not in files:
