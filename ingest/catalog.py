@@ -274,8 +274,10 @@ def _failed(where: str, exc: BaseException) -> UsageError:
 
 def _dataset_of(module: ModuleType, where: str) -> Any:
     value = getattr(module, "DATASET", None)
+    if value is None:  # a bundle: the tables of one delivery (ingest.pipeline.datasets_of)
+        value = getattr(module, "DATASETS", None)
     if value is None:
-        raise UsageError(f"schema {where} defines no DATASET")
+        raise UsageError(f"schema {where} defines no DATASET (nor DATASETS, a bundle)")
     return value
 
 

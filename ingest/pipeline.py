@@ -253,11 +253,16 @@ def call_stage(name: str, fn: Callable[..., Any], *args: Any) -> Any:
 
 def datasets_of(schema: str | Dataset | Sequence[str | Dataset]) -> tuple[Dataset, ...]:
     """The datasets a run validates: one schema spec or dataset, or several (one
-    table each, under the one delivery folder and manifest)."""
+    table each, under the one delivery folder and manifest).
+
+    A spec may name a bundle: a schema module defining ``DATASETS`` (instead of
+    ``DATASET``), a tuple of the tables one delivery holds, each a ``Dataset`` or
+    a spec as ``--schema`` takes it (``DATASETS = (CASES, "counties")``).
+    """
     specs = [schema] if isinstance(schema, str | Dataset) else list(schema)
     if not specs:
         raise UsageError("no schema given: name at least one with --schema")
-    datasets = tuple(load_dataset(s) if isinstance(s, str) else s for s in specs)
+    datasets = tuple(d for spec in specs for d in _tables_of(spec))
     names = [d.name for d in datasets]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -273,6 +278,32 @@ def datasets_of(schema: str | Dataset | Sequence[str | Dataset]) -> tuple[Datase
 
 
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _tables_of(spec: str | Dataset) -> list[Dataset]:
+    """The dataset ``spec`` names, or each dataset of the bundle it names."""
+    if isinstance(spec, Dataset):
+        return [spec]
+    found = catalog.find(spec)
+    value = found.value
+    if isinstance(value, Dataset):
+        return [value]
+    if not isinstance(value, tuple | list) or not value:
+        raise UsageError(f"schema {spec}: DATASET is a {type(value).__name__}, not an "
+                         "ingest.schema.Dataset, and DATASETS (a bundle) is a non-empty "
+                         "tuple of datasets or schema specs")
+    tables: list[Dataset] = []
+    for item in value:
+        if isinstance(item, str) and catalog.is_path(item) and not Path(item).is_absolute():
+            if found.origin.file:  # a path in a bundle is relative to the bundle's file
+                item = str(Path(found.origin.file).parent / item)
+        if isinstance(item, str):
+            item = load_dataset(item)
+        if not isinstance(item, Dataset):
+            raise UsageError(f"schema {spec}: DATASETS holds a {type(item).__name__}; each "
+                             "entry is a Dataset or a schema spec (text)")
+        tables.append(item)
+    return tables
 
 
 def schema_label(datasets: Sequence[Dataset]) -> str:

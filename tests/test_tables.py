@@ -389,3 +389,30 @@ def test_the_flow_runs_several_tables(two_csvs, home: Path, tmp_path: Path) -> N
     assert doc["rows_quarantined"] == truth.quarantined
     page = (Path(doc["output_dir"]) / "report.html").read_text()
     assert "<h2>Tables</h2>" in page and "counties.county_name" in page
+
+
+# -- a bundle: one schema module naming the tables of a delivery ----------------------------
+
+
+def test_a_bundle_names_the_tables(two_csvs, home: Path, tmp_path: Path) -> None:
+    folder, truth = two_csvs
+    shipped = run_delivery(folder, schema="reference_and_counties", out=tmp_path / "a",
+                           delivery_date=DELIVERY_DATE)
+    assert [t["name"] for t in shipped.tables] == SCHEMAS
+    # a bundle file of the user's own: a path beside it, and a shipped name
+    mine = tmp_path / "schemas"
+    mine.mkdir()
+    (mine / "lookup.py").write_text(
+        "from dataclasses import replace\n"
+        "from schemas.counties import DATASET as COUNTIES\n"
+        "DATASET = replace(COUNTIES, name='lookup')\n")
+    (mine / "bundle.py").write_text("DATASETS = ('reference', 'lookup.py')\n")
+    summary = run_delivery(folder, schema=str(mine / "bundle.py"), out=tmp_path / "b",
+                           delivery_date=DELIVERY_DATE)
+    parts = {t["name"]: t for t in summary.tables}
+    assert list(parts) == ["reference", "lookup"]
+    assert parts["reference"]["rows_quarantined"] == truth.quarantined
+    assert ingest.load(summary.output_dir, table="lookup").height == 3_221
+    (mine / "empty.py").write_text("DATASETS = ()\n")
+    with pytest.raises(UsageError, match="non-empty tuple"):
+        run_delivery(folder, schema=str(mine / "empty.py"), out=tmp_path / "c")
