@@ -416,3 +416,31 @@ def test_a_bundle_names_the_tables(two_csvs, home: Path, tmp_path: Path) -> None
     (mine / "empty.py").write_text("DATASETS = ()\n")
     with pytest.raises(UsageError, match="non-empty tuple"):
         run_delivery(folder, schema=str(mine / "empty.py"), out=tmp_path / "c")
+
+
+def test_feature_matrices_per_table_line_up_across_deliveries(
+        home: Path, tmp_path: Path, counties_csv: bytes) -> None:
+    import ingest.features
+
+    out = tmp_path / "out"
+    first, _ = generate(3_000, seed=21, delivery_date=DELIVERY_DATE)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "cases.csv").write_bytes(to_delimited(first))
+    single = run_delivery(alone, schema="reference", out=out, delivery_date=DELIVERY_DATE)
+    # the next delivery brings the lookup too, and only a few of the categories seen
+    later, _ = generate(3_000, seed=22, delivery_date=DELIVERY_DATE)
+    later = later.filter(pl.col("SEX") == "F")
+    both = tmp_path / "both"
+    both.mkdir()
+    (both / "cases.csv").write_bytes(to_delimited(later))
+    (both / "counties.csv").write_bytes(counties_csv)
+    summary = run_delivery(both, schema=SCHEMAS, out=out, delivery_date=DELIVERY_DATE)
+    before = ingest.features.load(single.output_dir)
+    after = ingest.features.load(summary.output_dir, table="reference")
+    assert after.feature_names == before.feature_names  # the encoding was reused
+    assert after.X.shape[0] == summary.tables[0]["rows_accepted"]
+    with pytest.raises(UsageError, match="say which table's features: reference"):
+        ingest.features.load(summary.output_dir)
+    with pytest.raises(UsageError, match="without these features"):
+        ingest.features.load(summary.output_dir, table="counties")

@@ -131,15 +131,17 @@ def _meta(fm: FeatureMatrix) -> bytes:
     return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 
-def load(path: str | Path, identity: object | None = None) -> FeatureMatrix:
+def load(path: str | Path, identity: object | None = None,
+         table: str | None = None) -> FeatureMatrix:
     """The feature matrix of one delivery.
 
     ``path`` is a delivery's output folder, the output root when it holds a
     single delivery, or the ``features.npz.age`` file. Without ``identity`` the
-    age identity of the keyring (``INGEST_HOME``) is used.
+    age identity of the keyring (``INGEST_HOME``) is used. ``table``: that
+    table's matrix in a delivery of several (``<table>.features.npz.age``).
     """
-    npz_path = _locate(Path(path))
-    json_path = npz_path.with_name(JSON)
+    npz_path = _locate(Path(path), f"{table}.{NPZ}" if table else NPZ)
+    json_path = npz_path.with_name(npz_path.name.removesuffix(NPZ) + JSON)
     if not json_path.is_file():
         raise UsageError(f"{json_path.parent}: {NPZ} has no {JSON} beside it; both are needed")
     if identity is None:
@@ -172,21 +174,25 @@ def load(path: str | Path, identity: object | None = None) -> FeatureMatrix:
     return FeatureMatrix(X, y, names, weights, encoding)
 
 
-def _locate(path: Path) -> Path:
+def _locate(path: Path, npz: str = NPZ) -> Path:
     if path.is_file():
-        return path if path.name == NPZ else path.with_name(NPZ)
-    if (path / NPZ).is_file():
-        return path / NPZ
+        return path if path.name.endswith(NPZ) else path.with_name(npz)
+    if (path / npz).is_file():
+        return path / npz
     from ..outputs import output_dirs
 
     folders = output_dirs(path)
     if len(folders) > 1:
         raise UsageError(f"{path} holds {len(folders)} deliveries; give the folder of one "
                          "(each delivery has its own feature matrix)")
-    found = folders[0] / NPZ
+    found = folders[0] / npz
     if not found.is_file():
-        raise UsageError(f"{folders[0]}: no {NPZ}; this delivery was published without "
-                         "features")
+        several = sorted(p.name.removesuffix(f".{NPZ}") for p in folders[0].glob(f"*.{NPZ}"))
+        if several and npz == NPZ:
+            raise UsageError(f"{folders[0]}: a delivery of several tables; say which "
+                             "table's features: " + ", ".join(several))
+        raise UsageError(f"{folders[0]}: no {npz}; this delivery was published without "
+                         "these features")
     return found
 
 
