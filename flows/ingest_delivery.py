@@ -3,11 +3,12 @@
 The flow owns no logic: it hands :func:`ingest.pipeline.run_delivery` a stage
 runner that makes each stage a task, and :mod:`ingest.report` builds what people
 see. Nothing Prefect records can hold data or secrets: parameters are paths, a
-schema name, a block name and flags; the passphrase is read inside a task from
-a file or a Prefect Secret block into this process's session
-(:mod:`ingest.keys.session`) and never returned; task results stay in memory (no
-persistence, no cache keys computed from data); log lines, artifacts and the
-returned summary carry counts, rule names, paths and hashes only; every
+schema spec (as ``--schema`` takes it, see :mod:`ingest.catalog`), a block name
+and flags; the passphrase is read inside a task from a file or a Prefect Secret
+block into this process's session (:mod:`ingest.keys.session`) and never
+returned; task results stay in memory (no persistence, no cache keys computed
+from data); log lines, artifacts and the returned summary carry counts, rule
+names, paths and hashes only; every
 exception is one of ours, whose messages never quote values.
 
 Retries: a stage is retried (twice, after 5 s then 30 s) only when it raised a

@@ -16,6 +16,7 @@ whether the delivery would be accepted. Never a value from a row.
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -83,6 +84,13 @@ def inspect_delivery(path: str | Path, *, schema: str | Dataset | None = None,
                    "trailer_count": table.trailer_count, "chosen": chosen}
     found.warnings += table.notes
     found.columns = [_profile(table.frame[name], null_tokens) for name in table.frame.columns]
+    if dataset is None and not looks_like_header(table.frame.columns):
+        # the first row may be data: its cells are never shown
+        for i, entry in enumerate(found.columns):
+            entry["name"] = f"column_{i + 1}"
+        found.warnings.append("the first row does not look like a header (a cell is empty, "
+                              "repeated, or starts with a digit or a sign), so it may be "
+                              "data: column names are not shown")
     if dataset is not None:
         result = validate(table, dataset, delivery_date or date.today())
         share = result.rows_quarantined / max(result.rows_in, 1)
@@ -118,9 +126,32 @@ def _any_table(members: list[Member]) -> tuple[SourceTable, str]:
     how = "the only table member" if len(tables) == 1 else \
         f"the largest of {len(tables)} table members"
     fmt = classify(member)
-    if fmt.name in ("mdb", "accdb"):
+    if fmt.name == "access":
         return _access(member, how)
+    if fmt.name != "delimited":
+        typed = _typed_sheet(member, fmt.name)
+        if typed is not None:
+            return typed, how + ", its first sheet with a header, cells typed as stored"
     return read_member(member, _header_dataset(member, fmt.name), fmt), how
+
+
+def _typed_sheet(member: Member, fmt: str) -> SourceTable | None:
+    """The first sheet with a header, each column of the type its cells carry
+    (calamine's reading; a column of mixed cells is text). None: calamine cannot
+    open the workbook alone, so the workbook reader reads it, every column as text."""
+    import fastexcel
+
+    try:
+        book = fastexcel.read_excel(member.data)
+        for index in range(len(book.sheet_names)):
+            sheet = book.load_sheet(index)
+            if any(not c.name.startswith("__UNNAMED__") for c in sheet.available_columns()):
+                return SourceTable(member.name, fmt, sheet.to_polars())
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:  # noqa: BLE001 - calamine's errors (and panics) may quote cells
+        return None
+    return None
 
 
 def _access(member: Member, how: str) -> tuple[SourceTable, str]:
@@ -131,8 +162,7 @@ def _access(member: Member, how: str) -> tuple[SourceTable, str]:
     with guard(f"{member.name}: reading table {name}", ReadError):
         frame = read_table(member.data, name, member.name)
     how += f", its largest table {name} (of {len(rows)}: {', '.join(sorted(rows)[:20])})"
-    fmt = "accdb" if classify(member).name == "accdb" else "mdb"
-    return SourceTable(member.name, fmt, frame, "utf-8"), how
+    return SourceTable(member.name, "access", frame, "utf-8"), how
 
 
 def _header_dataset(member: Member, fmt: str) -> Dataset:
@@ -184,6 +214,17 @@ def _workbook_header(member: Member) -> list[str]:
             if any(not n.startswith("__UNNAMED__") for n in names):
                 return names
     return []
+
+
+def looks_like_header(names: list[str]) -> bool:
+    """Whether a first row reads as column names: each starts with a letter or ``_``
+    and holds only name characters, and no two are the same."""
+    cleaned = [str(n).strip() for n in names]
+    return len(set(cleaned)) == len(cleaned) and all(
+        n and (n[0].isalpha() or n[0] == "_") and _NAME.fullmatch(n) for n in cleaned)
+
+
+_NAME = re.compile(r"[\w .\-/()#%&]+")
 
 
 # -- per column: counts only ----------------------------------------------------------
