@@ -392,3 +392,27 @@ def test_access_integer_currency_and_date_columns_keep_their_kinds(name: str) ->
     result = validate(read_member(Member(name, data), whole), whole, DELIVERY_DATE)
     assert result.reasons == {"money:decimal_too_many_places": 1}
     assert result.accepted["money"].to_list() == [Decimal("0")]
+
+
+def test_an_access_money_column_declared_decimal_is_read_as_text() -> None:
+    """mdbtools prints Currency and Numeric exactly; a float on the way would round a
+    value of more than 15 digits (Currency holds 19), so the decimal's parser gets the text."""
+    from ingest.readers.access import AccessColumn, _kind
+
+    money = Column("H", "money", "decimal", precision=19, scale=4)
+    assert _kind(AccessColumn("H", "Currency", None), money) == "text"
+    assert _kind(AccessColumn("H", "Numeric", 4), money) == "text"
+    assert _kind(AccessColumn("H", "Currency", None), Column("H", "h", "float")) == "float"
+    assert _kind(AccessColumn("E", "Long Integer", None), Column("E", "e", "integer")) == "int"
+
+
+def test_parsers_alone_never_round_nor_drop_a_zone() -> None:
+    """Each parser on its own (not only through the reasons that quarantine the row):
+    a value it cannot hold exactly is null, never an approximation."""
+    amount, seen = COLUMNS[3], COLUMNS[5]
+    text = pl.Series(["12.345", "12.340", "123456789.00", "1e3"])
+    parsed = pl.select(KINDS["decimal"].parse_text(pl.lit(text), amount)).to_series()
+    assert parsed.to_list() == [None, Decimal("12.34"), None, None]
+    stamps = pl.Series(["2013-01-01T05:17:00Z", "2013-01-01T05:17:00"])
+    parsed = pl.select(KINDS["datetime"].parse_text(pl.lit(stamps), seen)).to_series()
+    assert parsed.to_list() == [None, datetime(2013, 1, 1, 5, 17)]
