@@ -92,7 +92,8 @@ def module_text(name: str, source: Source, columns: list[Drafted],
 
 
 def _field(col: Drafted) -> list[str]:
-    header = " ".join(col.source.split())  # a header cell may hold a line break
+    # a header cell may hold a line break or a control character: not in a comment
+    header = " ".join("".join(ch if ch.isprintable() else " " for ch in col.source).split())
     out = textwrap.wrap(f"{header}: " + "; ".join(col.notes or ["text"]), width=_WIDTH,
                         initial_indent="    # ", subsequent_indent="    #   ",
                         break_on_hyphens=False)

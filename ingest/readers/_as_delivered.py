@@ -11,6 +11,7 @@ columns carry. Nothing is written anywhere.
 from __future__ import annotations
 
 import csv as _stdcsv
+import io
 from datetime import date
 
 import polars as pl
@@ -83,12 +84,21 @@ def _header_names(cells: list[object]) -> list[str]:
 
 def _delimited(member: Member, encodings: tuple[str, ...]) -> SourceTable:
     utf8 = _csv.to_utf8(member.data, text_dataset([], encodings), member.name)
-    body = utf8.text.lstrip(b"\r\n")
-    end = body.find(b"\n")
-    first = body[:end if end >= 0 else len(body)].decode("utf-8").rstrip("\r")
-    # the separator that splits the header into the most fields
-    sep = max(_DELIMITERS, key=lambda d: len(next(_stdcsv.reader([first], delimiter=d))))
-    header = _header_names(list(next(_stdcsv.reader([first], delimiter=sep))))
+    # the first record, read as the csv module reads it (a quoted name may hold a line
+    # break), split by the separator that gives the most fields
+    head = utf8.text[:1 << 16].lstrip(b"\r\n").decode("utf-8", errors="ignore")
+
+    def first_record(sep: str) -> list[str]:
+        return next(_stdcsv.reader(io.StringIO(head, newline=""), delimiter=sep), [])
+
+    sep = max(_DELIMITERS, key=lambda d: len(first_record(d)))
+    try:
+        # the names as the reader's parser gives them (it keeps a doubled quote doubled)
+        names: list[object] = list(pl.read_csv(io.BytesIO(head.encode("utf-8")), separator=sep,
+                                               n_rows=0, infer_schema=False).columns)
+    except pl.exceptions.PolarsError:
+        names = list(first_record(sep))
+    header = _header_names(names)
     return _contiguous(_csv.read_utf8(utf8, text_dataset(header, encodings), member.name))
 
 
