@@ -236,6 +236,17 @@ def _parses(values: pl.Series, dtype: Any, fmt: str) -> int:
                                               exact=True).null_count()
 
 
+_SAMPLE = 2_000
+
+
+def _likely(values: pl.Series, dtype: Any, formats: tuple[str, ...], share: float
+            ) -> list[str]:
+    """The formats that read at least ``share`` of a sample spread over the column (so
+    a column of names is not tried against every format in full)."""
+    sample = values.gather_every(max(1, values.len() // _SAMPLE))
+    return [f for f in formats if _parses(sample, dtype, f) >= share * sample.len()]
+
+
 def _dates(col: Drafted, values: pl.Series) -> bool:
     if values.str.contains(TWO_DIGIT_YEAR).all():
         col.notes.append("dates with two-digit years: kept as text; to read them as dates "
@@ -244,7 +255,7 @@ def _dates(col: Drafted, values: pl.Series) -> bool:
         return True
     n = values.len()
     counts = {}
-    for fmt in DATE_FORMATS:
+    for fmt in _likely(values, pl.Date, DATE_FORMATS, 0.5):
         if "%H" in fmt and not values.str.contains(r"[ T]00:00:00$").all():
             continue
         counts[fmt] = _parses(values, pl.Date, fmt)
@@ -274,7 +285,7 @@ def _dates(col: Drafted, values: pl.Series) -> bool:
 
 def _datetimes(col: Drafted, values: pl.Series) -> bool:
     n = values.len()
-    for fmt in DATETIME_FORMATS:
+    for fmt in _likely(values, pl.Datetime("us"), DATETIME_FORMATS, 1.0):
         if _parses(values, pl.Datetime("us"), fmt) == n:
             col.kind = "datetime"
             col.metadata["datetime_formats"] = (fmt,)
@@ -290,7 +301,7 @@ def _datetimes(col: Drafted, values: pl.Series) -> bool:
 
 def _times(col: Drafted, values: pl.Series) -> bool:
     n = values.len()
-    for fmt in TIME_FORMATS:
+    for fmt in _likely(values, pl.Time, TIME_FORMATS, 1.0):
         if _parses(values, pl.Time, fmt) == n:
             col.kind = "time"
             col.metadata["time_formats"] = (fmt,)
