@@ -52,6 +52,8 @@ What comes from where:
 - **unique**: ``pa.Field(unique=True)`` or ``dataset(..., unique=(...))``: a repeat is
   quarantined as ``<column>:duplicate`` and the first occurrence kept (unlike
   pandera's own ``unique``, which would fail every copy);
+- the model's ``Config`` is not read: ingest builds the clean table itself, every
+  declared column in order and no other (pandera's ``strict`` and ``ordered``);
 - what is the dataset's, not a column's (``name``, ``version``, ``table``,
   ``features``, ``derive``, ``encodings``, ``null_tokens``): :func:`dataset`'s arguments.
 
@@ -90,7 +92,7 @@ ANNOTATIONS: dict[type[pl.DataType], Kind] = {
 """The annotation's polars type -> the column's kind."""
 
 _SPELLED = ("str (or pl.Utf8), pl.Categorical, pl.Float64, pl.Boolean, pl.Date, "
-                "pl.Int64, pl.Decimal, pl.Datetime, pl.Time")
+            "pl.Int64, pl.Decimal, pl.Datetime, pl.Time")
 _DERIVED = {
     "name": "the name is the field's own (or its pa.Field alias)",
     "kind": "the kind comes from the field's type annotation",

@@ -241,6 +241,19 @@ def test_a_cross_column_check_is_a_reason_named_after_its_method() -> None:
     assert _reasons(pairs, rows, DELIVERY) == ["low_not_above_high"]
 
 
+def test_a_custom_column_check_is_a_reason_named_after_its_column_and_method() -> None:
+    class Codes(pa.DataFrameModel):
+        code: str = pa.Field(metadata={"source": "CODE"})
+
+        @pa.check("code")
+        @classmethod
+        def upper_case(cls, data: PolarsData) -> pl.LazyFrame:
+            return data.lazyframe.select(pl.col(data.key) == pl.col(data.key).str.to_uppercase())
+
+    codes = dataset(Codes, name="codes", version="1")
+    assert _reasons(codes, [{"CODE": "AB"}, {"CODE": "ab"}], DELIVERY) == ["code:upper_case"]
+
+
 def test_a_date_declared_to_end_at_the_delivery_moves_with_it() -> None:
     reference = load_dataset("reference")
     late = [SIMPLE, SIMPLE | {"CASE_ID": "0000000002", "RPT_DT": "07/01/2026"}]
