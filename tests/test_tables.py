@@ -276,9 +276,18 @@ def test_a_text_member_matching_two_schemas_is_refused(pgp_delivery, tmp_path: P
                      delivery_date=DELIVERY_DATE)
 
 
-def test_schemas_given_twice_are_refused(home: Path, tmp_path: Path) -> None:
+def test_schemas_given_twice_or_unfit_to_name_files_are_refused(home: Path,
+                                                              tmp_path: Path) -> None:
+    from schemas.counties import DATASET as COUNTIES
+
     with pytest.raises(UsageError, match="more than once"):
         run_delivery(tmp_path, schema=["counties", "counties"], out=tmp_path / "out")
+    # a table's name becomes its files' names: a path or a dot would mix tables up
+    for name in ("../counties", "reference.x"):
+        with pytest.raises(UsageError, match="letters, digits, _ and - only"):
+            run_delivery(tmp_path, schema=["reference", replace(COUNTIES, name=name)],
+                         out=tmp_path / "out")
+    assert published(tmp_path / "out") == []
 
 
 # -- reading back: ingest.load(table=...) ------------------------------------------------
