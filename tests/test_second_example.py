@@ -14,6 +14,7 @@ import hmac
 import io
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from datetime import datetime, time
@@ -253,7 +254,7 @@ def test_the_kinds_are_kept_in_every_reader(generated: Generated, tmp_path: Path
     for column in ("length_of_stay", "charge", "creatinine"):
         values = matrix.X[:, names.index(column)].toarray().ravel()
         assert values.tolist() == want[column].cast(pl.Float32).fill_null(0).to_list(), column
-    assert matrix.y.tolist() == want["readmitted"].cast(pl.Int64).to_list()
+    assert matrix.y is not None and matrix.y.tolist() == want["readmitted"].cast(pl.Int64).to_list()
 
 
 def test_admissions_and_their_wards_are_one_delivery_of_two_tables(
@@ -296,3 +297,97 @@ def test_the_cli_runs_the_example_from_a_schema_file(generated: Generated, tmp_p
     got = ingest.load(tmp_path / "out")
     assert _differences(got, expected_clean(truth, Keyring.open().pseudonym_key().material)) \
         == []
+
+
+# -- the README's walkthrough ----------------------------------------------------------------
+
+def _walkthrough() -> list[tuple[str, str]]:
+    """The code blocks of the README's "Your own delivery", in order: (language, code)."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("\n## Your own delivery\n")
+    section = text[start:text.index("\n## ", start + 1)]
+    return re.findall(r"```(\w+)\n(.*?)```", section, flags=re.S)
+
+
+def _field_chunks(lines: list[str]) -> list[tuple[int, int]]:
+    """(first, end) line spans of the model's fields in a schema module."""
+    spans, i = [], 0
+    while i < len(lines):
+        if re.match(r"^    \w+: [\w.]+ = pa\.Field\(", lines[i]):
+            depth, j = 0, i
+            while True:
+                code = re.split(r"\s#\s", lines[j])[0]  # a comment, not a %#z
+                depth += code.count("(") - code.count(")")
+                j += 1
+                if depth == 0:
+                    break
+            spans.append((i, j))
+            i = j
+        else:
+            i += 1
+    return spans
+
+
+def apply_readme_edits(draft: str, edits: str) -> str:
+    """The draft with each field the README edits (found by its source name) replaced,
+    and the lines holding values from the data deleted, as the README says."""
+    edit_lines = edits.rstrip("\n").split("\n")
+    by_source = {}
+    for first, end in _field_chunks(edit_lines):
+        chunk = "\n".join(edit_lines[first:end])
+        by_source[re.search(r"[\"']source[\"']: [\"'](\w+)[\"']", chunk).group(1)] = chunk  # type: ignore[union-attr]
+    lines = draft.split("\n")
+    out, last = [], 0
+    for first, end in _field_chunks(lines):
+        out += lines[last:first]
+        chunk = "\n".join(lines[first:end])
+        source = re.search(r"'source': '(\w+)'", chunk).group(1)  # type: ignore[union-attr]
+        out.append(by_source.pop(source, chunk))
+        last = end
+    out += lines[last:]
+    assert not by_source, f"the README edits fields the draft does not have: {by_source}"
+    return "\n".join(line for line in out if not line.rstrip().endswith("# from the data"))
+
+
+def test_the_readme_walkthrough_runs_as_written(home: Path, tmp_path: Path) -> None:
+    """Every block of "Your own delivery", run: keys, the sender's encrypted delivery,
+    inspect, draft, the README's edits, the run, and the Python that reads the result."""
+    blocks = _walkthrough()
+    shell = [code for lang, code in blocks if lang == "sh"]
+    edits = next(code for lang, code in blocks if lang == "python" and "pa.Field" in code)
+    reading = next(code for lang, code in blocks if lang == "python" and "ingest.load" in code)
+    secure = tmp_path / "secure"
+    env = dict(os.environ, INGEST_HOME=str(home), PATH=f"{ROOT / '.venv' / 'bin'}:"
+               f"{os.environ['PATH']}")
+    env.pop("PREFECT_API_URL", None)
+    (tmp_path / ".venv").symlink_to(ROOT / ".venv")  # the README runs from a checkout
+
+    def sh(code: str) -> str:
+        code = code.replace("/secure", str(secure)).replace("50_000", "3_000")
+        code = code.replace("export INGEST_HOME=", ": ")  # the test's own keyring
+        code = code.replace(" --json", " --no-prefect --json")  # no Prefect server here
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, (code, done.stderr)
+        return done.stdout
+
+    _, truth = generate(3_000, seed=1)
+    sh(shell[0])  # keys, and the sender's encrypted delivery
+    assert (secure / "inbox" / "adm-0001" / "admissions.csv.gpg").exists()
+    assert "3,000 rows" in sh(shell[1])  # inspect
+    sh(shell[2])  # draft
+    draft = (tmp_path / "my_schema.py").read_text()
+    (tmp_path / "my_schema.py").write_text(apply_readme_edits(draft, edits))
+    summary = json.loads(sh(shell[3]))  # run
+    assert (summary["rows_in"], summary["rows_accepted"], summary["rows_quarantined"]) == (
+        truth.rows, truth.accepted, truth.quarantined)
+    want: dict[str, int] = {}
+    for kind in truth.bad_rows.values():
+        want[ADMISSION_REASONS[kind]] = want.get(ADMISSION_REASONS[kind], 0) + 1
+    assert summary["quarantine_reasons"] == want
+
+    scope: dict = {}
+    code = reading.replace('"/secure/out"', repr(str(secure / "out")))
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README
+    assert scope["admissions"].height == truth.accepted
+    assert str(scope["frame"]["length_of_stay"].dtype) == "Int64"
