@@ -378,9 +378,9 @@ def serve(settings: Settings, inbox: str | Path, out: str | Path, *, dataset: st
     """Watch ``inbox`` until interrupted (or, with ``until_empty``, until it is empty)."""
     from flows import deploy
     from flows.server import _external_api_url, keep_alive, use_prefect
-    from ingest.schema import load_dataset
+    from ingest.pipeline import datasets_of
 
-    load_dataset(dataset)  # a wrong schema name fails now, not in every run
+    datasets_of(dataset)  # a wrong schema (or bundle) fails now, not in every run
     if passphrase_file:
         passphrase_file = str(Path(passphrase_file).resolve())
         if not Path(passphrase_file).is_file():
