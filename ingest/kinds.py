@@ -106,26 +106,27 @@ def _decimal_type(col: Column) -> pl.DataType:
     return pl.Decimal(col.precision, col.scale)
 
 
-def _places(text: pl.Expr) -> pl.Expr:
-    """Digits after the point, trailing zeros apart (``12.340`` has two)."""
-    return text.str.extract(r"\.([0-9]*?)0*$", 1).str.len_chars().fill_null(0)
+def _places_fit(col: Column) -> str:
+    """At most ``scale`` digits after the point, trailing zeros apart (``12.340`` has two)."""
+    return rf"^[^.]*(?:\.[0-9]{{0,{col.scale}}}0*)?$"
 
 
-def _whole_digits(text: pl.Expr) -> pl.Expr:
-    """Digits before the point, leading zeros apart."""
-    return text.str.extract(r"^[+-]?0*([0-9]*)", 1).str.len_chars().fill_null(0)
+def _digits_fit(col: Column) -> str:
+    """At most ``precision - scale`` digits before the point, leading zeros apart."""
+    return rf"^[+-]?0*[0-9]{{0,{col.precision - col.scale}}}(?:\.|$)"
 
 
 def _decimal_refusals(text: pl.Expr, col: Column) -> dict[str, pl.Expr]:
     spelled = text.str.contains(DECIMAL_TEXT)
-    return {TOO_MANY_PLACES: spelled & (_places(text) > col.scale),
-            TOO_MANY_DIGITS: spelled & (_whole_digits(text) > col.precision - col.scale)}
+    return {TOO_MANY_PLACES: spelled & ~text.str.contains(_places_fit(col)),
+            TOO_MANY_DIGITS: spelled & ~text.str.contains(_digits_fit(col))}
 
 
 def _decimal_text(text: pl.Expr, col: Column) -> pl.Expr:
     # polars' cast truncates extra places: only values that fit exactly are cast
-    fits = (text.str.contains(DECIMAL_TEXT) & (_places(text) <= col.scale)
-            & (_whole_digits(text) <= col.precision - col.scale))
+    whole, scale = col.precision - col.scale, col.scale
+    fits = text.str.contains(rf"^[+-]?0*[0-9]{{0,{whole}}}(?:\.[0-9]{{0,{scale}}}0*)?$") \
+        & text.str.contains("[0-9]")
     return pl.when(fits).then(text.cast(_decimal_type(col), strict=False))
 
 
