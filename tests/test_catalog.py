@@ -305,3 +305,33 @@ def test_the_manifest_records_the_schema_that_ran(home: Path, tmp_path: Path, pg
     assert "outputs verified" in capsys.readouterr().out
     assert main(["status", "--out", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["schema"] == "reference"
+
+
+def test_the_flow_takes_the_same_spec(home: Path, tmp_path: Path, pgp_delivery) -> None:  # noqa: ANN001
+    """``ingest run`` through the Prefect flow (the managed local server) with a
+    relative path: the CLI hands the flow an absolute one, so a flow run started
+    in another folder (a worker's) finds the same file."""
+    from ingest.cli import _parser
+    from ingest.synth import generate
+
+    frame, truth = generate(200, seed=5)
+    delivery, _ = pgp_delivery(frame, truth)
+    schema = write(tmp_path / "own", "flow_reference.py",
+                   (ROOT / "schemas" / "reference.py").read_text())
+    parsed = _parser().parse_args(["run", "d", "--out", "o", "--schema", "flow_reference.py"])
+    given = parsed.schema if isinstance(parsed.schema, list) else [parsed.schema]
+    assert given == [str(Path.cwd() / "flow_reference.py")]  # made absolute
+    env = {**os.environ, "INGEST_HOME": str(home)}
+    try:
+        done = subprocess.run([sys.executable, "-m", "ingest.cli", "run", str(delivery),
+                               "--schema", "flow_reference.py", "--out",
+                               str(tmp_path / "out"), "--json"], capture_output=True,
+                              text=True, timeout=600, env=env, cwd=schema.parent)
+    finally:
+        subprocess.run([sys.executable, "-m", "ingest.cli", "server", "stop"], env=env,
+                       capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((Path(json.loads(done.stdout)["output_dir"]) / "manifest.json")
+                          .read_text())
+    assert manifest["schema"]["source"] == "file flow_reference.py"
+    assert manifest["schema"]["sha256"] == hashlib.sha256(schema.read_bytes()).hexdigest()
