@@ -14,6 +14,10 @@ A spec is resolved in this order, and the first rule that applies decides:
    - the entry point ``<name>`` of the group ``ingest.schemas`` of an installed
      distribution (``[project.entry-points."ingest.schemas"] cases = "acme.cases"``).
 
+   A top-level module of one's own is given by its path, or made reachable
+   under a dotted name or an entry point: a bare name never imports an
+   arbitrary module (``--schema os``).
+
    Exactly one of the three may hold the name. If two do, the run stops and
    names both: which rules a confidential delivery passes must never depend on
    an environment variable or on which packages happen to be installed. Give the
