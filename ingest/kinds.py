@@ -72,6 +72,9 @@ class KindSpec:
     workbook_text: Callable[[pl.Expr, Column], tuple[pl.Expr, Column]] | None = None
     """A workbook column's text (calamine's spelling of a date or time cell) made
     parseable: the text and the column as the parser then sees them."""
+    cell_text: Callable[[pl.Expr, Column], pl.Expr] | None = None
+    """A typed workbook cell (of ``excel_load``'s type) spelled so that the kind's
+    text parser reads it back exactly: for a column whose other cells are text."""
     output: Callable[[Column], pl.DataType] | None = None
     """The type written out, when not the clean type (categories)."""
     refusal_reasons: tuple[str, ...] = field(default=())
@@ -240,6 +243,26 @@ def _time_workbook(text: pl.Expr, col: Column) -> tuple[pl.Expr, Column]:
     return text.str.replace(TIME_CELL_DAYS, ""), replace(col, time_formats=formats)
 
 
+def _number_cell(value: pl.Expr, col: Column) -> pl.Expr:
+    return value.cast(pl.Utf8)  # the shortest spelling: 99999999.99, exact decimals
+
+
+def _integer_cell(value: pl.Expr, col: Column) -> pl.Expr:
+    # a whole number in its integer spelling (polars writes 2013.0); a fraction keeps
+    # its own and is refused by the parser
+    return pl.when(value == value.floor()).then(
+        value.cast(pl.Int64, strict=False).cast(pl.Utf8)).otherwise(value.cast(pl.Utf8))
+
+
+def _date_cell(value: pl.Expr, col: Column) -> pl.Expr:
+    return value.dt.strftime(col.exact_date_format)
+
+
+def _bool_cell(value: pl.Expr, col: Column) -> pl.Expr:
+    return pl.when(value).then(pl.lit(col.true_values[0])).otherwise(
+        pl.lit(col.false_values[0]))
+
+
 # --- float, bool -----------------------------------------------------------------------------
 
 def _finite(number: pl.Expr) -> pl.Expr:
@@ -274,15 +297,17 @@ KINDS: dict[str, KindSpec] = {spec.name: spec for spec in (
     KindSpec("category", lambda col: pl.Utf8(), "not_text", None,
              output=lambda col: pl.Categorical()),
     KindSpec("float", lambda col: pl.Float64(), "not_a_number", _float_text, _float_typed,
-             excel_load="float"),
-    KindSpec("bool", lambda col: pl.Boolean(), "not_a_boolean", _bool_text, _bool_typed),
-    KindSpec("date", lambda col: pl.Date(), "not_a_date", None, excel_load="date"),
+             excel_load="float", cell_text=_number_cell),
+    KindSpec("bool", lambda col: pl.Boolean(), "not_a_boolean", _bool_text, _bool_typed,
+             cell_text=_bool_cell),
+    KindSpec("date", lambda col: pl.Date(), "not_a_date", None, excel_load="date",
+             cell_text=_date_cell),
     # calamine spells a number cell as text with float noise (99999999.989999995):
     # integers and decimals load as numbers, which polars spells shortest
     KindSpec("integer", lambda col: pl.Int64(), "not_an_integer", _integer_text, _integer_typed,
-             excel_load="float"),
+             excel_load="float", cell_text=_integer_cell),
     KindSpec("decimal", _decimal_type, "not_a_decimal", _decimal_text, _decimal_typed,
-             refusals=_decimal_refusals, excel_load="float",
+             refusals=_decimal_refusals, excel_load="float", cell_text=_number_cell,
              refusal_reasons=(TOO_MANY_PLACES, TOO_MANY_DIGITS)),
     KindSpec("datetime", _datetime_type, "not_a_datetime", _datetime_text, _datetime_typed,
              refusals=_datetime_refusals, workbook_text=_datetime_workbook,

@@ -160,18 +160,9 @@ def _finish(column: _Column) -> pl.Series:
     stray = frame.filter(~genuine & t.is_not_null()).get_column("t")
     if not listed and (stray.str.strip_chars() == "").all():
         return frame.select(pl.when(genuine).then(value).alias(spec.source)).to_series()
-    if spec.kind == "date":
-        render = value.dt.strftime(spec.exact_date_format)
-    elif spec.kind == "integer":
-        # a whole number in its integer spelling (polars writes 2013.0), so the text
-        # parses as the integer the cell holds; a fraction keeps its own
-        render = pl.when(value == value.floor()).then(
-            value.cast(pl.Int64, strict=False).cast(pl.Utf8)).otherwise(value.cast(pl.Utf8))
-    elif _numbers(spec):
-        render = value.cast(pl.Utf8)  # the shortest spelling: 99999999.99, exact decimals
-    elif spec.kind == "bool":
-        render = pl.when(value).then(pl.lit(spec.true_values[0])).otherwise(
-            pl.lit(spec.false_values[0]))
+    cell_text = KINDS[spec.kind].cell_text
+    if cell_text is not None and not _identifier(spec):
+        render = cell_text(value, spec)
     else:
         render = pl.when(value >= 0).then(value.cast(pl.Utf8).str.zfill(spec.width or 0)) \
             .otherwise(value.cast(pl.Utf8))
