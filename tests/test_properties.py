@@ -11,10 +11,16 @@
    subclasses: never a foreign exception, never a hang (hypothesis' deadline,
    and a hard per-example alarm).
 
-Fast by default (well under a minute); ``INGEST_FUZZ_EXAMPLES=N`` runs every
-fuzz property and every text round trip with N examples instead (workbook round
-trips with N/4), for a long run. Hypothesis keeps no
-example database: the inputs are synthetic, but nothing is written to disk.
+3. Sizes: tables of tens of MiB whose awkward rows sit across every chunk and
+   batch boundary of the readers (the CSV reader's 64 KiB encoding sample and its
+   16 MiB transcoding chunks, the xlsx scan's 64 KiB blocks, 1 MiB parse chunks and
+   8 MiB head, the Access export's batches), read back exactly.
+
+About a minute by default; ``INGEST_FUZZ_EXAMPLES=N`` runs every fuzz property
+and every text round trip with N examples instead (workbook round trips with N/4,
+large tables with N/50), for a long run. Every property is derandomised: a run is
+the same run on any machine, and a failure replays (hypothesis keeps no example
+database: the inputs are synthetic, and nothing is written to disk).
 """
 
 from __future__ import annotations
@@ -23,18 +29,19 @@ import contextlib
 import io
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import HealthCheck, Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
 from ingest.errors import IngestError
 from ingest.media import Limits, Member, OpenContext, expand
 from ingest.readers import SourceTable, read_member
-from ingest.readers.csv import read_delimited, split_trailer
-from ingest.readers.excel import read_workbook
+from ingest.readers.csv import _TRANSCODE_CHUNK, read_delimited, split_trailer
+from ingest.readers.excel import HEADER_SCAN_ROWS, read_workbook
+from ingest.readers.excel._package import _HEAD_BYTES as _XLSX_HEAD_BYTES
 from ingest.schema import load_dataset
 from ingest.synth.packaging import make_7z, make_iso, make_tar, make_zip
 
@@ -46,10 +53,12 @@ FUZZ_EXAMPLES = int(os.environ.get("INGEST_FUZZ_EXAMPLES", "0"))
 PER_EXAMPLE_SECONDS = 10
 
 ROUND_TRIP = settings(max_examples=FUZZ_EXAMPLES or 200, deadline=2000, database=None,
+                      derandomize=True,
                       suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 WORKBOOK_ROUND_TRIP = settings(ROUND_TRIP, max_examples=FUZZ_EXAMPLES // 4 or 60)
 """Each workbook example costs two calamine loads (~0.3 s)."""
 FUZZ = settings(max_examples=FUZZ_EXAMPLES or 400, deadline=3000, database=None,
+                derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                        HealthCheck.filter_too_much])
 
@@ -292,11 +301,12 @@ def survives(call, *args: object) -> object:  # noqa: ANN001
 def mutated(draw: st.DrawFn, seeds: list[bytes]) -> bytes:
     """A real input with a few bytes flipped, set, inserted, deleted, spliced, or cut off.
 
-    Positions come from a hypothesis-seeded ``Random`` so that they spread over the
-    whole input (hypothesis' own integers favour small values, which would mostly
-    break the magic bytes and leave nothing for the container code to chew on).
+    Positions come from a hypothesis-drawn ``Random`` (replayed with the example), so
+    that they spread over the whole input (hypothesis' own integers favour small
+    values, which would mostly break the magic bytes and leave nothing for the
+    container code to chew on).
     """
-    rnd = draw(st.randoms(use_true_random=True))
+    rnd = draw(st.randoms(use_true_random=False))
     data = bytearray(rnd.choice(seeds))
     for _ in range(rnd.randint(1, 6)):
         op = rnd.choice(["flip", "flip", "set", "insert", "delete", "truncate", "splice"])
@@ -387,14 +397,192 @@ def test_container_detection_survives_random_bytes(head: bytes, body: bytes, iso
     survives(_expand, data)
 
 
-def test_the_fuzz_budget_is_reported() -> None:
-    """Not a property: records how many examples each fuzz property ran (for the docs)."""
-    assert FUZZ.max_examples == (FUZZ_EXAMPLES or 400)
-    assert ROUND_TRIP.max_examples == (FUZZ_EXAMPLES or 200)
-    assert len(CONTAINER_SEEDS) == 11 and len(CSV_SEEDS) == 3
+def test_every_property_is_derandomised_with_its_budget() -> None:
+    """Each property runs with the settings it is documented to have: replayable
+    (derandomised, no example database) and with its number of examples."""
+    import sys
+
+    module = sys.modules[__name__]
+    budget = {"large": LARGE, "batches": LARGE, "survive": FUZZ, "round_trip": ROUND_TRIP}
+    checked = 0
+    for name, test in vars(module).items():
+        inner = getattr(test, "hypothesis", None)
+        if not name.startswith("test_") or inner is None:
+            continue
+        used = test._hypothesis_internal_use_settings
+        assert used.derandomize and used.database is None, name
+        expected = next((b for key, b in budget.items() if key in name), None)
+        if name in ("test_xlsx_round_trip", "test_xls_round_trip"):
+            expected = WORKBOOK_ROUND_TRIP
+        elif name == "test_a_trailer_is_read_as_a_trailer_and_checked":
+            expected = ROUND_TRIP
+        assert expected is not None and used.max_examples == expected.max_examples, name
+        checked += 1
+    assert checked >= 12
 
 
 @pytest.mark.parametrize("seed", range(len(CONTAINER_SEEDS)))
 def test_every_container_seed_opens_intact(seed: int) -> None:
     leaves = _expand(CONTAINER_SEEDS[seed])
     assert {m.basename for m in leaves} == {"cases.csv", "readme.txt"}
+
+
+# --- sizes: across every chunk and batch boundary of the readers -------------------------------
+
+LARGE = settings(max_examples=FUZZ_EXAMPLES // 50 or 3, deadline=None, database=None,
+                 derandomize=True, suppress_health_check=list(HealthCheck),
+                 phases=[Phase.explicit, Phase.generate])
+"""Each example is tens of MiB: a few examples, each placing awkward rows where a
+chunk or batch ends. Not shrunk (minutes per step at this size); a failure is
+reported as generated, and replays, being derandomised."""
+
+_CSV_SAMPLE = 1 << 16
+"""The sample ``readers.csv`` checks for UTF-8 before decoding the whole file."""
+
+
+def _filler(start: int, rows: int, ascii_only: bool, pad: int = 0) -> pl.DataFrame:
+    """Plain rows, each the same number of bytes (the last ``pad`` bytes longer)."""
+    note = "plain note" if ascii_only else "café, señal €"
+    frame = pl.DataFrame({"CASE_ID": pl.int_range(start, start + rows, eager=True)
+                          .cast(pl.Utf8).str.zfill(10)})
+    frame = frame.with_columns(*(pl.lit(v).alias(c) for c, v in zip(
+        COLUMNS[1:], ["PA1B2C3D4", "01/31/1970", "F", "06037", "02/01/2024", "A01.1", "1.5",
+                      "N", note], strict=True)))
+    if pad:
+        frame = frame.with_columns(pl.when(pl.int_range(pl.len()) == rows - 1)
+                                   .then(pl.lit(note + "x" * pad)).otherwise(pl.col("CMNT"))
+                                   .alias("CMNT"))
+    return frame
+
+
+def _placed(awkward: list[pl.DataFrame], at: list[int], write: Callable[[pl.DataFrame, bool],
+            bytes], ascii_only: bool) -> tuple[pl.DataFrame, bytes]:
+    """A table whose ``awkward[i]`` rows start ``at[i]`` bytes into the written file."""
+    pieces: list[pl.DataFrame] = []
+    data = bytearray(write(_filler(0, 0, ascii_only), True))  # the header
+    row_bytes = len(write(_filler(0, 1, ascii_only), False))
+    start = 0
+    for rows, offset in zip(awkward, at, strict=True):
+        gap = offset - len(data)
+        assert gap >= 2 * row_bytes, (offset, len(data))
+        count, pad = divmod(gap, row_bytes)
+        filler = _filler(start, count, ascii_only, pad)
+        start += count
+        for piece in (filler, rows):
+            data += write(piece, False)
+            pieces.append(piece)
+    tail = _filler(start, 1000, ascii_only)
+    data += write(tail, False)
+    return pl.concat([*pieces, tail]), bytes(data)
+
+
+@st.composite
+def boundaries(draw: st.DrawFn, limits: list[int]) -> list[int]:
+    """Where each cluster of awkward rows starts: up to 300 bytes before a boundary."""
+    return [limit - draw(st.integers(0, 300)) for limit in limits]
+
+
+@LARGE
+@given(awkward=st.lists(tables(encodable("utf-8"), max_rows=4), min_size=3, max_size=3),
+       at=boundaries([_CSV_SAMPLE, _TRANSCODE_CHUNK, 2 * _TRANSCODE_CHUNK]),
+       sep=st.sampled_from([",", "\t"]), bom=st.booleans())
+def test_large_utf8_csv_round_trip(awkward: list[pl.DataFrame], at: list[int], sep: str,
+                                   bom: bool) -> None:
+    """Multi-byte characters, quotes and line breaks across the 64 KiB sample and the
+    16 MiB chunks: read exactly, as UTF-8."""
+    def write(frame: pl.DataFrame, header: bool) -> bytes:
+        return frame.write_csv(None, separator=sep, line_terminator="\r\n",
+                               include_header=header).encode("utf-8")
+
+    frame, data = _placed(awkward, at, write, ascii_only=False)
+    assume(not is_trailer_like(data[-200:].decode("utf-8", "replace")))
+    assert len(data) > 2 * _TRANSCODE_CHUNK
+    table = read_delimited((b"\xef\xbb\xbf" if bom else b"") + data, DATASET, "p.csv")
+    assert table.encoding == ("utf-8-sig" if bom else "utf-8")
+    assert table.frame.equals(frame)
+
+
+@LARGE
+@given(awkward=st.lists(tables(encodable("cp1252"), max_rows=4), min_size=3, max_size=3),
+       at=boundaries([_CSV_SAMPLE, _TRANSCODE_CHUNK, 2 * _TRANSCODE_CHUNK]),
+       ascii_only=st.booleans())
+def test_large_cp1252_csv_round_trip(awkward: list[pl.DataFrame], at: list[int],
+                                     ascii_only: bool) -> None:
+    """Windows-1252 transcoded a chunk at a time; with ``ascii_only`` filler the first
+    byte that is not UTF-8 may come only after the sample, or after a whole chunk."""
+    def write(frame: pl.DataFrame, header: bool) -> bytes:
+        return frame.write_csv(None, line_terminator="\r\n", quote_style="always",
+                               include_header=header).encode("cp1252")
+
+    frame, data = _placed(awkward, at, write, ascii_only)
+    assert len(data) > 2 * _TRANSCODE_CHUNK
+    utf8 = True
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        utf8 = False
+    table = read_delimited(data, DATASET, "p.csv")
+    assert table.encoding == ("utf-8" if utf8 else "cp1252")
+    assert table.frame.equals(frame)
+
+
+@LARGE
+@given(awkward=st.lists(workbook_tables("utf-8"), min_size=2, max_size=2),
+       rows=st.sampled_from([HEADER_SCAN_ROWS - 1, HEADER_SCAN_ROWS]),
+       shift=st.integers(0, 40))
+def test_large_xlsx_round_trip(awkward: list[pl.DataFrame], rows: int, shift: int) -> None:
+    """A sheet whose XML runs past the package scan's 8 MiB head (and so across its
+    64 KiB blocks and 1 MiB parse chunks), with awkward rows at the end of the
+    header scan and past the head."""
+    body = 25_000 + shift  # rows of about 380 bytes of sheet XML: ~9.5 MiB
+    frame = pl.concat([_filler(0, rows, False), awkward[0], _filler(rows, body, False),
+                       awkward[1], _filler(rows + body, 3, False)])
+    data = write_xlsx(frame)
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        sheet = next(i for i in package.infolist() if i.filename.startswith("xl/worksheets/"))
+        assert sheet.file_size > _XLSX_HEAD_BYTES
+    _check_workbook(frame, read_workbook(data, DATASET, "p.xlsx", "xlsx"))
+
+
+@LARGE
+@given(batch=st.one_of(st.integers(1, 4096), st.integers(4096, 3 << 20)))
+def test_access_batches_do_not_change_the_table(batch: int) -> None:
+    """The 20k-row Access fixture read in export batches split at any size equals the
+    table read in the default batches (whose 4 MiB this fixture does not reach)."""
+    from ingest.readers import access
+
+    from conftest import data_fixture
+
+    member = Member("cases.accdb", data_fixture("access", "reference_20k.accdb").read_bytes())
+    expected = _access_reference(member)
+    original = access.EXPORT_BATCH_BYTES
+    access.EXPORT_BATCH_BYTES = batch
+    try:
+        got = read_member(member, DATASET)
+    finally:
+        access.EXPORT_BATCH_BYTES = original
+    assert got.rows == expected.rows == 20_000  # the fixture's truth
+    assert got.frame.equals(expected.frame)
+
+
+_ACCESS_REFERENCE: dict[str, SourceTable] = {}
+
+
+def _access_reference(member: Member) -> SourceTable:
+    if "table" not in _ACCESS_REFERENCE:
+        _ACCESS_REFERENCE["table"] = read_member(member, DATASET)
+    return _ACCESS_REFERENCE["table"]
+
+
+def test_large_tables_cross_the_readers_boundaries() -> None:
+    """The sizes above are taken from the readers: were a chunk or batch to grow past
+    them, this fails rather than the large properties silently staying inside one."""
+    from ingest.readers import access
+    from ingest.readers.csv import _not_utf8_from_the_start
+
+    assert _TRANSCODE_CHUNK == 1 << 24 and _XLSX_HEAD_BYTES == 8 << 20
+    assert _not_utf8_from_the_start.__defaults__ == (_CSV_SAMPLE,)
+    assert access.EXPORT_BATCH_BYTES == 4 << 20
+    assert LARGE.max_examples >= 3 or FUZZ_EXAMPLES
