@@ -453,3 +453,20 @@ def test_feature_matrices_per_table_line_up_across_deliveries(
         ingest.features.load(summary.output_dir)
     with pytest.raises(UsageError, match="without these features"):
         ingest.features.load(summary.output_dir, table="counties")
+
+
+def test_a_large_text_table_is_parsed_once_and_its_plaintext_freed(
+        counties_csv: bytes) -> None:
+    """The lookup's schema never parses the main table: its header lacks the lookup's
+    columns (though it holds the county code), so only the main schema reads it,
+    taking its bytes as a run of one table does."""
+    from ingest.media import Member
+    from ingest.readers import read_delivery_tables
+    from ingest.schema import load_dataset
+
+    cases, _ = generate(1_000, seed=9, delivery_date=DELIVERY_DATE)
+    main = Member("cases.csv", to_delimited(cases))
+    lookup = Member("counties.csv", counties_csv)
+    read = read_delivery_tables([main, lookup], [load_dataset(s) for s in SCHEMAS])
+    assert [t.rows for t in read] == [1_000, 3_221]
+    assert main.data == b""  # handed over to the one reader that parsed it

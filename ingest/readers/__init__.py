@@ -150,8 +150,7 @@ def read_delivery_tables(members: list[Member],
         for dataset in datasets:
             if dataset.name not in {d.name for d in candidates}:
                 mismatches[dataset.name].append(
-                    f"{member.name}: its header names too few columns of schema "
-                    f"'{dataset.name}'")
+                    f"{member.name}: its header lacks columns of schema '{dataset.name}'")
         for dataset in candidates:
             try:
                 found[dataset.name].append(
@@ -187,9 +186,10 @@ def _may_hold(member: Member, fmt: Format, dataset: Dataset) -> bool:
     """Whether the member may hold the dataset's table, from its header line alone
     (a text format; a workbook or database is looked into by its reader).
 
-    A header naming half or fewer of the dataset's columns is refused by the
-    reader too (:func:`match_columns`), so skipping such a member changes no
-    outcome; it saves parsing a large table as the wrong dataset.
+    A header that lacks any of the dataset's columns is refused by the reader too
+    (:func:`match_columns`), so skipping such a member changes no outcome; it saves
+    parsing a large table as the wrong dataset (a lookup whose columns are a few
+    of the main table's).
     """
     if fmt.handler.text is None:
         return True
@@ -200,7 +200,7 @@ def _may_hold(member: Member, fmt: Format, dataset: Dataset) -> bool:
     text = line.decode("ascii")
     score = max(header_score([c.strip().strip('"') for c in text.split(sep)], dataset)
                 for sep in (",", "\t", ";", "|"))
-    return len(dataset.source_names) - score <= len(dataset.source_names) / 2
+    return score >= len(dataset.source_names)
 
 
 def _one_member_one_table(found: dict[str, list[SourceTable]]) -> None:
