@@ -15,6 +15,7 @@ data (see :data:`.emit.FROM_THE_DATA`).
 from __future__ import annotations
 
 import types
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -72,7 +73,10 @@ def draft_table(source: SourceTable, *, name: str, delivery: Delivery | None = N
     frame = source.frame
     tokens = null_tokens_seen(frame)
     names = clean_names(list(frame.columns), reserved=set(dir(pa.DataFrameModel)))
-    columns = [infer(frame[s], s, n, tokens) for s, n in zip(frame.columns, names, strict=True)]
+    # two at a time: polars releases the GIL, and each column is profiled alone
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        columns = list(pool.map(lambda s, n: infer(frame[s], s, n, tokens), frame.columns,
+                                names))
     about = Source(delivery.sha256 if delivery else "unknown", source.member, source.format,
                    frame.height, (delivery_date or date.today()).isoformat(), table,
                    source.encoding)
