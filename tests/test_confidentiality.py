@@ -188,12 +188,11 @@ def test_no_canary_anywhere_a_run_writes(world: World) -> None:
 
     keys = {p.stem: json.loads(p.read_text())["key"] for p in (home / "keys").glob("*.json")}
     key_needles = {f"{k} key": [v.encode(), base64.b64decode(v)] for k, v in keys.items()}
-    hits = [f"{name} in {file}" for file in files_under(world.roots())
-            if not file.is_relative_to(home / "keys")
-            for name, variants in key_needles.items()
-            if any(v in file.read_bytes() for v in variants)]
-    hits += [name for name, variants in key_needles.items()
-             if any(v in b"\n".join(world.captured) for v in variants)]
+    sources = {str(f): f.read_bytes() for f in files_under(world.roots())
+               if not f.is_relative_to(home / "keys")}
+    sources["captured output"] = b"\n".join(world.captured)
+    hits = [f"{name} in {where}" for where, data in sources.items()
+            for name, variants in key_needles.items() if any(v in data for v in variants)]
     assert hits == [], hits
 
 
