@@ -1,0 +1,61 @@
+"""Validation's summary and counts as an operator reads them.
+
+Written for the mutants of ``ingest/validate/__init__.py`` that the other tests let
+live (``scripts/mutants validate``); each test states what an operator relies on.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+import pytest
+
+from ingest.errors import IngestError
+from ingest.readers import SourceTable
+from ingest.schema import load_dataset
+from ingest.validate import CAUSES, top_reasons, validate, years
+
+DATASET = load_dataset("reference")
+GOOD = {
+    "CASE_ID": "0000000001", "PERS_ID": "P0000ABCD", "DOB": "01/02/1980", "SEX": "F",
+    "CNTY_FIPS": "01001", "RPT_DT": "03/04/2020", "DX_CD": "A01.1", "LAB_VAL": "1.5",
+    "HOSP_YN": "N", "CMNT": "",
+}
+DELIVERY = date(2026, 6, 30)
+
+
+def test_the_summary_names_the_rules_most_rows_fail_first() -> None:
+    reasons = {"b:x": 1, "a:x": 1, "c:y": 1200, "e:z": 5, "d:z": 5, "f:w": 2, "g:v": 3}
+    # most rows first, ties by name; counts with separators; the rest summed up
+    assert top_reasons(reasons) == ("c:y (1,200 rows), d:z (5 rows), e:z (5 rows), "
+                                    "g:v (3 rows), f:w (2 rows), and 2 more rule(s)")
+    assert top_reasons(reasons, count=7).endswith("a:x (1 row), b:x (1 row)")
+
+
+def test_the_summary_says_what_a_two_digit_year_failure_means() -> None:
+    ambiguous = f"birth_date:{years.AMBIGUOUS}"
+    out_of_range = f"report_date:{years.OUT_OF_RANGE}"
+    summary = top_reasons({ambiguous: 3, out_of_range: 2, "sex:isin": 1})
+    assert summary == (f"{ambiguous} (3 rows), {out_of_range} (2 rows), sex:isin (1 row)"
+                       f"; {years.AMBIGUOUS}: {CAUSES[years.AMBIGUOUS]}"
+                       f"; {years.OUT_OF_RANGE}: {CAUSES[years.OUT_OF_RANGE]}")
+    assert "ask for four-digit years" in CAUSES[years.AMBIGUOUS]
+
+
+def test_repairs_by_the_reader_and_by_the_parsers_are_counted_together() -> None:
+    frame = pl.DataFrame([GOOD, GOOD | {"CASE_ID": "0000000002", "CNTY_FIPS": "1001"},
+                          GOOD | {"CASE_ID": "0000000003", "CNTY_FIPS": "2001"}])
+    # the reader (say R's lost zeros in an identifier) repaired two more of the same kind
+    source = SourceTable("t.csv", "csv", frame,
+                         repairs={"county_fips:zero_padded": 2, "case_id:zero_padded": 1})
+    result = validate(source, DATASET, DELIVERY)
+    assert result.repairs == {"case_id:zero_padded": 1, "county_fips:zero_padded": 4}
+    assert result.rows_accepted == 3 and result.rows_quarantined == 0
+
+
+def test_a_failure_inside_validation_is_named_as_validation() -> None:
+    frame = pl.DataFrame([GOOD]).drop("SEX")
+    with pytest.raises(IngestError) as caught:
+        validate(SourceTable("t.csv", "csv", frame), DATASET, DELIVERY)
+    assert str(caught.value).startswith("validation failed (")
