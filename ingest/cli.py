@@ -512,7 +512,8 @@ def _parser() -> argparse.ArgumentParser:
     look = sub.add_parser("inspect", help="a dry run that writes nothing: members, table, "
                           "columns; with --schema, what the rules would quarantine")
     look.add_argument("delivery", help="a file, a folder (mounted disc), an image or archive")
-    look.add_argument("--schema", type=_schema, help=SCHEMA_HELP)
+    look.add_argument("--schema", action="append", type=_schema,
+                      help=SCHEMA_HELP + "; repeat it for a delivery of several tables")
     look.add_argument("--delivery-date", type=_date, help="the delivery's date (default today)")
     look.add_argument("--json", action="store_true", help="print one JSON object")
     passphrase_options(look)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -29,9 +30,10 @@ from .errors import ReadError, guard
 from .formats import Kind, classify
 from .keys import session
 from .media import Member, open_delivery
-from .readers import SourceTable, read_delivery_table, read_member
+from .pipeline import datasets_of
+from .readers import SourceTable, read_delivery_tables, read_member
 from .readers.access import list_tables, read_table
-from .schema import Column, Dataset, load_dataset
+from .schema import Column, Dataset
 from .settings import Settings, load_settings
 from .validate import validate
 
@@ -47,24 +49,27 @@ class Inspection:
 
     delivery: dict[str, Any]
     members: list[dict[str, Any]]
-    table: dict[str, Any] | None = None
-    columns: list[dict[str, Any]] = field(default_factory=list)
-    schema: dict[str, Any] | None = None
-    validation: dict[str, Any] | None = None
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    """Per table: member, format, encoding, rows, how it was chosen, ``columns``;
+    with a schema also ``schema`` (name, version, source, SHA-256) and ``validation``."""
+    accepted: bool | None = None
+    """With schemas: whether a run would publish the delivery (every table within
+    the quarantine share; one table over it rejects them all). None without."""
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"delivery": self.delivery, "members": self.members, "table": self.table,
-                "columns": self.columns, "schema": self.schema,
-                "validation": self.validation, "warnings": self.warnings}
+        return {"delivery": self.delivery, "members": self.members, "tables": self.tables,
+                "accepted": self.accepted, "warnings": self.warnings}
 
 
-def inspect_delivery(path: str | Path, *, schema: str | Dataset | None = None,
+def inspect_delivery(path: str | Path, *,
+                     schema: str | Dataset | Sequence[str | Dataset] | None = None,
                      settings: Settings | None = None,
                      delivery_date: date | None = None) -> Inspection:
-    """Open ``path`` in memory and describe it; with ``schema``, a dry run of its rules."""
+    """Open ``path`` in memory and describe it; with ``schema`` (one spec or dataset,
+    or several, one per table, as ``ingest run`` takes them), a dry run of the rules."""
     settings = settings or load_settings()
-    dataset = load_dataset(schema) if isinstance(schema, str) else schema
+    datasets = datasets_of(schema) if schema else ()
     delivery = open_delivery(path, passphrase=session.passphrase(),
                              gnupg_home=settings.gnupg_home, limits=settings.limits)
     found = Inspection(
@@ -72,40 +77,53 @@ def inspect_delivery(path: str | Path, *, schema: str | Dataset | None = None,
                   "id": delivery.id, "checksums_verified": delivery.checksums_verified},
         members=[_member(m) for m in delivery.members],
         warnings=list(delivery.warnings))
-    if dataset is None:
+    if not datasets:
         table, chosen = _any_table(delivery.members)
-        null_tokens = _header_null_tokens
-    else:
-        table = read_delivery_table(delivery.members, dataset)
-        chosen = "the one member whose columns match the schema"
-        null_tokens = dataset.null_tokens
-    found.table = {"member": table.member, "format": table.format,
-                   "encoding": table.encoding, "rows": table.rows,
-                   "trailer_count": table.trailer_count, "chosen": chosen}
-    found.warnings += table.notes
-    found.columns = [_profile(table.frame[name], null_tokens) for name in table.frame.columns]
-    if dataset is None and not looks_like_header(table.frame.columns):
-        # the first row may be data: its cells are never shown
-        for i, entry in enumerate(found.columns):
-            entry["name"] = f"column_{i + 1}"
-        found.warnings.append("the first row does not look like a header (a cell is empty, "
-                              "repeated, or starts with a digit or a sign), so it may be "
-                              "data: column names are not shown")
-    if dataset is not None:
-        result = validate(table, dataset, delivery_date or date.today())
-        share = result.rows_quarantined / max(result.rows_in, 1)
-        found.schema = catalog.describe(dataset)
-        for entry, column in zip(found.columns, dataset.columns, strict=False):
-            entry["clean_name"], entry["declared_kind"] = column.name, column.kind
-        found.validation = {
+        found.tables = [_described(table, chosen, _header_null_tokens)]
+        found.warnings += table.notes
+        if not looks_like_header(table.frame.columns):
+            # the first row may be data: its cells are never shown
+            for i, entry in enumerate(found.tables[0]["columns"]):
+                entry["name"] = f"column_{i + 1}"
+            found.warnings.append("the first row does not look like a header (a cell is "
+                                  "empty, repeated, or starts with a digit or a sign), so it "
+                                  "may be data: column names are not shown")
+        return found
+    tables = read_delivery_tables(delivery.members, datasets)
+    chosen = "the one member whose columns match the schema" if len(datasets) == 1 else \
+        "the table whose columns match this schema"
+    for table, dataset in zip(tables, datasets, strict=True):
+        entry = _described(table, chosen, dataset.null_tokens)
+        entry.update(_dry_run(table, dataset, delivery_date or date.today(),
+                              settings.max_quarantine_share))
+        found.tables.append(entry)
+        found.warnings += table.notes
+    found.accepted = all(t["validation"]["accepted"] for t in found.tables)
+    return found
+
+
+def _described(table: SourceTable, chosen: str, null_tokens: tuple[str, ...]
+               ) -> dict[str, Any]:
+    return {"member": table.member, "format": table.format, "encoding": table.encoding,
+            "rows": table.rows, "trailer_count": table.trailer_count, "chosen": chosen,
+            "columns": [_profile(table.frame[c], null_tokens) for c in table.frame.columns]}
+
+
+def _dry_run(table: SourceTable, dataset: Dataset, when: date,
+             max_share: float) -> dict[str, Any]:
+    """What the run's validation would do to the table (the same function)."""
+    result = validate(table, dataset, when)
+    share = result.rows_quarantined / max(result.rows_in, 1)
+    return {
+        "schema": catalog.describe(dataset),
+        "clean": [{"name": c.name, "kind": c.kind} for c in dataset.columns],
+        "validation": {
             "rows_in": result.rows_in, "rows_accepted": result.rows_accepted,
             "rows_quarantined": result.rows_quarantined,
             "quarantine_reasons": dict(sorted(result.reasons.items(),
                                               key=lambda kv: (-kv[1], kv[0]))),
             "repairs": result.repairs, "quarantine_share": round(share, 6),
-            "max_quarantine_share": settings.max_quarantine_share,
-            "accepted": share <= settings.max_quarantine_share}
-    return found
+            "max_quarantine_share": max_share, "accepted": share <= max_share}}
 
 
 def _member(member: Member) -> dict[str, Any]:
@@ -269,28 +287,30 @@ def render(found: Inspection) -> str:
              f"  members ({len(found.members)})"]
     lines += [f"    {m['name']:<40} {m['size']:>14,} bytes  {m['title']}"
               for m in found.members]
-    if found.table:
-        t = found.table
+    for t in found.tables:
         lines.append(f"  table: {t['member']} ({t['format']}"
                      + (f", {t['encoding']}" if t["encoding"] else "")
                      + f"), {t['rows']:,} rows; {t['chosen']}")
-    lines.append(f"  columns ({len(found.columns)})    kind as read   nulls   distinct")
-    for c in found.columns:
-        declared = f"  -> {c['clean_name']} ({c['declared_kind']})" if "clean_name" in c else ""
-        lines.append(f"    {c['name']:<20} {c['kind']:<12} {c['null_share']:>7.1%} "
-                     f"{c['distinct']:>10,}{declared}")
-    if found.schema and found.validation:
-        s, v = found.schema, found.validation
-        lines.append(f"  schema {s['name']} version {s['version']} ({s['source']}, "
-                     f"sha256 {(s['sha256'] or 'unknown')[:16]})")
-        lines.append(f"    rows accepted     {v['rows_accepted']:>10,}")
-        lines.append(f"    rows quarantined  {v['rows_quarantined']:>10,} "
-                     f"({v['quarantine_share']:.2%})")
-        lines += [f"      {n:>8,}  {rule}" for rule, n in v["quarantine_reasons"].items()]
-        lines += [f"    repaired {n:>10,}  {what}" for what, n in v["repairs"].items()]
-        verdict = "would be accepted" if v["accepted"] else "would be REJECTED"
-        lines.append(f"  the delivery {verdict} (at most {v['max_quarantine_share']:.1%} of "
-                     "rows may be quarantined)")
+        clean = t.get("clean") or []
+        lines.append(f"  columns ({len(t['columns'])})    kind as read   nulls   distinct")
+        for i, c in enumerate(t["columns"]):
+            declared = f"  -> {clean[i]['name']} ({clean[i]['kind']})" if i < len(clean) \
+                else ""
+            lines.append(f"    {c['name']:<20} {c['kind']:<12} {c['null_share']:>7.1%} "
+                         f"{c['distinct']:>10,}{declared}")
+        if "validation" in t:
+            s, v = t["schema"], t["validation"]
+            lines.append(f"  schema {s['name']} version {s['version']} ({s['source']}, "
+                         f"sha256 {(s['sha256'] or 'unknown')[:16]})")
+            lines.append(f"    rows accepted     {v['rows_accepted']:>10,}")
+            lines.append(f"    rows quarantined  {v['rows_quarantined']:>10,} "
+                         f"({v['quarantine_share']:.2%}, at most "
+                         f"{v['max_quarantine_share']:.1%} allowed)")
+            lines += [f"      {n:>8,}  {rule}" for rule, n in v["quarantine_reasons"].items()]
+            lines += [f"    repaired {n:>10,}  {what}" for what, n in v["repairs"].items()]
+    if found.accepted is not None:
+        verdict = "would be accepted" if found.accepted else "would be REJECTED"
+        lines.append(f"  the delivery {verdict}")
     lines += [f"  warning: {w}" for w in found.warnings]
     lines.append("  nothing was written")
     return "\n".join(lines)

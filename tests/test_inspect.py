@@ -118,7 +118,7 @@ def same_as_a_run(place: dict[str, Path], delivery: Path, checked: dict,
 
     summary = run_delivery(delivery, schema="reference", out=place["out"],
                            passphrase=passphrase, delivery_date=DELIVERY_DATE)
-    validation = checked["validation"]
+    validation = checked["tables"][0]["validation"]
     assert validation["accepted"] is True
     assert (validation["rows_in"], validation["rows_accepted"],
             validation["rows_quarantined"]) == (summary.rows_in, summary.rows_accepted,
@@ -139,20 +139,21 @@ def test_an_openpgp_csv(place: dict[str, Path], pgp_delivery) -> None:  # noqa: 
                                  "format": "delimited", "title": "delimited text (CSV, TSV)",
                                  "kind": "table"}]
     assert plain["delivery"]["sha256"] == hashlib.sha256(delivery.read_bytes()).hexdigest()
-    assert plain["table"]["member"] == "cases.csv" and plain["table"]["rows"] == 400
-    assert plain["table"]["encoding"] == "cp1252"
-    assert [c["name"] for c in plain["columns"]] == frame.columns
-    assert {c["kind"] for c in plain["columns"]} == {"text"}
-    by_name = {c["name"]: c for c in plain["columns"]}
+    assert plain["tables"][0]["member"] == "cases.csv" and plain["tables"][0]["rows"] == 400
+    assert plain["tables"][0]["encoding"] == "cp1252"
+    assert [c["name"] for c in plain["tables"][0]["columns"]] == frame.columns
+    assert {c["kind"] for c in plain["tables"][0]["columns"]} == {"text"}
+    by_name = {c["name"]: c for c in plain["tables"][0]["columns"]}
     assert by_name["HOSP_YN"]["distinct"] == frame["HOSP_YN"].n_unique()
     assert by_name["CMNT"]["distinct"] == frame["CMNT"].filter(
         ~frame["CMNT"].str.strip_chars().is_in(["", "NA", ".", "NULL"])).n_unique()
     nulls = frame["LAB_VAL"].str.strip_chars().is_in(["", "NA", ".", "NULL"]).sum()
     assert by_name["LAB_VAL"]["null_share"] == pytest.approx(nulls / 400, abs=1e-6)
 
-    assert checked["schema"]["name"] == "reference" and checked["schema"]["sha256"]
-    assert [c["clean_name"] for c in checked["columns"]][:2] == ["case_id", "person_id"]
-    assert "person_id:str_matches" in checked["validation"]["quarantine_reasons"]
+    schema = checked["tables"][0]["schema"]
+    assert schema["name"] == "reference" and schema["sha256"]
+    assert [c["name"] for c in checked["tables"][0]["clean"]][:2] == ["case_id", "person_id"]
+    assert "person_id:str_matches" in checked["tables"][0]["validation"]["quarantine_reasons"]
     assert "would be accepted" in text and "nothing was written" in text
     same_as_a_run(place, delivery, checked)
 
@@ -168,8 +169,8 @@ def test_a_workbook_in_an_aes_zip(place: dict[str, Path]) -> None:
     assert [(m["name"], m["size"], m["format"]) for m in plain["members"]] == [
         ("cases.zip/cases.xlsx", len(workbook), "xlsx"),
         ("cases.zip/README.txt", 7, "unknown")]
-    assert plain["table"]["rows"] == 400
-    kinds = {c["name"]: c["kind"] for c in plain["columns"]}
+    assert plain["tables"][0]["rows"] == 400
+    kinds = {c["name"]: c["kind"] for c in plain["tables"][0]["columns"]}
     # numbers and dates are typed cells in the workbook; text stays text
     assert kinds["CASE_ID"] == "float" and kinds["RPT_DT"] == "datetime"
     assert kinds["SEX"] == kinds["CMNT"] == "text"
@@ -181,9 +182,26 @@ def test_an_access_database_in_an_aes_7z(place: dict[str, Path]) -> None:
     delivery = place["delivery"] / "cases.7z"
     delivery.write_bytes(make_7z({"cases.mdb": database}, password=PASSWORD))
     plain, checked, _ = dry_runs(place, delivery, passphrase=PASSWORD)
-    assert plain["table"]["format"] == "access" and plain["table"]["rows"] == 20_000
-    assert "largest table" in plain["table"]["chosen"]
-    assert checked["validation"]["rows_in"] == 20_000
+    assert plain["tables"][0]["format"] == "access" and plain["tables"][0]["rows"] == 20_000
+    assert "largest table" in plain["tables"][0]["chosen"]
+    assert checked["tables"][0]["validation"]["rows_in"] == 20_000
+
+    # the database's two tables, as a run of several tables takes them
+    from ingest.pipeline import run_delivery
+
+    before = snapshot(*place.values())
+    runs = [inspect(place, delivery, *args, "--json", passphrase=PASSWORD)
+            for args in (["--schema", "reference", "--schema", "counties"],
+                         ["--schema", "reference_and_counties"])]
+    assert_unchanged(before, snapshot(*place.values()), place)
+    both, bundle = (json.loads(done.stdout) for done in runs)
+    assert [t["schema"]["name"] for t in both["tables"]] == ["reference", "counties"]
+    assert both["tables"] == bundle["tables"] and both["accepted"] is True
+    summary = run_delivery(delivery, schema=["reference", "counties"], out=place["out"],
+                           passphrase=PASSWORD, delivery_date=DELIVERY_DATE)
+    assert summary.rows_in == sum(t["validation"]["rows_in"] for t in both["tables"])
+    assert summary.rows_quarantined == sum(t["validation"]["rows_quarantined"]
+                                           for t in both["tables"])
 
 
 def test_a_wrong_password_is_our_error_and_writes_nothing(place: dict[str, Path]) -> None:
@@ -207,7 +225,9 @@ def test_a_rejected_delivery_is_said_so(place: dict[str, Path]) -> None:
     finally:
         os.environ.pop("INGEST_MAX_QUARANTINE_SHARE")
     assert done.returncode == 0, done.stderr
-    validation = json.loads(done.stdout)["validation"]
+    doc = json.loads(done.stdout)
+    validation = doc["tables"][0]["validation"]
+    assert doc["accepted"] is False
     assert validation["accepted"] is False and validation["max_quarantine_share"] == 0.001
     assert validation["quarantine_share"] == pytest.approx(
         validation["rows_quarantined"] / validation["rows_in"], abs=1e-6)
@@ -224,7 +244,8 @@ def test_a_first_row_that_may_be_data_is_not_shown(place: dict[str, Path]) -> No
     done = inspect(place, delivery, "--json")
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
-    assert [c["name"] for c in found["columns"]] == [f"column_{i}" for i in range(1, 11)]
+    names = [c["name"] for c in found["tables"][0]["columns"]]
+    assert names == [f"column_{i}" for i in range(1, 11)]
     assert any("may be data" in w for w in found["warnings"])
     first = frame.row(0)
     for value in first:
