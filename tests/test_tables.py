@@ -470,3 +470,32 @@ def test_a_large_text_table_is_parsed_once_and_its_plaintext_freed(
     read = read_delivery_tables([main, lookup], [load_dataset(s) for s in SCHEMAS])
     assert [t.rows for t in read] == [1_000, 3_221]
     assert main.data == b""  # handed over to the one reader that parsed it
+
+
+def test_a_failure_writing_the_second_table_publishes_neither(
+        two_csvs, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first table's outputs are staged, then writing the second fails (a full
+    disk, say): no table is published and nothing is left behind."""
+    from ingest.errors import OutputError
+    from ingest.writers import publish
+
+    folder, _ = two_csvs
+    real_open = publish.Staging.open
+    staged: list[str] = []
+
+    def failing_open(self: publish.Staging, name: str, kind: str):  # noqa: ANN202
+        staged.append(name)
+        if name == "counties.jsonl.age":
+            raise OutputError("writing counties.jsonl.age: No space left on device")
+        return real_open(self, name, kind)
+
+    monkeypatch.setattr(publish.Staging, "open", failing_open)
+    out = tmp_path / "out"
+    with pytest.raises(OutputError, match="No space left"):
+        run_delivery(folder, schema=SCHEMAS, out=out, delivery_date=DELIVERY_DATE)
+    assert "reference.parquet" in staged and "reference.jsonl.age" in staged
+    assert published(out) == []
+    assert not [p for p in out.iterdir() if p.name.startswith(".staging-")]
+    monkeypatch.setattr(publish.Staging, "open", real_open)
+    summary = run_delivery(folder, schema=SCHEMAS, out=out, delivery_date=DELIVERY_DATE)
+    assert published(out) == [Path(summary.output_dir).name]
