@@ -308,7 +308,8 @@ def cmd_schema_draft(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out or f"{args.name}.py")
     if out.exists():  # checked before the delivery is opened, and again on writing
         raise UsageError(f"{out} exists; give another --out or remove it first")
-    draft = draft_delivery(args.delivery, name=args.name, settings=settings, table=args.table)
+    draft = draft_delivery(args.delivery, name=args.name, settings=settings, table=args.table,
+                           member=args.member)
     write_draft(draft, out)
     kinds = ", ".join(f"{name} {kind}" for name, kind in draft.columns)
     print(f"drafted schema '{draft.name}' from {draft.rows:,} rows: {kinds}")
@@ -527,6 +528,8 @@ def _parser() -> argparse.ArgumentParser:
     draft.add_argument("--name", required=True, help="the dataset's name")
     draft.add_argument("--out", help="the module to write (default NAME.py; never replaced)")
     draft.add_argument("--table", help="an Access database's table (default: its largest)")
+    draft.add_argument("--member", help="the file to draft from, when the delivery holds "
+                       "several tables")
     passphrase_options(draft)
     draft.set_defaults(func=cmd_schema_draft)
 

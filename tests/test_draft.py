@@ -313,3 +313,23 @@ def test_clean_names() -> None:
                        reserved={"validate"}) == [
         "date_of_birth", "date_of_birth_2", "date_of_birth_3", "c_2nd", "nandu",
         "column_6", "class_col", "http_code", "a_b_c", "validate_col"]
+
+
+def test_a_delivery_of_several_tables_is_drafted_one_member_at_a_time(
+        home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    (folder / "trips.csv").write_bytes(to_delimited(_other_table(50), encoding="utf-8"))
+    lookup = pl.DataFrame({"Code": ["001", "002", "010"], "Label": ["KQZX", "VWJY", "PLMN"]})
+    (folder / "carriers.csv").write_bytes(to_delimited(lookup, encoding="utf-8"))
+    assert main(["schema", "draft", str(folder), "--name", "x",
+                 "--out", str(tmp_path / "x.py")]) != 0
+    error = capsys.readouterr().err
+    assert "trips.csv" in error and "carriers.csv" in error and "--member" in error
+    assert not (tmp_path / "x.py").exists()
+    path, _ = _draft_file(folder, tmp_path, "carriers", "--member", "carriers.csv")
+    dataset = _load_file(path)
+    assert [(c.name, c.width) for c in dataset.columns] == [("code", 3), ("label", None)]
+    table = read_delivery_table(
+        [m for m in open_delivery(folder).members if m.name.endswith("carriers.csv")], dataset)
+    assert validate(table, dataset, DELIVERY_DATE).reasons == {}

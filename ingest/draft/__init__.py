@@ -48,8 +48,10 @@ class Draft:
 
 def draft_delivery(path: str | Path, *, name: str, passphrase: str | None = None,
                    settings: Settings | None = None, table: str | None = None,
-                   delivery_date: date | None = None) -> Draft:
-    """Open ``path`` as a run does and draft the schema ``name`` from its table."""
+                   member: str | None = None, delivery_date: date | None = None) -> Draft:
+    """Open ``path`` as a run does and draft the schema ``name`` from its table (the
+    member named ``member`` if it holds several; an Access database's ``table``, else
+    its largest)."""
     from ..keys import session
 
     if not name.strip():
@@ -59,8 +61,10 @@ def draft_delivery(path: str | Path, *, name: str, passphrase: str | None = None
         session.set_passphrase(passphrase)
     delivery = open_delivery(path, passphrase=session.passphrase(),
                              gnupg_home=settings.gnupg_home, limits=settings.limits)
-    table = table or _access_table(delivery.members)
-    source = read_as_delivered(delivery.members, table=table)
+    members = [m for m in delivery.members
+               if member is None or m.name == member or m.name.endswith("/" + member)]
+    table = table or _access_table(members)
+    source = read_as_delivered(delivery.members, table=table, member=member)
     return draft_table(source, name=name, delivery=delivery, table=table,
                        delivery_date=delivery_date)
 

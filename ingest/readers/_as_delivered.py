@@ -27,35 +27,43 @@ _DELIMITERS = (",", "\t", ";", "|")
 
 
 def read_as_delivered(members: list[Member], encodings: tuple[str, ...] = ("utf-8", "cp1252"),
-                      table: str | None = None) -> SourceTable:
+                      table: str | None = None, member: str | None = None) -> SourceTable:
     """The delivery's one table, every column as delivered, under its own header.
 
     ``encodings`` are tried for text as a schema's would be; ``table`` names the
     table of an Access database (else its largest table is read, and the others
-    are named in a note). More than one table member is refused, naming them.
+    are named in a note); ``member`` names the file to read when the delivery
+    holds several (its name or its path inside the delivery). More than one table
+    member, none named, is refused, naming them.
     """
+    if member is not None:
+        named = [m for m in members if m.name == member or m.name.endswith("/" + member)]
+        if not named:
+            raise ReadError(f"no member {member} in the delivery (members: "
+                            + ", ".join(m.name for m in members[:20]) + ")")
+        members = named
     tables: list[tuple[Member, Format]] = []
-    for member in members:
-        fmt = classify(member)
+    for each in members:
+        fmt = classify(each)
         if fmt.kind is Kind.ENCRYPTION:
-            raise DecryptionError(f"{member.name}: encrypted ({fmt.title}) and not "
+            raise DecryptionError(f"{each.name}: encrypted ({fmt.title}) and not "
                                   "decrypted; give the password or key")
         if fmt.kind is Kind.TABLE:
-            tables.append((member, fmt))
+            tables.append((each, fmt))
     if not tables:
         raise ReadError("no table found in the delivery: no member is CSV, TSV, a workbook "
                         "or an Access database")
     if len(tables) > 1:
         raise ReadError("more than one member holds a table: "
                         + ", ".join(m.name for m, _ in tables[:20])
-                        + "; draft a schema from a delivery of one table")
-    member, fmt = tables[0]
-    with guard(f"{member.name}: reading {fmt.name}", ReadError):
+                        + "; name the one to draft from (--member)")
+    found, fmt = tables[0]
+    with guard(f"{found.name}: reading {fmt.name}", ReadError):
         if fmt.name == "delimited":
-            return _delimited(member, encodings)
+            return _delimited(found, encodings)
         if fmt.name == "access":
-            return _access(member, table)
-        return _workbook(member, fmt)
+            return _access(found, table)
+        return _workbook(found, fmt)
 
 
 def text_dataset(header: list[str], encodings: tuple[str, ...] = ("utf-8", "cp1252"),
