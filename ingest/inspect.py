@@ -26,10 +26,10 @@ from typing import Any
 import polars as pl
 
 from . import catalog
-from .errors import ReadError, guard
+from .errors import KeyringError, MediaError, ReadError, guard
 from .formats import Kind, classify
 from .keys import session
-from .media import Member, open_delivery
+from .media import Delivery, Member, open_delivery
 from .pipeline import datasets_of
 from .readers import SourceTable, read_delivery_tables, read_member
 from .readers.access import list_tables, read_table
@@ -70,8 +70,7 @@ def inspect_delivery(path: str | Path, *,
     or several, one per table, as ``ingest run`` takes them), a dry run of the rules."""
     settings = settings or load_settings()
     datasets = datasets_of(schema) if schema else ()
-    delivery = open_delivery(path, passphrase=session.passphrase(),
-                             gnupg_home=settings.gnupg_home, limits=settings.limits)
+    delivery = _opened(path, settings)
     found = Inspection(
         delivery={"source": Path(delivery.source).name, "sha256": delivery.sha256,
                   "id": delivery.id, "checksums_verified": delivery.checksums_verified},
@@ -100,6 +99,22 @@ def inspect_delivery(path: str | Path, *,
         found.warnings += table.notes
     found.accepted = all(t["validation"]["accepted"] for t in found.tables)
     return found
+
+
+def _opened(path: str | Path, settings: Settings) -> Delivery:
+    """The delivery opened as a run opens it, but GnuPG is used only in a keyring's
+    existing home: a run would create one (``gpg-agent.conf``, gpg's key box), a
+    dry run does not."""
+    home = settings.gnupg_home if settings.gnupg_home.is_dir() else None
+    try:
+        return open_delivery(path, passphrase=session.passphrase(), gnupg_home=home,
+                             limits=settings.limits)
+    except MediaError as exc:
+        if home is None and "no GnuPG home" in str(exc):
+            raise KeyringError(f"{exc}: the keyring at {settings.home} has no GnuPG home; "
+                               "run 'ingest keys init' (or set INGEST_HOME to the keyring "
+                               "folder), as a run needs") from None
+        raise
 
 
 def _described(table: SourceTable, chosen: str, null_tokens: tuple[str, ...]

@@ -251,3 +251,19 @@ def test_a_first_row_that_may_be_data_is_not_shown(place: dict[str, Path]) -> No
     for value in first:
         if value and len(value) > 3:
             assert value not in done.stdout
+
+
+def test_no_keyring_is_created(place: dict[str, Path], pgp_delivery) -> None:  # noqa: ANN001
+    """A run creates a missing GnuPG home (gpg-agent.conf, gpg's key box); a dry
+    run does not: with no keyring, a plain delivery is inspected and an OpenPGP
+    one is refused (the keyring's error), and INGEST_HOME stays absent."""
+    folder, _ = pgp_delivery(planted(), generate(400, seed=11,
+                                                 delivery_date=DELIVERY_DATE)[1], name="pgp")
+    plain = place["delivery"] / "cases.csv"
+    plain.write_bytes(to_delimited(planted()))
+    empty = dict(place, home=place["cwd"].parent / "no-keyring")
+    ok = inspect(empty, plain, "--schema", "reference")
+    refused = inspect(empty, folder / "cases.csv.gpg", "--schema", "reference")
+    assert ok.returncode == 0, ok.stderr
+    assert refused.returncode == 5 and "ingest keys init" in refused.stderr
+    assert not empty["home"].exists()
