@@ -323,7 +323,7 @@ def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     from .keys import Keyring
 
     for entry in verify_outputs(args.path, Keyring.open(settings)):
-        several = f" of {len(entry['tables'])} tables" if len(entry["tables"]) > 1 else ""
+        several = f" of {len(entry['tables'])} tables" if "tables" in entry else ""
         print(f"{entry['delivery_id']}: {entry['outputs_checked']} outputs{several} verified")
     return 0
 

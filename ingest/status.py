@@ -79,11 +79,12 @@ def _manifests(root: Path) -> list[dict[str, Any]]:
                 "rows_in": doc["rows"]["in"], "rows_accepted": doc["rows"]["accepted"],
                 "rows_quarantined": doc["rows"]["quarantined"],
                 "folder": str(folder), "report": (folder / "report.html").is_file(),
-                "tables": [{"name": t["name"], "rows_in": t["rows"]["in"],
-                            "rows_accepted": t["rows"]["accepted"],
-                            "rows_quarantined": t["rows"]["quarantined"]}
-                           for t in doc.get("tables", [])],
             })
+            if "tables" in doc:  # a delivery of several tables: each one's counts
+                found[-1]["tables"] = [{"name": t["name"], "rows_in": t["rows"]["in"],
+                                        "rows_accepted": t["rows"]["accepted"],
+                                        "rows_quarantined": t["rows"]["quarantined"]}
+                                       for t in doc["tables"]]
         except (OSError, ValueError, KeyError, TypeError):
             continue
     return found
@@ -137,8 +138,7 @@ def deliveries(settings: Settings, out: str | Path | None = None) -> list[dict[s
                 "schema": entry.get("schema", ""), "time": entry.get("time", ""),
                 "last_run": entry.get("time", ""), "outcome": "failed",
                 "error": entry.get("error", ""), "rows_in": None, "rows_accepted": None,
-                "rows_quarantined": None, "folder": "", "report": False, "runs": 1,
-                "tables": []})
+                "rows_quarantined": None, "folder": "", "report": False, "runs": 1})
     listing = [row for same in rows.values() for row in same] + failures
     return sorted(listing, key=lambda r: (r["last_run"] or r["time"] or ""))
 
@@ -165,7 +165,7 @@ def render(rows: list[dict[str, Any]]) -> str:
                  for i, c in enumerate(row)]
         lines.append("  ".join(cells).rstrip())
         # a delivery of several tables: one line per table, under the delivery's totals
-        for part in rows[n - 1]["tables"] if n else []:
+        for part in rows[n - 1].get("tables", []) if n else []:
             cells = ["", "", f"  table {part['name']}", "", num(part["rows_in"]),
                      num(part["rows_accepted"]), num(part["rows_quarantined"])]
             lines.append("  ".join(c.rjust(widths[i]) if i in right else c.ljust(widths[i])
