@@ -72,6 +72,15 @@ class Column:
     offset are converted to UTC, naive ones are read in this zone, then converted."""
     time_formats: tuple[str, ...] = ("%H:%M:%S%.f", "%H:%M")
     """Time columns: text formats tried in order."""
+    start: int | None = None
+    """Fixed-width sources: the column's first byte in the record, 1-based as record
+    layouts are written (with ``length``; see :mod:`ingest.readers.fixed`)."""
+    length: int | None = None
+    """Fixed-width sources: the column's length in bytes."""
+    storage: Literal["text", "zoned", "packed"] = "text"
+    """Fixed-width sources: how the bytes hold the value: text; zoned decimal (a digit
+    a byte, the sign in the last byte's zone nibble) or packed decimal (COMP-3, two
+    digits a byte, the sign in the last nibble), with ``scale`` implied places."""
 
     def date_range(self, delivery_date: date) -> tuple[date | None, date | None]:
         """The declared valid dates (either end may be open) for a delivery."""

@@ -20,6 +20,7 @@ from ..formats import Format, Kind, classify, register
 from ..media import Member
 from ..schema import Dataset
 from . import csv as _csv
+from . import fixed as _fixed
 from ._as_delivered import read_as_delivered
 from ._base import SourceTable, header_score
 
@@ -40,6 +41,8 @@ register(Format("delimited", Kind.TABLE, "delimited text (CSV, TSV)",
                 lambda probe: _csv.sniff_text(probe.head),
                 Reader("delimited", _csv.read_delimited, (_csv.to_utf8, _csv.read_utf8)),
                 fallback=True))
+FIXED_WIDTH = register(Format("fixed-width", Kind.TABLE, _fixed.TITLE, _fixed.never_by_content,
+                              Reader("fixed-width", _fixed.read_fixed)))
 
 
 def reader_for(member: Member) -> Reader | None:
@@ -93,13 +96,16 @@ def read_delivery_table(members: list[Member], dataset: Dataset) -> SourceTable:
     mismatches: list[str] = []
     failures: list[IngestError] = []
     passed: list[str] = []
+    positioned = _fixed.positioned(members, dataset)  # a fixed-width delivery: see fixed.py
     for member in members:
         fmt = classify(member)
+        if positioned is not None and _fixed.may_hold(fmt):
+            fmt = FIXED_WIDTH
         if fmt.kind is not Kind.TABLE:
             passed.append(f"{member.name}: {_passed_over(fmt)}")
             continue
         try:
-            tables.append(read_member(member, dataset, fmt))
+            tables.append(read_member(member, positioned or dataset, fmt))
         except SchemaMismatchError as exc:
             mismatches.append(str(exc))
         except (ReadError, DecryptionError) as exc:
