@@ -59,3 +59,35 @@ def test_a_failure_inside_validation_is_named_as_validation() -> None:
     with pytest.raises(IngestError) as caught:
         validate(SourceTable("t.csv", "csv", frame), DATASET, DELIVERY)
     assert str(caught.value).startswith("validation failed (")
+
+
+CHECK_ONE_BAD_ROW = """
+from datetime import date
+import polars as pl
+from ingest.readers import SourceTable
+from ingest.schema import load_dataset
+from ingest.validate import validate
+good = {GOOD!r}
+frame = pl.DataFrame([good, good | {{"CASE_ID": "0000000002", "SEX": "Q"}}])
+result = validate(SourceTable("t.csv", "csv", frame), load_dataset("reference"),
+                  date(2026, 6, 30))
+print(result.rows_accepted, result.rows_quarantined, sorted(result.reasons))
+"""
+
+
+@pytest.mark.parametrize("setting", [
+    {"PANDERA_VALIDATION_ENABLED": "False"},
+    {"PANDERA_VALIDATION_DEPTH": "SCHEMA_ONLY"},
+])
+def test_pandera_settings_in_the_environment_do_not_turn_the_rules_off(
+        setting: dict[str, str]) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", CHECK_ONE_BAD_ROW.format(GOOD=GOOD)],
+                          env=os.environ | setting, capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "1", "['sex:isin']"]
