@@ -152,7 +152,9 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
                    for p in (work / "tests").glob(f"test_mutants_{name}*.py"))
     (work / "setup.cfg").write_text(setup_cfg(group, extra, args.timeout_constant))
     patterns = list(group.functions)
-    if args.quick:
+    if args.only:
+        patterns = args.only
+    elif args.quick:
         patterns = ([p.replace("__mutmut_*", "__mutmut_1") for p in patterns]
                     or ["*__mutmut_1"])
     # A child process (the `ingest` command a test starts) must import the mutated
@@ -236,6 +238,9 @@ def main() -> int:
     parser.add_argument("--timeout-constant", type=float, default=15.0,
                         help="seconds added to each mutant's expected test time before the "
                              "timeout multiplier (default 15)")
+    parser.add_argument("--only", action="append", metavar="MUTANT",
+                        help="only these mutants (mutmut names or globs, as survivors.txt "
+                             "lists them; repeatable), e.g. to check that new tests kill them")
     parser.add_argument("--list", action="store_true", help="list the groups and exit")
     args = parser.parse_args()
     if args.list:
