@@ -333,3 +333,34 @@ def test_a_delivery_of_several_tables_is_drafted_one_member_at_a_time(
     table = read_delivery_table(
         [m for m in open_delivery(folder).members if m.name.endswith("carriers.csv")], dataset)
     assert validate(table, dataset, DELIVERY_DATE).reasons == {}
+
+
+def test_other_shape_as_a_typed_workbook(home: Path, tmp_path: Path) -> None:
+    """Numbers, date-times, dates and booleans as spreadsheet cells, not text."""
+    import datetime as dt
+
+    import xlsxwriter  # type: ignore[import-untyped]
+
+    buffer = io.BytesIO()
+    book = xlsxwriter.Workbook(buffer, {"in_memory": True})
+    sheet = book.add_worksheet("Trips")
+    moment = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    day = book.add_format({"num_format": "dd/mm/yyyy"})
+    sheet.write_row(0, 0, ["Year", "Seats sold", "Ratio", "Departed", "Day", "Flag", "Gate"])
+    for r in range(1, 301):
+        sheet.write_number(r, 0, 2000 + r % 20)
+        sheet.write_number(r, 1, r * 3)
+        sheet.write_number(r, 2, r / 7)
+        sheet.write_datetime(r, 3, dt.datetime(2024, 1, 1, r % 24, r % 60), moment)
+        sheet.write_datetime(r, 4, dt.datetime(2024, 1, 1) + dt.timedelta(days=r), day)
+        sheet.write_boolean(r, 5, r % 3 == 0)
+        sheet.write_string(r, 6, f"{r:05d}")
+    book.close()
+    delivery = tmp_path / "trips.xlsx"
+    delivery.write_bytes(buffer.getvalue())
+    dataset = _load_file(_draft_file(delivery, tmp_path, "trips")[0])
+    assert [(c.name, c.kind) for c in dataset.columns] == [
+        ("year", "integer"), ("seats_sold", "integer"), ("ratio", "float"),
+        ("departed", "datetime"), ("day", "date"), ("flag", "bool"), ("gate", "string")]
+    assert dataset.column("gate").width == 5
+    _assert_reads_clean(delivery, dataset, 300)
