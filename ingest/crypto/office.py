@@ -176,7 +176,8 @@ def encrypt_office(data: bytes, password: str) -> bytes:
 
 
 def open_office(name: str, data: bytes, passphrase: str | None,
-                gnupg_home: object = None) -> tuple[str, bytes]:
+                gnupg_home: object = None,
+                warnings: list[str] | None = None) -> tuple[str, bytes]:
     """The decrypted workbook, in memory, under the same name, for the readers."""
     return name, decrypt_office(data, passphrase, name)
 

@@ -43,7 +43,17 @@ def is_openpgp(head: bytes) -> bool:
         return False
     first = head[0]
     tag = first & 0x3F if first & 0x40 else (first >> 2) & 0x0F
-    return tag in (1, 3)  # public-key or symmetric-key encrypted session key
+    if tag not in (1, 3):  # public-key or symmetric-key encrypted session key
+        return False
+    # the packet's version too: one byte alone is claimed by text in other code pages
+    # (EBCDIC records starting with "A" or "C")
+    if first & 0x40:
+        size = head[1] if len(head) > 1 else 0
+        body = 2 if size < 192 or 224 <= size < 255 else 3 if size < 224 else 6
+    else:
+        body = 1 + (1, 2, 4, 0)[first & 0x03]
+    version = head[body] if len(head) > body else -1
+    return version in ((3, 6) if tag == 1 else (4, 5, 6))
 
 
 def _gpg() -> str:
@@ -88,13 +98,38 @@ def _prepare_home(home: Path) -> None:
         write_private(conf, b"default-cache-ttl 0\nmax-cache-ttl 0\nallow-loopback-pinentry\n")
 
 
+_SIG_BAD = {"BADSIG", "EXPKEYSIG", "REVKEYSIG"}
+"""A signature checked and found bad, or made by an expired or revoked key."""
+
+
+def _unverified_signers(status: list[str]) -> list[str]:
+    """Key ids of signatures gpg could not check because it lacks the signer's key."""
+    return sorted({p[1] for p in (line.split() for line in status)
+                   if len(p) > 1 and p[0] in ("ERRSIG", "NO_PUBKEY")})
+
+
 def decrypt_openpgp(data: bytes, home: Path, passphrase: str | None = None,
-                    member: str = "delivery") -> bytes:
+                    member: str = "delivery", warnings: list[str] | None = None) -> bytes:
     """Decrypt an OpenPGP message to our key (in ``home``) or with a passphrase."""
     code, plain, status = _run(home, ["--decrypt"], data, passphrase)
     words = {line.split(" ", 1)[0] for line in status}
-    ok = code == 0 and "DECRYPTION_OKAY" in words and "DECRYPTION_FAILED" not in words
+    # gpg exits 2 when the message is also signed by a key this keyring does not hold
+    # (ERRSIG / NO_PUBKEY): the decryption and its integrity check still succeeded, so
+    # the message opens, and the unverified signature is reported beside the run.
+    # A signature that is checked and bad is a tampered message and is refused.
+    unverified = _unverified_signers(status)
+    exit_ok = code == 0 or (code == 2 and bool(unverified))
+    if words & _SIG_BAD:
+        del plain
+        raise DecryptionError(f"{member}: the OpenPGP signature is bad, or made by a revoked "
+                              "or expired key: the message may have been altered or its "
+                              "sender's key compromised; ask the sender to send it again")
+    ok = exit_ok and "DECRYPTION_OKAY" in words and "DECRYPTION_FAILED" not in words
     if ok and ("GOODMDC" in words or "DECRYPTION_INFO" in words):
+        if unverified and warnings is not None:
+            warnings.append(f"{member}: signed by OpenPGP key {', '.join(unverified)}, which "
+                            "this keyring does not hold: the signature was not verified "
+                            "(import the sender's public key to verify it)")
         return plain
     del plain  # possibly partial plaintext of a tampered message: never used
     raise DecryptionError(_explain(member, status, words, passphrase is not None))
@@ -190,11 +225,12 @@ def encrypt_openpgp(data: bytes, home: Path, *, recipient_key: bytes | None = No
 
 
 def open_openpgp(name: str, data: bytes, passphrase: str | None,
-                 gnupg_home: Path | None) -> tuple[str, bytes]:
+                 gnupg_home: Path | None,
+                 warnings: list[str] | None = None) -> tuple[str, bytes]:
     """The decrypted member: its name without the ``.gpg`` suffix, and its plaintext."""
     if gnupg_home is None:
         raise MediaError(f"{name}: OpenPGP-encrypted, but no GnuPG home was given")
-    plain = decrypt_openpgp(data, gnupg_home, passphrase, name)
+    plain = decrypt_openpgp(data, gnupg_home, passphrase, name, warnings)
     inner = name
     for suffix in (".gpg", ".pgp", ".asc"):
         if inner.lower().endswith(suffix):

@@ -104,7 +104,8 @@ def _open_one(member: Member, ctx: OpenContext, gnupg_home: Path | None) -> list
     if fmt.kind is Kind.ENCRYPTION:
         # decrypted in memory; a password-protected workbook keeps its name, for the readers
         with guard(f"{member.name}: decrypting the {fmt.title}", DecryptionError):
-            name, plain = fmt.handler(member.name, member.data, ctx.passphrase, gnupg_home)
+            name, plain = fmt.handler(member.name, member.data, ctx.passphrase, gnupg_home,
+                                      ctx.warnings)
         return [Member(name, plain)]
     if fmt.kind is Kind.CONTAINER:
         container: Container = fmt.handler
