@@ -69,6 +69,9 @@ class KindSpec:
     excel_load: DType = "string"
     """How a workbook column of this kind is loaded by calamine: ``string`` cells
     are parsed here as text (calamine writes a number cell's shortest spelling)."""
+    formats: str | None = None
+    """The ``Column`` field of the kind's text formats, tried in order: the first on
+    every value, the others only where it failed (few values, in most deliveries)."""
     workbook_text: Callable[[pl.Expr, Column], tuple[pl.Expr, Column]] | None = None
     """A workbook column's text (calamine's spelling of a date or time cell) made
     parseable: the text and the column as the parser then sees them."""
@@ -310,10 +313,11 @@ KINDS: dict[str, KindSpec] = {spec.name: spec for spec in (
              refusals=_decimal_refusals, excel_load="float", cell_text=_number_cell,
              refusal_reasons=(TOO_MANY_PLACES, TOO_MANY_DIGITS)),
     KindSpec("datetime", _datetime_type, "not_a_datetime", _datetime_text, _datetime_typed,
-             refusals=_datetime_refusals, workbook_text=_datetime_workbook,
+             refusals=_datetime_refusals, formats="datetime_formats",
+             workbook_text=_datetime_workbook,
              refusal_reasons=(ZONE_NOT_DECLARED,)),
     KindSpec("time", lambda col: pl.Time(), "not_a_time", _time_text, _time_typed,
-             workbook_text=_time_workbook),
+             formats="time_formats", workbook_text=_time_workbook),
 )}
 
 

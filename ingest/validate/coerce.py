@@ -7,6 +7,7 @@ A cell that cannot be parsed becomes null in the clean frame and earns its row a
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date
 from typing import NamedTuple
 
@@ -60,7 +61,8 @@ def coerce(frame: pl.DataFrame, dataset: Dataset, date_system: str | None = None
     needs_repair = dict(zip([c.name for c in padded], counts[len(names):], strict=True))
     values: list[pl.Expr] = []
     repair_counts: dict[str, pl.Expr] = {}
-    later: list[tuple[Column, str]] = []
+    later: list[tuple[Column, str, pl.Expr]] = []
+    """Columns parsed with their first format, the expression for the others."""
     text_dates: list[Column] = []
     for col, p, present in zip(dataset.columns, present_names, counts[:len(names)],
                                strict=True):
@@ -74,23 +76,32 @@ def coerce(frame: pl.DataFrame, dataset: Dataset, date_system: str | None = None
             repair_counts.update(_width_repairs(col, dtype, pl.col(p),
                                                 needs_repair.get(col.name, 0)))
         formats = None
+        first_only = False
+        raw = pl.col(col.source)
         if col.kind == "date" and _text_dates(dtype):
             text_dates.append(col)
             if len(col.date_formats) > 1:
                 formats = col.date_formats[:1]
-                later.append((col, p))
-        values.append(_parse(col, pl.col(col.source), dtype, pl.col(p), date_system,
-                             formats).alias(col.name))
+                text = raw.cast(pl.Utf8).str.strip_chars()
+                later.append((col, p, pl.coalesce([_strptime(text, fmt)
+                                                   for fmt in col.date_formats[1:]])))
+        elif _retried(col, dtype, date_system):
+            first_only = True
+            spec = kind_of(col)
+            assert spec.parse_text is not None
+            later.append((col, p, spec.parse_text(*_text_and_column(
+                raw, col, date_system, slice(1, None)))))
+        values.append(_parse(col, raw, dtype, pl.col(p), date_system, formats,
+                             first_only).alias(col.name))
     clean = work.select(values)
     repairs = {k: int(v) for k, v in work.select(**repair_counts).row(0, named=True).items()
                if v} if repair_counts else {}
-    for col, p in later:
+    for col, p, others in later:
         missed = work[p] & clean[col.name].is_null()
         if missed.any():
             rows = missed.arg_true()
-            text = pl.col(col.source).cast(pl.Utf8).str.strip_chars()
-            retried = work[col.source].gather(rows).to_frame().select(pl.coalesce([
-                _strptime(text, fmt) for fmt in col.date_formats[1:]])).to_series()
+            retried = work[col.source].gather(rows).to_frame().select(
+                others.cast(clean.schema[col.name])).to_series()
             clean = clean.with_columns(clean[col.name].scatter(rows, retried))
     refused: dict[str, pl.Series] = {}
     refusing = [(col, p) for col, p in zip(dataset.columns, present_names, strict=True)
@@ -226,8 +237,32 @@ def _serial_dates(raw: pl.Expr, date_system: str | None) -> pl.Expr:
             .otherwise(pl.lit(EXCEL_EPOCH) + pl.duration(days=whole)))
 
 
+def _retried(col: Column, dtype: pl.DataType, date_system: str | None) -> bool:
+    """A column of text parsed with several formats: the first is tried on every
+    value, the others only on the values it did not parse."""
+    spec = kind_of(col)
+    if spec.formats is None or spec.parse_typed(pl.col(col.source), dtype, col) is not None:
+        return False
+    return len(getattr(_text_and_column(pl.col(col.source), col, date_system)[1],
+                       spec.formats)) > 1
+
+
+def _text_and_column(raw: pl.Expr, col: Column, date_system: str | None,
+                     formats: slice | None = None) -> tuple[pl.Expr, Column]:
+    """The text a kind's parser reads, and the column as it reads it: in a workbook
+    with calamine's spellings too; with ``formats``, only those of its formats."""
+    spec = kind_of(col)
+    text = raw.cast(pl.Utf8).str.strip_chars()
+    if date_system is not None and spec.workbook_text is not None:
+        text, col = spec.workbook_text(text, col)  # a workbook: calamine's spelling
+    if formats is not None and spec.formats is not None:
+        col = replace(col, **{spec.formats: getattr(col, spec.formats)[formats]})
+    return text, col
+
+
 def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
-           date_system: str | None, date_formats: tuple[str, ...] | None = None) -> pl.Expr:
+           date_system: str | None, date_formats: tuple[str, ...] | None = None,
+           first_only: bool = False) -> pl.Expr:
     when_present = pl.when(present)
     if col.kind in ("string", "category"):
         if dtype == pl.Utf8 and col.width:
@@ -258,8 +293,6 @@ def _parse(col: Column, raw: pl.Expr, dtype: pl.DataType, present: pl.Expr,
     assert spec.parse_text is not None, col.kind
     typed = spec.parse_typed(raw, dtype, col)
     if typed is None:
-        text = raw.cast(pl.Utf8).str.strip_chars()
-        if date_system is not None and spec.workbook_text is not None:
-            text, col = spec.workbook_text(text, col)  # a workbook: calamine's spelling
-        typed = spec.parse_text(text, col)
+        typed = spec.parse_text(*_text_and_column(raw, col, date_system,
+                                                  slice(0, 1) if first_only else None))
     return when_present.then(typed).cast(spec.dtype(col))
