@@ -105,6 +105,9 @@ def _has_filepass(stream: bytes) -> bool:
 
 def decrypt_office(data: bytes, password: str | None, member: str) -> bytes:
     """The decrypted file, in memory; a wrong or missing password is a DecryptionError."""
+    # an empty password protects nothing (msoffcrypto takes it for no key at all and
+    # fails as if the package were damaged): it is treated as no password given
+    password = password or None
     candidates = [EXCEL_DEFAULT_PASSWORD] if _is_legacy(data) else []
     candidates += [password] if password is not None else []
     try:
