@@ -64,6 +64,19 @@ def _zip_cli() -> bytes:
         return Path(work, "delivery.zip").read_bytes()
 
 
+def _cpio(*command: str) -> Callable[[], bytes]:
+    """FILES archived by a cpio writer (GNU cpio, bsdcpio), names on its stdin."""
+    def make() -> bytes:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as work:
+            for name, data in FILES.items():
+                Path(work, name).parent.mkdir(parents=True, exist_ok=True)
+                Path(work, name).write_bytes(data)
+            return _tool(*command, stdin="\n".join(FILES).encode() + b"\n", cwd=Path(work))
+    return make
+
+
 def _zip_holding_a_stored_workbook() -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
@@ -152,6 +165,11 @@ SAMPLES: dict[str, dict[str, Callable[[], bytes]]] = {
             "gzip": lambda: make_tar(FILES, "gz"), "bzip2": lambda: make_tar(FILES, "bz2"),
             "xz": lambda: make_tar(FILES, "xz"),
             "zstd-cli": lambda: _tool("zstd", "-q", "-c", stdin=make_tar(FILES))},
+    "cpio": {f"gnu-{form}": _cpio("cpio", "-o", "--quiet", "-H", form)
+             for form in ("newc", "crc", "odc", "bin")}
+    | {"gnu-tape-5120": _cpio("cpio", "-o", "--quiet", "-H", "newc", "-B"),
+       "bsdcpio-odc": _cpio("bsdcpio", "-o", "--quiet"),
+       "bsdcpio-newc": _cpio("bsdcpio", "-o", "--quiet", "--format", "newc")},
     "iso": {"pycdlib": lambda: make_iso(FILES)},
     "7z": {"py7zr": lambda: make_7z(FILES), "encrypted-names": lambda: make_7z(
         FILES, "pw", encrypt_names=True)},

@@ -110,6 +110,7 @@ class Probe:
 
 _REGISTRY: dict[str, Format] = {}
 _BUILTIN = ("ingest.media.tar", "ingest.media.iso", "ingest.media.sevenzip", "ingest.media.zip",
+            "ingest.media.cpio",
             "ingest.crypto.openpgp", "ingest.crypto.office", "ingest.readers",
             "ingest.readers.access", "ingest.readers.excel", "ingest.formats.known")
 """Modules that register formats, imported on first use of the registry."""

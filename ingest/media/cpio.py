@@ -1,0 +1,128 @@
+"""Tape exports in cpio form: newc (``070701``), crc (``070702``), odc (``070707``)
+and the old binary form, as GNU cpio and bsdcpio write them.
+
+Parsed by libarchive (libarchive-c over the system's libarchive13, the library
+bsdcpio and bsdtar are built on) rather than a parser of our own: it is widely
+used and fuzzed, and reads every cpio variant from a buffer in memory. It is
+given the bytes only, with its cpio reader alone and no decompression filter,
+so nothing but a cpio archive is ever parsed here and nothing touches the disk.
+
+A compressed cpio (``.cpio.gz``, ``.xz``, ``.zst``, ``.bz2``) is decompressed by
+the tar opener, which opens a compressed stream that holds no tar as one member;
+that member is recognised here. Decompression is thus limited exactly as for tar.
+
+The same limits as tar: only regular files become members; symbolic and hard
+links, devices, fifos and sockets refuse the archive; names are cleaned and
+refused when they climb out (``..``) or are absolute; every entry counts against
+the member limit and every byte against the size and ratio limits, each
+member's declared size before it is read. The archive must end with its
+``TRAILER!!!`` record; only zero padding (tape blocks, ``cpio -B`` or ``-C``)
+may follow it. libarchive does not check the crc form's per-file checksums.
+"""
+
+from __future__ import annotations
+
+import re
+
+import libarchive
+import libarchive.exception
+
+from ..errors import IngestError, MediaError
+from ..formats import Format, Kind, register
+from ._base import Member, OpenContext
+from ._safety import Intake
+
+_ASCII = re.compile(rb"0707(01|02)[0-9A-Fa-f]{104}|070707[0-7]{70}")
+"""newc/crc (110-byte header, hexadecimal fields) and odc (76 bytes, octal)."""
+_BINARY = (b"\xc7\x71", b"\x71\xc7")
+"""The old binary form's magic 070707 as a 16-bit word, little- or big-endian."""
+_BINARY_HEADER = 26
+
+_FOREIGN = (libarchive.exception.ArchiveError, UnicodeError, ValueError, OSError)
+"""What libarchive-c raises on a truncated or damaged archive (its message is not
+ours to show: it may quote a member name)."""
+
+
+def is_cpio(head: bytes) -> bool:
+    """True when ``head`` starts with a cpio header of any of the four forms."""
+    if _ASCII.match(head):
+        return True
+    if len(head) < _BINARY_HEADER or head[:2] not in _BINARY:
+        return False
+    # two bytes are a weak sign: the name's size and its closing NUL must agree
+    name_size = int.from_bytes(head[20:22], "little" if head[:2] == _BINARY[0] else "big")
+    end = _BINARY_HEADER + name_size - 1
+    return 1 < name_size <= 4096 and len(head) > end and head[end] == 0 \
+        and 0 not in head[_BINARY_HEADER:end]
+
+
+class CpioContainer:
+    """cpio archives, recognised by their header."""
+
+    kind = "cpio archive"
+
+    def sniff(self, head: bytes) -> bool:
+        return is_cpio(head)
+
+    def open(self, member: Member, ctx: OpenContext) -> list[Member]:
+        intake = Intake(member, ctx, self.kind)
+        try:
+            return _read(member, intake)
+        except IngestError:
+            raise
+        except _FOREIGN:
+            raise MediaError(f"{member.name}: the cpio archive is truncated or damaged; ask "
+                             "the sender to send it again") from None
+
+
+def _read(member: Member, intake: Intake) -> list[Member]:
+    members: list[Member] = []
+    with libarchive.memory_reader(member.data, format_name="cpio",
+                                  filter_name="none") as archive:
+        for entry in archive:
+            intake.count_entry()
+            found = _entry(entry, intake)
+            if found is not None:
+                members.append(found)
+        end = archive.bytes_read
+    if member.data.count(0, end) != len(member.data) - end:
+        raise MediaError(f"{member.name}: data follows the end of the cpio archive (its "
+                         "TRAILER!!! record); refused, ask the sender for one archive per file")
+    return members
+
+
+def _entry(entry: libarchive.ArchiveEntry, intake: Intake) -> Member | None:
+    """One regular file read into memory; directories are skipped."""
+    raw = entry.pathname
+    if entry.isdir:
+        return None
+    for test, what in (("issym", "symbolic link"), ("islnk", "hard link"),
+                       ("ischr", "character device"), ("isblk", "block device"),
+                       ("isfifo", "fifo"), ("issock", "socket")):
+        if getattr(entry, test):
+            intake.refuse_special(raw, what)
+    if not entry.isreg:
+        intake.refuse_special(raw, f"cpio entry of unknown type {entry.filetype:o}")
+    name = intake.name(raw)
+    if name is None:
+        return None
+    size = entry.size
+    intake.admit(name, size)
+    blocks: list[bytes] = []
+    read = 0
+    for block in entry.get_blocks():
+        read += len(block)
+        if read > size:
+            raise MediaError(f"{name}: holds more data than its header declares; the archive "
+                             "is damaged or hostile, ask the sender to send it again")
+        intake.take(name, len(block))
+        blocks.append(block)
+    if read != size:
+        raise MediaError(f"{name}: the cpio archive ends inside this member; it is truncated, "
+                         "ask the sender to send it again")
+    return Member(name, b"".join(blocks))
+
+
+CONTAINER = CpioContainer()
+register(Format("cpio", Kind.CONTAINER, "cpio archive (newc, crc, odc or old binary)",
+                lambda probe: CONTAINER.sniff(probe.head), CONTAINER))
