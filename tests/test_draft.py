@@ -299,6 +299,15 @@ def test_draft_never_replaces_a_file(home: Path, tmp_path: Path) -> None:
     assert out.read_text() == "# mine\n"
 
 
+def test_a_name_that_cannot_name_outputs_is_refused(home: Path, tmp_path: Path) -> None:
+    delivery = tmp_path / "t.csv"
+    delivery.write_bytes(to_delimited(_other_table(40), encoding="utf-8"))
+    for name in ("../x", "my cases", ""):
+        assert main(["schema", "draft", str(delivery), "--name", name,
+                     "--out", str(tmp_path / "x.py")]) != 0
+    assert not (tmp_path / "x.py").exists()
+
+
 def test_library_call_matches_the_cli(home: Path, tmp_path: Path) -> None:
     delivery = tmp_path / "t.csv"
     delivery.write_bytes(to_delimited(_other_table(60), encoding="utf-8"))

@@ -14,6 +14,7 @@ data (see :data:`.emit.FROM_THE_DATA`).
 
 from __future__ import annotations
 
+import re
 import types
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -54,8 +55,10 @@ def draft_delivery(path: str | Path, *, name: str, passphrase: str | None = None
     its largest)."""
     from ..keys import session
 
-    if not name.strip():
-        raise UsageError("give the dataset a name (--name)")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+        # the name becomes output file names (<name>.parquet) and a Python string
+        raise UsageError(f"{name!r} is not a dataset name: use letters, digits, '_' and '-', "
+                         "starting with a letter")
     settings = settings or load_settings()
     if passphrase is not None:
         session.set_passphrase(passphrase)
