@@ -158,6 +158,10 @@ def _csv() -> bytes:
     return to_delimited(generate(50, seed=2)[0])
 
 
+def stats_sample(name: str) -> Callable[[], bytes]:
+    return lambda: data_fixture("stats", name).read_bytes()
+
+
 SAS_MAGIC = bytes.fromhex("000000000000000000000000c2ea8160b31411cfbd92080009c7318c181f1011")
 
 SAMPLES: dict[str, dict[str, Callable[[], bytes]]] = {
@@ -192,11 +196,15 @@ SAMPLES: dict[str, dict[str, Callable[[], bytes]]] = {
     "ods": {"libreoffice": producer("libreoffice-calc.ods"), "gnumeric": producer("gnumeric.ods")},
     "xls": {"libreoffice": producer("libreoffice-calc.xls"), "gnumeric": producer("gnumeric.xls"),
             "xlwt": producer("xlwt.xls")},
-    "spss": {"by-hand": lambda: b"$FL2@(#) IBM SPSS STATISTICS 64-bit Linux 28.0.0".ljust(176)},
-    "stata": {"pandas-114": _stata(114), "pandas-117": _stata(117), "pandas-118": _stata(118)},
-    "sas7bdat": {"by-hand": lambda: SAS_MAGIC + bytes(1024)},
+    "spss": {"by-hand": lambda: b"$FL2@(#) IBM SPSS STATISTICS 64-bit Linux 28.0.0".ljust(176),
+             "haven-sav": stats_sample("haven.sav"), "haven-zsav": stats_sample("haven.zsav")},
+    "stata": {"pandas-114": _stata(114), "pandas-117": _stata(117), "pandas-118": _stata(118),
+              "haven-15": stats_sample("haven.dta")},
+    "sas7bdat": {"by-hand": lambda: SAS_MAGIC + bytes(1024),
+                 "haven": stats_sample("haven.sas7bdat")},
     "sas-transport": {"by-hand": lambda: b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
-                      + b"000000000000000000000000000000  ".ljust(32)},
+                      + b"000000000000000000000000000000  ".ljust(32),
+                      "haven-v8": stats_sample("haven.xpt")},
     "pdf": {"libreoffice": document("libreoffice.pdf")},
     "docx": {"libreoffice": document("libreoffice.docx")},
     "pptx": {"libreoffice": document("libreoffice.pptx")},
@@ -281,16 +289,16 @@ def test_a_spreadsheet_app_xlsx_larger_than_64_kib_is_read_as_a_table(
 # --- messages that name the cause ------------------------------------------------------------
 
 def test_a_delivery_without_a_table_names_each_member_and_why() -> None:
-    members = [Member("survey.sav", sample("spss", "by-hand")),
+    members = [Member("survey.parquet", sample("parquet", "polars")),
                Member("report.pdf", sample("pdf", "libreoffice")),
-               Member("cases.dta", sample("stata", "pandas-118")),
+               Member("cases.sqlite", sample("sqlite", "sqlite3")),
                Member("blob.bin", bytes(range(256)))]
     with pytest.raises(ReadError) as caught:
         read_delivery_table(members, DATASET)
     message = str(caught.value)
     assert "no table found" in message
-    for name, why in (("survey.sav", "SPSS data file"), ("report.pdf", "PDF document"),
-                      ("cases.dta", "Stata data file"), ("blob.bin", "not a table format")):
+    for name, why in (("survey.parquet", "Parquet file"), ("report.pdf", "PDF document"),
+                      ("cases.sqlite", "SQLite database"), ("blob.bin", "not a table format")):
         assert f"{name}: " in message and why in message.split(f"{name}: ", 1)[1]
     assert "does not read" in message
 

@@ -112,7 +112,8 @@ _REGISTRY: dict[str, Format] = {}
 _BUILTIN = ("ingest.media.tar", "ingest.media.iso", "ingest.media.sevenzip", "ingest.media.zip",
             "ingest.media.cpio",
             "ingest.crypto.openpgp", "ingest.crypto.office", "ingest.readers",
-            "ingest.readers.access", "ingest.readers.excel", "ingest.formats.known")
+            "ingest.readers.access", "ingest.readers.excel", "ingest.readers.stats",
+            "ingest.formats.known")
 """Modules that register formats, imported on first use of the registry."""
 _loaded = False
 

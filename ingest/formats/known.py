@@ -1,25 +1,15 @@
 """Formats this tool knows but does not read, registered so that they can be named.
 
-A delivery holding an SPSS file or a PDF and no table is refused with the
-format named ("SPSS data file"), so the sender knows what to send instead.
+A delivery holding a PDF or a Parquet file and no table is refused with the
+format named ("PDF document"), so the sender knows what to send instead.
 """
 
 from __future__ import annotations
 
 from . import Format, Kind, Probe, register
 
-_SAS_MAGIC = bytes.fromhex("000000000000000000000000c2ea8160b31411cfbd92080009c7318c181f1011")
-_SAS_TRANSPORT = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
 _ODT = b"application/vnd.oasis.opendocument.text"
 _ODP = b"application/vnd.oasis.opendocument.presentation"
-
-
-def _stata(head: bytes) -> bool:
-    """Stata 13+ (``<stata_dta>``), or an older release byte with its byte order."""
-    if head.startswith(b"<stata_dta>"):
-        return True
-    return len(head) > 4 and 104 <= head[0] <= 115 and head[1] in (1, 2) and head[2] == 1 \
-        and head[3] == 0
 
 
 def _ooxml_under(probe: Probe, folder: str) -> bool:
@@ -41,12 +31,6 @@ _SPECIFIC_ODF = ("ods", "odt", "odp")
 _SPECIFIC_OLE = ("xls", "doc", "ppt", "office-encrypted")
 
 for _fmt in (
-    Format("spss", Kind.NOT_READ, "SPSS data file",
-           lambda p: p.head.startswith((b"$FL2", b"$FL3"))),
-    Format("stata", Kind.NOT_READ, "Stata data file", lambda p: _stata(p.head)),
-    Format("sas7bdat", Kind.NOT_READ, "SAS data set", lambda p: p.head.startswith(_SAS_MAGIC)),
-    Format("sas-transport", Kind.NOT_READ, "SAS transport file (XPORT)",
-           lambda p: p.head.startswith(_SAS_TRANSPORT)),
     Format("pdf", Kind.NOT_READ, "PDF document", lambda p: p.head.startswith(b"%PDF-")),
     Format("docx", Kind.NOT_READ, "Word document", lambda p: _ooxml_under(p, "word/")),
     Format("pptx", Kind.NOT_READ, "PowerPoint presentation",
