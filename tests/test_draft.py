@@ -299,6 +299,17 @@ def test_draft_never_replaces_a_file(home: Path, tmp_path: Path) -> None:
     assert out.read_text() == "# mine\n"
 
 
+def test_headers_that_spell_the_names_a_draft_uses(home: Path, tmp_path: Path) -> None:
+    frame = pl.DataFrame({h: [str(k % 3) + "x" for k in range(40)]
+                          for h in ("str", "pl", "pa", "Date", "time", "dataset", "Config")})
+    delivery = tmp_path / "t.csv"
+    delivery.write_bytes(to_delimited(frame, encoding="utf-8"))
+    dataset = _load_file(_draft_file(delivery, tmp_path)[0])
+    assert [c.name for c in dataset.columns] == [
+        "str_col", "pl_col", "pa_col", "date_col", "time_col", "dataset_col", "config"]
+    _assert_reads_clean(delivery, dataset, 40)
+
+
 def test_a_name_that_cannot_name_outputs_is_refused(home: Path, tmp_path: Path) -> None:
     delivery = tmp_path / "t.csv"
     delivery.write_bytes(to_delimited(_other_table(40), encoding="utf-8"))

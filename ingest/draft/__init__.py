@@ -31,6 +31,9 @@ from .infer import Drafted, infer, null_tokens_seen
 from .names import clean_names
 
 _CHECK_ROUNDS = 3
+_NAMES_USED = {"str", "pl", "pa", "date", "datetime", "time", "decimal", "dataset"}
+"""Names the draft's annotations use: pandera reads a model's annotations with its
+fields in scope, so a field of one of these names would hide it."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ def draft_table(source: SourceTable, *, name: str, delivery: Delivery | None = N
 
     frame = source.frame
     tokens = null_tokens_seen(frame)
-    names = clean_names(list(frame.columns), reserved=set(dir(pa.DataFrameModel)))
+    names = clean_names(list(frame.columns), reserved=set(dir(pa.DataFrameModel)) | _NAMES_USED)
     # two at a time: polars releases the GIL, and each column is profiled alone
     with ThreadPoolExecutor(max_workers=2) as pool:
         columns = list(pool.map(lambda s, n: infer(frame[s], s, n, tokens), frame.columns,
