@@ -115,8 +115,9 @@ def validate_tables_stage(tables: Sequence[SourceTable], datasets: Sequence[Data
             results.append(validate_stage(table, dataset, delivery_date,
                                           max_quarantine_share))
         except ValidationRejected as exc:
-            raise ValidationRejected(f"table '{dataset.name}': {exc} No table of the "
-                                     "delivery was published") from None
+            # its message says nothing was published: true of every table
+            raise ValidationRejected(f"table '{dataset.name}' of {len(datasets)}: {exc}"
+                                     ) from None
     return results
 
 
