@@ -158,6 +158,27 @@ def _csv() -> bytes:
     return to_delimited(generate(50, seed=2)[0])
 
 
+def _fixed_width(form: str) -> Callable[[], bytes]:
+    """The reference table as fixed-width records (``form``) or their layout."""
+    def make() -> bytes:
+        from ingest.synth import fixed_forms
+
+        frame = generate(20, seed=3)[0]
+        slots = fixed_forms.fit_layout(frame, "cp1252")
+        if form == "layout-csv":
+            return fixed_forms.layout_csv(slots)
+        if form == "layout-sas":
+            return fixed_forms.layout_sas(slots)
+        return fixed_forms.to_fixed_width(frame, slots, "cp1252", "\n" if form == "lf" else "")
+    return make
+
+
+BY_DELIVERY = {"fixed-width": _fixed_width("layout-csv")}
+"""Formats with no magic, claimed per delivery (fixed-width records: when a layout is
+delivered beside them or the dataset declares positions); their samples are read
+beside this layout."""
+
+
 def stats_sample(name: str) -> Callable[[], bytes]:
     return lambda: data_fixture("stats", name).read_bytes()
 
@@ -205,6 +226,8 @@ SAMPLES: dict[str, dict[str, Callable[[], bytes]]] = {
     "sas-transport": {"by-hand": lambda: b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
                       + b"000000000000000000000000000000  ".ljust(32),
                       "haven-v8": stats_sample("haven.xpt")},
+    "fixed-width": {"lf": _fixed_width("lf"), "tape": _fixed_width("tape")},
+    "record-layout": {"csv": _fixed_width("layout-csv"), "sas-input": _fixed_width("layout-sas")},
     "pdf": {"libreoffice": document("libreoffice.pdf")},
     "docx": {"libreoffice": document("libreoffice.docx")},
     "pptx": {"libreoffice": document("libreoffice.pptx")},
@@ -240,6 +263,11 @@ def test_each_sample_is_claimed_by_exactly_its_own_format(fmt: str, label: str) 
     data = sample(fmt, label)
     entry = named(fmt)
     assert entry is not None
+    if fmt in BY_DELIVERY:
+        assert claimants(data) == []
+        members = [Member("records.dat", data), Member("layout", BY_DELIVERY[fmt]())]
+        assert read_delivery_table(members, DATASET).format == fmt
+        return
     claimed = [f.name for f in claimants(data)]
     assert claimed == ([] if entry.fallback else [fmt])
     assert classify(data) is entry

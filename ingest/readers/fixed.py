@@ -198,37 +198,29 @@ def _records(data: bytes, record: int, ends: tuple[bytes, bytes], member: str) -
                             f"{record}-byte records: record {whole + 1} is short (truncated?)")
         count = -1  # some line is of the wrong length: found below
     buffer = np.frombuffer(data, dtype=np.uint8)
-    if count >= 0 and eol:
-        ended = count if rest == 0 else count - 1
-        marks = np.lib.stride_tricks.as_strided(buffer[record:], (ended, len(eol)),
-                                                (stride, 1), writeable=False) \
-            if ended else np.zeros((0, len(eol)), np.uint8)
-        bad = ~(marks == np.frombuffer(eol, np.uint8)).all(axis=1)
-        if bad.any():
-            count = -1
+    if count >= 0 and eol and _first_bad(buffer, record, eol, count - (rest != 0)) is not None:
+        count = -1
     if count < 0:
-        raise ReadError(f"{member}: record {_first_bad_line(data, record, eol)} (line "
-                        f"{_first_bad_line(data, record, eol)}) is not {record} bytes long; "
-                        "every record must have the layout's length (a short or long line "
-                        "would shift the fields)")
+        ended = max(0, (len(data) - record - len(eol)) // stride + 1)
+        number = _first_bad(buffer, record, eol, ended) or ended + 1
+        raise ReadError(f"{member}: record {number} (from byte {(number - 1) * stride + 1}) "
+                        f"is not {record} bytes long: every line must have the layout's record "
+                        "length, since a short or long one would shift the fields")
     return np.lib.stride_tricks.as_strided(buffer, (count, record), (stride, 1),
                                            writeable=False)
 
 
-def _first_bad_line(data: bytes, record: int, eol: bytes) -> int:
-    """The 1-based number of the first line that is not ``record`` bytes (error path)."""
-    nl = eol[-1:]
-    position, line = 0, 1
-    while position < len(data):
-        end = data.find(nl, position)
-        end = len(data) if end < 0 else end
-        body = data[position:end]
-        if eol != nl and end < len(data):
-            body = body[:-len(eol) + 1] if body.endswith(eol[:-1]) else body + b"?"
-        if len(body) != record:
-            return line
-        position, line = end + 1, line + 1
-    return line
+def _first_bad(buffer: np.ndarray, record: int, eol: bytes, ended: int) -> int | None:
+    """The 1-based number of the first of ``ended`` records not followed by ``eol``
+    at its record length (records are counted by position, so a line break inside
+    a value does not miscount them); None if all are."""
+    if ended <= 0:
+        return None
+    stride = record + len(eol)
+    marks = np.lib.stride_tricks.as_strided(buffer[record:], (ended, len(eol)), (stride, 1),
+                                            writeable=False)
+    bad = ~(marks == np.frombuffer(eol, np.uint8)).all(axis=1)
+    return int(np.argmax(bad)) + 1 if bad.any() else None
 
 
 def _column(matrix: np.ndarray, slot: _Slot, encoding: str, member: str) -> pl.Series:
