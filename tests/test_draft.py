@@ -179,6 +179,7 @@ HEADERS = {
     "Note": "note",
     "Carrier#": "carrier_2",
     'Pax "adult"': "pax_adult",
+    "Seats": "seats",
 }
 LEVELS = ("KQZXAIR", "VWJYAIR", "PLMNAIR")
 NOTE_CANARY = "ZqW8 free text canary 4Kp"
@@ -214,6 +215,7 @@ def _other_table(rows: int = 400) -> pl.DataFrame:
                            for k in range(rows)]),
         "Carrier#": pl.Series(["NA" if k % 7 == 0 else str(k) for k in range(rows)]),
         'Pax "adult"': (i % 5 + 1).cast(pl.Utf8),
+        "Seats": ((i % 50 + 100).cast(pl.Float64)).cast(pl.Utf8),  # "120.0", as pandas writes
     }
     return pl.DataFrame(texts)
 
@@ -249,6 +251,7 @@ def test_other_shape_kinds_names_and_marked_values(home: Path, tmp_path: Path) -
     assert col["c_2nd_carrier"].kind == "category" and col["c_2nd_carrier"].nullable
     assert col["carrier_2"].kind == "integer" and col["carrier_2"].nullable
     assert col["pax_adult"].kind == "integer"
+    assert col["seats"].kind == "float"  # "120.0": not an integer to the integer kind
     assert col["note"].policy == "restrict"
     assert "NA" in dataset.null_tokens
     # candidate key named in a comment, not declared

@@ -208,6 +208,14 @@ def _decimal(col: Drafted, values: pl.Series) -> bool:
     places = values.str.extract(r"\.([0-9]+)$").str.len_chars()
     if places.n_unique() != 1:
         return False
+    if values.str.contains(r"\.0+$").all():
+        # whole numbers written as floats (pandas writes an integer column with gaps so):
+        # the integer kind does not read "2013.0", so they stay numbers, as floats
+        col.kind = "float"
+        col.notes.append("whole numbers written with a decimal point (as 2013.0): float; the "
+                         "integer kind reads only digits")
+        _range(col, values.cast(pl.Float64))
+        return True
     scale = int(places[0])
     whole = int(values.str.extract(r"^[+-]?0*([0-9]*)\.").str.len_chars().max())  # type: ignore[arg-type]
     needed = max(whole + scale, scale + 1)
