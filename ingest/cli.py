@@ -313,6 +313,9 @@ def cmd_schema_draft(args: argparse.Namespace, settings: Settings) -> int:
     write_draft(draft, out)
     kinds = ", ".join(f"{name} {kind}" for name, kind in draft.columns)
     print(f"drafted schema '{draft.name}' from {draft.rows:,} rows: {kinds}")
+    if draft.demoted:
+        print("kept as text, as some values would not parse as first inferred: "
+              + ", ".join(draft.demoted))
     print(f"written to {out}; its lines ending '{FROM_THE_DATA}' hold values from the "
           "delivery: keep it where the data may be kept")
     return 0
