@@ -91,3 +91,22 @@ def test_pandera_settings_in_the_environment_do_not_turn_the_rules_off(
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["1", "1", "['sex:isin']"]
+
+
+def test_the_quarantine_table_has_one_shape_with_or_without_bad_rows() -> None:
+    """Downstream readers of quarantine files see the same columns and types in every
+    delivery: the source columns as text, then the row number, reasons, first row."""
+    clean = pl.DataFrame([GOOD, GOOD | {"CASE_ID": "0000000002"}])
+    # a spreadsheet gives typed cells; quarantined rows keep them as text
+    typed = pl.DataFrame([GOOD, GOOD | {"CASE_ID": "0000000002", "SEX": "Q"}]).with_columns(
+        pl.col("LAB_VAL").cast(pl.Float64))
+    none_bad = validate(SourceTable("t.csv", "csv", clean), DATASET, DELIVERY)
+    one_bad = validate(SourceTable("t.xlsx", "xlsx", typed), DATASET, DELIVERY)
+    assert none_bad.rows_quarantined == 0 and one_bad.rows_quarantined == 1
+    assert none_bad.quarantined.schema == one_bad.quarantined.schema
+    assert list(one_bad.quarantined.columns) == [*GOOD, "_row", "_reasons", "_first_row"]
+    assert all(one_bad.quarantined.schema[c] == pl.Utf8 for c in GOOD)
+    assert one_bad.quarantined.schema["_reasons"] == pl.Utf8
+    assert one_bad.quarantined.schema["_row"].is_integer()
+    row = one_bad.quarantined.row(0, named=True)
+    assert (row["LAB_VAL"], row["_row"], row["_reasons"]) == ("1.5", 2, "sex:isin")
