@@ -16,9 +16,12 @@ import secrets
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
+
+from .errors import ToolStalled
 
 T = TypeVar("T")
 
@@ -148,13 +151,15 @@ def secret_pipe(secret: str | None) -> int:
 
 def run_tool(cmd: list[str], receive: Callable[[ChildOutput], T], *, stdin: int,
              env: dict[str, str], messages_limit: int, pass_fds: tuple[int, ...] = (),
-             **popen: Any) -> tuple[int, T, bytes]:
+             stall_after: float | None = None, **popen: Any) -> tuple[int, T, bytes]:
     """Run ``cmd``, its stdout received in memory by ``receive`` while it works
     (:class:`ChildOutput`) and its stderr kept in a memory file.
 
     Returns the exit status, what ``receive`` returned and the first
     ``messages_limit`` bytes of the messages. If ``receive`` raises, the child is
-    stopped and reaped before the error goes on.
+    stopped and reaped before the error goes on. With ``stall_after``, a child
+    that writes nothing for that many seconds is killed and :class:`ToolStalled`
+    names it (a hung tool must not hold a run for ever).
     """
     with contextlib.ExitStack() as stack:
         log = os.memfd_create("ingest-tool-messages", os.MFD_CLOEXEC)
@@ -165,13 +170,55 @@ def run_tool(cmd: list[str], receive: Callable[[ChildOutput], T], *, stdin: int,
                                     pass_fds=pass_fds, env=env, **popen)
         finally:
             output.started()
+        watchdog = _Watchdog(proc, output, stall_after) if stall_after else None
         try:
             received = receive(output)
         except BaseException:
             output.stop(proc)
+            if watchdog is not None and watchdog.stop():
+                raise watchdog.error(cmd[0]) from None
             raise
         code = proc.wait()
+        if watchdog is not None and watchdog.stop():
+            raise watchdog.error(cmd[0])
         return code, received, read_memory_file(log, messages_limit)
+
+
+class _Watchdog:
+    """Kills a child whose output has not moved for ``seconds`` (killing it ends its
+    output, so a receiver waiting on it returns)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], output: ChildOutput,
+                 seconds: float) -> None:
+        self._proc, self._output, self.seconds = proc, output, seconds
+        self._done = threading.Event()
+        self.fired = False
+        self._thread = threading.Thread(target=self._watch, name="child-watchdog",
+                                        daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        step = min(1.0, self.seconds / 4)
+        while not self._done.wait(step):
+            if self._proc.poll() is not None:
+                return
+            if time.monotonic() - self._output.last_progress > self.seconds:
+                self.fired = True
+                self._proc.kill()
+                return
+
+    def stop(self) -> bool:
+        """End the watch; True when it had to stop the child."""
+        self._done.set()
+        self._thread.join()
+        return self.fired
+
+    def error(self, command: str) -> ToolStalled:
+        name = os.path.basename(command)
+        return ToolStalled(f"{name} made no progress for {self.seconds:g} s and was stopped; "
+                           "nothing was published. Run again; if it stalls again, the "
+                           "input or the tool is at fault (INGEST_TOOL_STALL_SECONDS sets "
+                           "the time)")
 
 
 class ChildOutput:
@@ -195,6 +242,8 @@ class ChildOutput:
 
     def __init__(self) -> None:
         self._read_end, self.child_end = os.pipe()
+        self.last_progress = time.monotonic()
+        """When the child's output last moved (the watchdog's measure of progress)."""
         try:
             widen_pipe(self.child_end, _PUMP_CHUNK)
             self._ours, self._theirs = socket.socketpair()
@@ -263,11 +312,12 @@ class ChildOutput:
         source, sink = self._read_end, self._theirs.fileno()
         try:
             while os.splice(source, sink, _PUMP_CHUNK):
-                pass
+                self.last_progress = time.monotonic()
         except OSError as exc:
             if exc.errno == errno.EINVAL:  # no splice between these: copy instead
                 with contextlib.suppress(OSError):
                     while chunk := os.read(source, _PUMP_CHUNK):
+                        self.last_progress = time.monotonic()
                         self._theirs.sendall(chunk)
             # else our socket was closed: we stopped reading, the child will stop too
         finally:

@@ -37,6 +37,12 @@ class MediaError(IngestError):
     exit_code = 3
 
 
+class ToolStalled(IngestError):
+    """A child tool (gpg, 7-Zip) made no progress for the set time and was stopped."""
+
+    exit_code = 3
+
+
 class ChecksumError(MediaError):
     """A checksum file beside the data disagrees with a member."""
 

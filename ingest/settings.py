@@ -48,6 +48,9 @@ class Settings:
     max_quarantine_share: float = 0.05
     """A delivery with a larger share of rejected rows is rejected whole.
     Env: INGEST_MAX_QUARANTINE_SHARE."""
+    tool_stall_seconds: float = 300.0
+    """A child tool (gpg, 7-Zip) whose output has not moved for this long is stopped
+    and the run fails naming it; 0: never. Env: INGEST_TOOL_STALL_SECONDS."""
     limits: Limits = field(default_factory=Limits)
     """What a delivery's containers may expand to; each field is its own setting."""
 
@@ -128,3 +131,8 @@ def load_settings(**overrides: Any) -> Settings:
             raise TypeError(f"load_settings() got an unexpected setting {key!r}")
     own = {k: v for k, v in values.items() if k in _OWN}
     return Settings(home=home.expanduser().resolve(), limits=limits, **own)
+
+
+def stall_seconds() -> float | None:
+    """How long a child tool may make no progress before it is stopped (None: never)."""
+    return load_settings().tool_stall_seconds or None

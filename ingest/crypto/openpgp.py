@@ -26,6 +26,7 @@ from .._fs import (
 )
 from ..errors import DecryptionError, KeyringError, MediaError
 from ..formats import Format, Kind, register
+from ..settings import stall_seconds
 
 RECIPIENT_UID = "ingest recipient <recipient@ingest.invalid>"
 _ARMOR = b"-----BEGIN PGP MESSAGE-----"
@@ -83,7 +84,8 @@ def _run(home: Path, args: list[str], data: bytes = b"",
             pass_fds = (secret,)
         code, out, messages = run_tool(cmd + args, lambda output: output.receive_all(hint),
                                        stdin=source, pass_fds=pass_fds,
-                                       env=child_environment(), messages_limit=_STATUS_LIMIT)
+                                       env=child_environment(), messages_limit=_STATUS_LIMIT,
+                                       stall_after=stall_seconds())
     status = [line[9:] for line in messages.decode("utf-8", "replace").splitlines()
               if line.startswith("[GNUPG:] ")]
     return code, out, status

@@ -46,6 +46,7 @@ from .._fs import (
 )
 from ..errors import DecryptionError, IngestError, MediaError
 from ..formats import Format, Kind, register
+from ..settings import stall_seconds
 from ._base import Member, OpenContext
 from ._safety import Intake
 
@@ -278,7 +279,7 @@ def _extract_with_command(command: str, member: Member, planned: list[_Planned],
         code, complete, log = run_tool(
             [command, "x", "-so", "-t7z", "-bd", "-bb0", f"/proc/self/fd/{archive}"],
             receive, stdin=secret, pass_fds=(archive,), messages_limit=_MESSAGES_LIMIT,
-            env=child_environment(LC_ALL="C.UTF-8"), cwd="/",
+            env=child_environment(LC_ALL="C.UTF-8"), cwd="/", stall_after=stall_seconds(),
             start_new_session=True)  # no terminal to prompt on: stdin only
     messages = log.decode("utf-8", "replace")
     if code != 0:
