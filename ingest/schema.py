@@ -82,6 +82,26 @@ class Column:
     a byte, the sign in the last byte's zone nibble) or packed decimal (COMP-3, two
     digits a byte, the sign in the last nibble), with ``scale`` implied places."""
 
+    def __post_init__(self) -> None:
+        # a declaration no parser could honour is the schema author's to fix, said
+        # when the schema loads, not as a polars error in the middle of a run
+        where = f"column {self.name}"
+        if self.kind == "decimal" and not (1 <= self.precision <= 38
+                                           and 0 <= self.scale <= self.precision):
+            raise UsageError(f"{where}: a decimal needs 1 <= precision <= 38 and "
+                             f"0 <= scale <= precision (got {self.precision}, {self.scale})")
+        if self.minimum is not None and self.maximum is not None \
+                and self.minimum > self.maximum:
+            raise UsageError(f"{where}: minimum {self.minimum} is above maximum {self.maximum}")
+        if self.timezone is not None:
+            import zoneinfo
+
+            try:
+                zoneinfo.ZoneInfo(self.timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise UsageError(f"{where}: unknown time zone {self.timezone!r}; give an IANA "
+                                 "name such as 'UTC' or 'Europe/Oslo'") from None
+
     def date_range(self, delivery_date: date) -> tuple[date | None, date | None]:
         """The declared valid dates (either end may be open) for a delivery."""
         return self.earliest, delivery_date if self.latest == "delivery" else self.latest

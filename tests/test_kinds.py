@@ -416,3 +416,18 @@ def test_parsers_alone_never_round_nor_drop_a_zone() -> None:
     stamps = pl.Series(["2013-01-01T05:17:00Z", "2013-01-01T05:17:00"])
     parsed = pl.select(KINDS["datetime"].parse_text(pl.lit(stamps), seen)).to_series()
     assert parsed.to_list() == [None, datetime(2013, 1, 1, 5, 17)]
+
+
+@pytest.mark.parametrize(("settings", "says"), [
+    ({"kind": "decimal", "precision": 39, "scale": 2}, "precision <= 38"),
+    ({"kind": "decimal", "precision": 4, "scale": 5}, "scale <= precision"),
+    ({"kind": "integer", "minimum": 10, "maximum": 1}, "minimum 10 is above maximum 1"),
+    ({"kind": "datetime", "timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
+])
+def test_a_declaration_no_parser_could_honour_is_refused_naming_the_column(settings, says
+                                                                           ) -> None:
+    from ingest.errors import UsageError
+
+    with pytest.raises(UsageError, match="column charge") as caught:
+        Column("CHARGE", "charge", **settings)
+    assert says in str(caught.value)
