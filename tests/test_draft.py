@@ -293,6 +293,21 @@ def test_a_value_that_breaks_the_inferred_kind_keeps_the_column_as_text(
     _assert_reads_clean(delivery, dataset, 301)
 
 
+def test_the_check_against_the_delivery_keeps_a_column_the_run_would_refuse_as_text(
+        home: Path, tmp_path: Path) -> None:
+    # every value has two places, so a decimal is inferred; one has more digits than
+    # any decimal holds (38): only validating the draft against the delivery finds it
+    frame = pl.DataFrame({"Visit": ["12.50"] * 300 + ["9" * 39 + ".25"],
+                          "Ward": ["A", "B", "C"] * 100 + ["A"]})
+    delivery = tmp_path / "t.csv"
+    delivery.write_bytes(to_delimited(frame, encoding="utf-8", trailer=False))
+    path, printed = _draft_file(delivery, tmp_path)
+    dataset = _load_file(path)
+    assert dataset.column("visit").kind == "string"
+    assert "kept as text" in printed and "visit" in printed
+    _assert_reads_clean(delivery, dataset, 301)
+
+
 def test_draft_never_replaces_a_file(home: Path, tmp_path: Path) -> None:
     delivery = tmp_path / "t.csv"
     delivery.write_bytes(to_delimited(_other_table(40), encoding="utf-8"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from ..errors import IngestError, UsageError
+from ..errors import IngestError, UsageError, guard
 from ..media import Delivery, Member, open_delivery
 from ..readers import SourceTable, read_as_delivered
 from ..schema import Dataset
@@ -78,6 +78,13 @@ def draft_delivery(path: str | Path, *, name: str, passphrase: str | None = None
 def draft_table(source: SourceTable, *, name: str, delivery: Delivery | None = None,
                 table: str | None = None, delivery_date: date | None = None) -> Draft:
     """The draft of a table read by :func:`ingest.readers.read_as_delivered`."""
+    # a foreign error's message may quote a value: ours says only where it failed
+    with guard(f"drafting a schema from {source.member}"):
+        return _draft(source, name, delivery, table, delivery_date)
+
+
+def _draft(source: SourceTable, name: str, delivery: Delivery | None, table: str | None,
+           delivery_date: date | None) -> Draft:
     import pandera.polars as pa
 
     frame = source.frame

@@ -224,7 +224,7 @@ def _decimal(col: Drafted, values: pl.Series) -> bool:
     col.metadata["scale"] = scale
     col.notes.append(f"every value has {scale} decimal place(s): exact decimal; up to "
                      f"{needed} digits seen")
-    _range(col, values.cast(pl.Decimal(38, scale)))
+    _range(col, values.cast(pl.Decimal(38, scale), strict=False))
     return True
 
 
