@@ -240,7 +240,7 @@ def test_a_short_line_is_an_error_naming_it_never_a_shifted_row(reference) -> No
 def test_a_short_last_record_on_tape_is_an_error(reference) -> None:
     slots = fit_layout(reference, "cp1252")
     data = to_fixed_width(reference, slots, "cp1252")
-    with pytest.raises(ReadError, match=f"record {ROWS} is short"):
+    with pytest.raises(SchemaMismatchError, match=f"record {ROWS} is short"):
         read({"cases.dat": data[:-3], "l.csv": layout_csv(slots)}, REFERENCE)
 
 

@@ -40,7 +40,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..errors import ReadError, SchemaMismatchError
+from ..errors import ReadError, SchemaMismatchError, guard
 from ..formats import Format, Kind, classify
 from ..media import Member
 from ..schema import Column, Dataset
@@ -83,7 +83,9 @@ def positioned(members: Sequence[Member], dataset: Dataset) -> Dataset | None:
                                   + "; deliver one layout with the data")
     declared = [c for c in dataset.columns if c.start is not None or c.length is not None]
     if layouts:
-        return _apply(parse_layout(layouts[0].data, layouts[0].name), dataset, layouts[0].name)
+        with guard(f"{layouts[0].name}: reading the record layout", SchemaMismatchError):
+            fields = parse_layout(layouts[0].data, layouts[0].name)
+        return _apply(fields, dataset, layouts[0].name)
     if not declared:
         return None
     lacking = [c.source for c in dataset.columns if c.start is None or c.length is None]
@@ -155,7 +157,8 @@ def read_fixed(data: bytes, dataset: Dataset, member: str) -> SourceTable:
     slots = [_Slot(c, (c.start or 1) - 1, c.length or 0) for c in dataset.columns]
     record = max(s.offset + s.length for s in slots)
     encodings = dataset.encodings or ("utf-8",)
-    matrix = _records(data, record, _line_end(encodings[0]), member)
+    binary = any(s.column.storage != "text" for s in slots)
+    matrix = _records(data, record, _line_end(encodings[0]), member, binary)
     for encoding in encodings:
         try:
             frame = pl.DataFrame([_column(matrix, s, encoding, member) for s in slots])
@@ -175,8 +178,14 @@ def _line_end(encoding: str) -> tuple[bytes, bytes]:
         raise ReadError(f"encoding {encoding} of the schema is not known") from None
 
 
-def _records(data: bytes, record: int, ends: tuple[bytes, bytes], member: str) -> np.ndarray:
-    """The records as a (records x record bytes) view of ``data``; never a copy."""
+def _records(data: bytes, record: int, ends: tuple[bytes, bytes], member: str,
+             binary: bool) -> np.ndarray:
+    """The records as a (records x record bytes) view of ``data``; never a copy.
+
+    Records with no line ends that do not divide the member (a text file beside the
+    tape, or a truncated tape) are no table of this layout; a line break inside the
+    first record of all-text fields is a line-ended file whose first line is short.
+    A zoned or packed field may hold any byte, so there the test is not made."""
     nl, crnl = ends
     if not data:
         raise SchemaMismatchError(f"{member}: empty; no records of the layout")
@@ -186,7 +195,7 @@ def _records(data: bytes, record: int, ends: tuple[bytes, bytes], member: str) -
         eol = nl
     else:
         eol = b""
-    if len(data) < record or (not eol and nl in data[:record]):
+    if len(data) < record or (not eol and not binary and nl in data[:record]):
         raise SchemaMismatchError(f"{member}: record 1 is not {record} bytes long (the "
                                   "layout's record length); not records of this layout")
     stride = record + len(eol)
@@ -194,7 +203,7 @@ def _records(data: bytes, record: int, ends: tuple[bytes, bytes], member: str) -
     count = whole + (1 if rest == record and eol else 0)
     if rest not in (0, record if eol else 0):
         if not eol:
-            raise ReadError(f"{member}: {len(data)} bytes is not a whole number of "
+            raise SchemaMismatchError(f"{member}: {len(data)} bytes is not a whole number of "
                             f"{record}-byte records: record {whole + 1} is short (truncated?)")
         count = -1  # some line is of the wrong length: found below
     buffer = np.frombuffer(data, dtype=np.uint8)
@@ -234,8 +243,8 @@ def _column(matrix: np.ndarray, slot: _Slot, encoding: str, member: str) -> pl.S
     rows, width = field.shape
     name = codecs.lookup(encoding).name
     if name == "utf-8":
-        blob.decode("utf-8")  # raises if not UTF-8: the next encoding is tried
         _whole_characters(matrix, slot, member)
+        blob.decode("utf-8")  # raises if not UTF-8: the next encoding is tried
         text, offsets = blob, np.arange(0, rows * width + 1, width, dtype=np.int64)
     else:
         lengths = _utf8_lengths(name)

@@ -85,6 +85,9 @@ def _parse_csv(text: str, where: str) -> list[Field]:
     rows = list(csv.DictReader(io.StringIO(text)))
     fields = []
     for number, row in enumerate(rows, start=2):
+        if None in row:
+            raise SchemaMismatchError(f"{where}: line {number} of the layout has more fields "
+                                      "than its header")
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in row.items()}
         if not row.get("name"):
             continue
