@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from ..errors import IngestError, UsageError, guard
+from ..errors import IngestError, ReadError, UsageError, guard
 from ..media import Delivery, Member, open_delivery
 from ..readers import SourceTable, read_as_delivered
 from ..schema import Dataset
@@ -69,7 +69,8 @@ def draft_delivery(path: str | Path, *, name: str, passphrase: str | None = None
                              gnupg_home=settings.gnupg_home, limits=settings.limits)
     members = [m for m in delivery.members
                if member is None or m.name == member or m.name.endswith("/" + member)]
-    table = table or _access_table(members)
+    with guard("listing the database's tables", ReadError):
+        table = table or _access_table(members)
     source = read_as_delivered(delivery.members, table=table, member=member)
     return draft_table(source, name=name, delivery=delivery, table=table,
                        delivery_date=delivery_date)
