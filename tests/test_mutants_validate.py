@@ -36,8 +36,11 @@ def test_the_summary_names_the_rules_most_rows_fail_first() -> None:
 def test_the_summary_says_what_a_two_digit_year_failure_means() -> None:
     ambiguous = f"birth_date:{years.AMBIGUOUS}"
     out_of_range = f"report_date:{years.OUT_OF_RANGE}"
-    summary = top_reasons({ambiguous: 3, out_of_range: 2, "sex:isin": 1})
-    assert summary == (f"{ambiguous} (3 rows), {out_of_range} (2 rows), sex:isin (1 row)"
+    # a rule over several columns has no column part
+    summary = top_reasons({ambiguous: 3, out_of_range: 2, "sex:isin": 1,
+                           "birth_date_not_after_report_date": 1})
+    assert summary == (f"{ambiguous} (3 rows), {out_of_range} (2 rows), "
+                       "birth_date_not_after_report_date (1 row), sex:isin (1 row)"
                        f"; {years.AMBIGUOUS}: {CAUSES[years.AMBIGUOUS]}"
                        f"; {years.OUT_OF_RANGE}: {CAUSES[years.OUT_OF_RANGE]}")
     assert "ask for four-digit years" in CAUSES[years.AMBIGUOUS]
