@@ -251,11 +251,15 @@ def main() -> int:
     unknown = [g for g in args.groups if g not in GROUPS]
     if unknown:
         parser.error(f"unknown group {', '.join(unknown)}; the groups are {', '.join(GROUPS)}")
+    # one commit for every group, however long the run and whatever is committed meanwhile
+    args.ref = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--verify",
+                               f"{args.ref}^{{commit}}"], check=True, capture_output=True,
+                              text=True).stdout.strip()
     results = []
     started = time.monotonic()
     load = os.getloadavg()[0]
     for name in args.groups or [n for n, g in GROUPS.items() if g.default]:
-        print(f"[{name}] running ({'quick, ' if args.quick else ''}{args.ref})", flush=True)
+        print(f"[{name}] running ({'quick, ' if args.quick else ''}{args.ref[:12]})", flush=True)
         rows, elapsed = run_group(name, GROUPS[name], args)
         results.append((name, rows, elapsed))
         print(table(results[-1:]), flush=True)
