@@ -175,3 +175,30 @@ def test_access_deliveries_match_their_truth(database: str, container: str, tmp_
     rows = decrypt_jsonl((Path(summary.output_dir) / "quarantine.jsonl.age").read_bytes(),
                          Keyring.open().age_identity())["_row"].to_list()
     assert set(rows) == quarantined
+
+
+# fixed-width records (the layout delivered beside them), in the containers and encryptions
+FIXED_CONTAINERS = ("folder", "openpgp-key", "zip-aes", "7z-encrypted-names", "tar-zstd-tape")
+
+
+@pytest.fixture(scope="module")
+def fixed_sources(table_20k) -> dict[str, dict[str, bytes]]:
+    from ingest.synth.fixed_forms import fit_layout, layout_csv, layout_sas, to_fixed_width
+
+    frame, _ = table_20k
+    slots = fit_layout(frame, "cp1252")
+    return {"fixed-tape-sas": {"CASES.DAT": to_fixed_width(frame, slots, "cp1252"),
+                               "CASES.SAS": layout_sas(slots, "CASES.DAT")},
+            "fixed-crlf-csv": {"cases.txt": to_fixed_width(frame, slots, "cp1252", "\r\n"),
+                               "cases.layout.csv": layout_csv(slots)}}
+
+
+@pytest.mark.parametrize("container", FIXED_CONTAINERS)
+@pytest.mark.parametrize("form", ["fixed-tape-sas", "fixed-crlf-csv"])
+def test_fixed_width_in_every_container_gives_the_same_table(
+        form: str, container: str, fixed_sources, expected, tmp_path: Path, home: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INGEST_PASSPHRASE", PASSWORD)
+    folder = deliver(tmp_path, CONTAINERS[container](fixed_sources[form], tmp_path, home))
+    summary = run_delivery(folder, out=tmp_path / "out", delivery_date=DELIVERY_DATE)
+    assert (table_hash(tmp_path / "out"), summary.quarantine_reasons) == expected
