@@ -22,7 +22,9 @@ may follow it. libarchive does not check the crc form's per-file checksums.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 
 import libarchive
 import libarchive.exception
@@ -32,8 +34,11 @@ from ..formats import Format, Kind, register
 from ._base import Member, OpenContext
 from ._safety import Intake
 
-_ASCII = re.compile(rb"0707(01|02)[0-9A-Fa-f]{104}|070707[0-7]{70}")
-"""newc/crc (110-byte header, hexadecimal fields) and odc (76 bytes, octal)."""
+_HEX, _OCTAL = re.compile(rb"[0-9A-Fa-f]{1,6}"), re.compile(rb"[0-7]{1,6}")
+_ASCII = {b"070701": _HEX, b"070702": _HEX, b"070707": _OCTAL}
+"""newc and crc (hexadecimal fields) and odc (octal): the magic and the first six
+digits of the fields after it (fewer if the member ends). Not every field: a header
+damaged further on is still a cpio, refused as damaged rather than passed over."""
 _BINARY = (b"\xc7\x71", b"\x71\xc7")
 """The old binary form's magic 070707 as a 16-bit word, little- or big-endian."""
 _BINARY_HEADER = 26
@@ -45,8 +50,9 @@ ours to show: it may quote a member name)."""
 
 def is_cpio(head: bytes) -> bool:
     """True when ``head`` starts with a cpio header of any of the four forms."""
-    if _ASCII.match(head):
-        return True
+    digits = _ASCII.get(head[:6])
+    if digits is not None:
+        return digits.fullmatch(head, 6, 12) is not None
     if len(head) < _BINARY_HEADER or head[:2] not in _BINARY:
         return False
     # two bytes are a weak sign: the name's size and its closing NUL must agree
@@ -75,20 +81,90 @@ class CpioContainer:
                              "the sender to send it again") from None
 
 
+class _Warnings(logging.Filter):
+    """libarchive-c passes libarchive's warnings (ARCHIVE_WARN) on only as log records.
+
+    For cpio they mean damage libarchive stepped over ("skipped N bytes before
+    finding valid header"): a member may be lost or cut, so the archive is refused
+    instead. The records of this thread are kept out of the log (they may name
+    members); other threads' pass.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.seen = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if threading.get_ident() != self.thread:
+            return True
+        self.seen = True
+        return False
+
+
 def _read(member: Member, intake: Intake) -> list[Member]:
-    members: list[Member] = []
-    with libarchive.memory_reader(member.data, format_name="cpio",
-                                  filter_name="none") as archive:
-        for entry in archive:
-            intake.count_entry()
-            found = _entry(entry, intake)
-            if found is not None:
-                members.append(found)
-        end = archive.bytes_read
+    warnings = _Warnings()
+    log = logging.getLogger("libarchive")
+    log.addFilter(warnings)
+    try:
+        members, end = _entries(member, intake, warnings)
+    finally:
+        log.removeFilter(warnings)
     if member.data.count(0, end) != len(member.data) - end:
         raise MediaError(f"{member.name}: data follows the end of the cpio archive (its "
                          "TRAILER!!! record); refused, ask the sender for one archive per file")
     return members
+
+
+def _entries(member: Member, intake: Intake,
+             warnings: _Warnings) -> tuple[list[Member], int]:
+    """Every regular file, and where the archive's trailer ends."""
+    layout = _layout(member.data)
+    members: list[Member] = []
+    accounted = 0
+    with libarchive.memory_reader(member.data, format_name="cpio",
+                                  filter_name="none") as archive:
+        for entry in archive:
+            _check(member, warnings)
+            intake.count_entry()
+            accounted += _record_size(entry, layout)
+            found = _entry(entry, intake)
+            _check(member, warnings)
+            if found is not None:
+                members.append(found)
+        _check(member, warnings)
+        end = archive.bytes_read
+    # libarchive resynchronises on the next magic after a damaged header, silently
+    # dropping the member (and the warning, when the next record is the trailer):
+    # every byte up to the trailer's end must belong to a record it returned
+    if accounted + _record_size(None, layout) != end:
+        raise MediaError(f"{member.name}: the cpio archive is damaged (a header is not where "
+                         "the one before it says); ask the sender to send it again")
+    return members, end
+
+
+_LAYOUTS = {b"070701": (110, 4), b"070702": (110, 4), b"070707": (76, 1)}
+"""Header size and alignment of each form (the old binary's: 26 bytes, 2)."""
+
+
+def _layout(data: bytes) -> tuple[int, int]:
+    return _LAYOUTS.get(data[:6], (_BINARY_HEADER, 2))
+
+
+def _record_size(entry: libarchive.ArchiveEntry | None, layout: tuple[int, int]) -> int:
+    """Bytes of one record (header, name, data, each padded); None: the trailer's."""
+    header, align = layout
+    name = libarchive.ffi.entry_pathname(entry._entry_p) if entry is not None else b"TRAILER!!!"
+    size = entry.size if entry is not None and not entry.issym else 0
+    if entry is not None and entry.issym:
+        size = len(libarchive.ffi.entry_symlink(entry._entry_p) or b"")
+    return -(-(header + len(name) + 1) // align) * align + -(-size // align) * align
+
+
+def _check(member: Member, warnings: _Warnings) -> None:
+    if warnings.seen:
+        raise MediaError(f"{member.name}: the cpio archive is damaged (a header is not where "
+                         "the one before it says); ask the sender to send it again")
 
 
 def _entry(entry: libarchive.ArchiveEntry, intake: Intake) -> Member | None:
