@@ -21,6 +21,12 @@ import pandera.polars as pa
 import polars as pl
 import pyreadstat
 import pytest
+from test_second_example import (
+    _differences,
+    _quarantine,
+    expected_clean,
+    expected_quarantine,
+)
 
 import ingest
 from ingest.crypto.openpgp import encrypt_openpgp, export_public_key
@@ -31,15 +37,9 @@ from ingest.readers import read_delivery_table
 from ingest.readers.stats import USER_MISSING_TO_NULL, VALUE_LABELS_APPLIED, read_stats
 from ingest.synth import generate
 from ingest.synth.admissions import generate as generate_admissions
+from schemas.reference import DATASET as REFERENCE
 
 from conftest import DELIVERY_DATE, ROOT, data_fixture
-from test_second_example import (
-    _differences,
-    _quarantine,
-    expected_clean,
-    expected_quarantine,
-)
-from schemas.reference import DATASET as REFERENCE
 
 INGEST = str(ROOT / ".venv" / "bin" / "ingest")
 

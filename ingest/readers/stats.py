@@ -47,9 +47,12 @@ _SAS_MAGIC = bytes.fromhex("000000000000000000000000c2ea8160b31411cfbd92080009c7
 _SAS_TRANSPORT = (b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!",
                   b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!")
 """Version 5 and version 8 transport files."""
+_OBS_V8 = b"HEADER RECORD*******OBSV8   HEADER RECORD!!!!!!!"
 _COMPRESSED_CELLS_PER_BYTE = 1100
 """At most this many cells per byte of a compressed file (SPSS bytecode in zlib,
 SAS RLE): zlib's ratio is bounded near 1032:1, and a cell takes at least one code."""
+_BYTES_PER_CELL = 8
+"""What the reader sets aside per declared cell, at least (a float or a reference)."""
 _CLEAN_MESSAGE = re.compile(r"^[A-Za-z ,()'-]{1,120}$")
 """ReadStat's error messages are fixed sentences; anything else is withheld."""
 
@@ -81,6 +84,9 @@ def read_stats(fmt: str, data: bytes, dataset: Dataset, member: str) -> SourceTa
     """The dataset's table from a statistical package's file."""
     reader, compressed = _readers()[fmt]
     meta, encoding = _metadata(reader, data, dataset, member)
+    if not meta.column_names:
+        raise ReadError(f"{member}: the file holds no column definitions; it is damaged or "
+                        "truncated: ask the sender for a new copy")
     _check_size(meta, len(data), compressed, member)
     mapping = match_columns(list(meta.column_names), dataset, member)
     wanted = [mapping[s] for s in dataset.source_names]
@@ -88,6 +94,8 @@ def read_stats(fmt: str, data: bytes, dataset: Dataset, member: str) -> SourceTa
     if fmt != "sas-transport":
         options["user_missing"] = True
     frame, meta = _call(reader, data, member, encoding=encoding, **options)
+    if fmt == "sas-transport":
+        _check_transport(data, frame.height, member)
     repairs: dict[str, int] = {}
     columns = []
     ranges = getattr(meta, "missing_ranges", {}) or {}
@@ -146,7 +154,9 @@ def _call(reader: Callable[..., Any], data: bytes, member: str, strict: bool = F
         if strict:
             raise
         raise _damaged(member, exc) from None
-    except (pyreadstat.PyreadstatError, ValueError, OverflowError, UnicodeError) as exc:
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged file fails anywhere in the parser
         raise ReadError(f"{member}: the file could not be read ({type(exc).__name__}); it "
                         "may be damaged or truncated: ask the sender for a new copy") from None
 
@@ -163,12 +173,35 @@ def _check_size(meta: Any, size: int, compressed: bool, member: str) -> None:
     rows = meta.number_rows
     if rows is None or rows < 0:
         return  # not declared (a transport file): ReadStat counts what is there
+    import psutil
+
     cells = rows * max(meta.number_columns, 1)
     limit = size * (_COMPRESSED_CELLS_PER_BYTE if compressed else 1)
     if cells > limit:
         raise ReadError(f"{member}: the file declares {rows:,} rows of "
                         f"{meta.number_columns} columns, more than its {size:,} bytes can "
                         "hold; it is damaged or not what it claims to be")
+    # the reader sets aside the declared rows up front: a compressed file may
+    # honestly declare more than fits, and must then be refused, not half read
+    if cells * _BYTES_PER_CELL > psutil.virtual_memory().available // 2:
+        raise ReadError(f"{member}: the file declares {rows:,} rows of "
+                        f"{meta.number_columns} columns, more than half the memory now "
+                        "available; read it on a machine with more memory")
+
+
+def _check_transport(data: bytes, rows: int, member: str) -> None:
+    """A transport file has no end marker: ReadStat reads the whole rows that are there.
+    A cut is caught where the file still says how long it was: 80-byte records
+    throughout, and version 8's observation count (when the writer filled it in)."""
+    if len(data) % 80:
+        raise ReadError(f"{member}: the file is truncated (a SAS transport file is made of "
+                        "80-byte records and its last one is cut short); ask the sender for "
+                        "a new copy")
+    at = data.find(_OBS_V8)
+    declared = data[at + len(_OBS_V8):at + 80].strip() if at >= 0 else b""
+    if declared.isdigit() and int(declared) and int(declared) != rows:
+        raise ReadError(f"{member}: the file declares {int(declared):,} rows but holds "
+                        f"{rows:,}; it is truncated or damaged: ask the sender for a new copy")
 
 
 def _user_missing(series: pl.Series, ranges: list[dict[str, Any]]) -> tuple[pl.Series, int]:
