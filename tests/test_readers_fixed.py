@@ -265,3 +265,42 @@ def test_zoned_and_packed_values_are_exact(storage: str) -> None:
     assert decode_numbers(np.array(bad, np.uint8), storage, 0, 0x40).to_list() == [INVALID]
     assert decode_numbers(np.array([[0x12, 0x34]], np.uint8), "packed", 0,
                           0x40).to_list() == [INVALID]  # 4 is no sign
+
+
+# -- the samples script, the CLI and the flow -----------------------------------------------
+
+def test_the_samples_run_through_the_cli_and_the_flow(tmp_path: Path, home: Path) -> None:
+    import json
+    import os
+    import subprocess
+
+    from conftest import ROOT
+
+    rows = 1_500
+    samples = tmp_path / "samples"
+    subprocess.run([str(ROOT / "scripts" / "make-fixed-width-samples"), str(samples), str(rows)],
+                   check=True, capture_output=True)
+    env = dict(os.environ, INGEST_HOME=str(home))
+    env.pop("PREFECT_API_URL", None)
+    ingest_bin = str(ROOT / ".venv" / "bin" / "ingest")
+
+    def run(delivery: str, schema: str, *extra: str) -> dict:
+        proc = subprocess.run([ingest_bin, "run", str(samples / delivery), "--schema", schema,
+                               "--out", str(tmp_path / f"out-{delivery}"), "--delivery-date",
+                               DELIVERY_DATE.isoformat(), "--json", *extra],
+                              env=env, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(proc.stdout)
+
+    _, truth = generate_admissions(rows, seed=5, bad_share=0.005)
+    got = run("admissions-cp1140", str(samples / "schemas" / "admissions_cp1140.py"),
+              "--no-prefect")
+    assert (got["rows_in"], got["rows_accepted"]) == (rows, truth.accepted)
+    assert sum(got["quarantine_reasons"].values()) == truth.quarantined
+    try:
+        flow = run("reference-tape", "reference")
+    finally:
+        subprocess.run([ingest_bin, "server", "stop"], env=env, capture_output=True, check=False)
+    library = run("reference-lf", "reference", "--no-prefect")
+    assert flow["rows_in"] == rows
+    assert flow["quarantine_reasons"] == library["quarantine_reasons"]

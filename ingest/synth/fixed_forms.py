@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 import polars as pl
 
@@ -115,3 +116,63 @@ def iconv(data: bytes, source: str, target: str) -> bytes:
     """``data`` recoded by glibc's iconv (an encoder independent of Python's codecs)."""
     return subprocess.run(["iconv", "-f", source, "-t", target], input=data,
                           capture_output=True, check=True).stdout
+
+
+ADMISSION_NUMBERS = (Slot("LOS_DAYS", 5, "zoned", 0), Slot("PRIOR_ADM", 3, "zoned", 0),
+                     Slot("CREAT", 4, "packed", 3))
+"""The admissions' numbers as a mainframe keeps them: the stay and the count of
+earlier admissions zoned (``PIC S9(5)``, ``PIC S9(3)``), creatinine packed
+(``PIC S9(4)V999 COMP-3``)."""
+
+_EBCDIC_SCHEMA = '''"""{title} (written by scripts/make-fixed-width-samples)."""
+
+import dataclasses
+
+from {module} import DATASET as _BASE
+
+DATASET = dataclasses.replace(_BASE, name="{name}", encodings=("{encoding}",))
+'''
+
+
+def write_samples(out: Path, rows: int = 3000, seed: int = 5) -> list[Path]:
+    """Every fixed-width sample, each a delivery folder under ``out`` with its layout,
+    and ``out/schemas/`` with the datasets that declare the EBCDIC code pages."""
+    from . import generate
+    from .admissions import generate as generate_admissions
+
+    reference = generate(rows, seed=seed)[0]
+    slots = fit_layout(reference, "cp1252")
+    deliveries: dict[str, dict[str, bytes]] = {
+        "reference-lf": {"cases.dat": to_fixed_width(reference, slots, "cp1252", "\n"),
+                         "cases.layout.csv": layout_csv(slots)},
+        "reference-crlf": {"cases.txt": to_fixed_width(reference, slots, "cp1252", "\r\n"),
+                           "cases.sas": layout_sas(slots, "cases.txt")},
+        "reference-tape": {"CASES.DAT": to_fixed_width(reference, slots, "cp1252"),
+                           "CASES.SAS": layout_sas(slots, "CASES.DAT")},
+    }
+    # the comments hold characters no EBCDIC code page has: left out of these two
+    plain = reference.drop("CMNT")
+    text_slots = fit_layout(plain, "cp1252")
+    for page in ("IBM037", "IBM500"):
+        deliveries[f"reference-{page.lower()}"] = {
+            "CASES.DAT": iconv(to_fixed_width(plain, text_slots, "cp1252"), "CP1252", page),
+            "CASES.SAS": layout_sas(text_slots, "CASES.DAT")}
+    admissions = generate_admissions(rows, seed=seed, bad_share=0.005)[0]
+    numbers = {s.name: s for s in ADMISSION_NUMBERS}
+    adm_slots = fit_layout(admissions, "cp1140", numbers)
+    deliveries["admissions-cp1140"] = {
+        "ADMISSIONS.DAT": to_fixed_width(admissions, adm_slots, "cp1140"),
+        "ADMISSIONS.SAS": layout_sas(adm_slots, "ADMISSIONS.DAT")}
+    written = []
+    for name, files in deliveries.items():
+        (out / name).mkdir(parents=True, exist_ok=True)
+        for file, data in files.items():
+            (out / name / file).write_bytes(data)
+            written.append(out / name / file)
+    schemas = out / "schemas"
+    schemas.mkdir(parents=True, exist_ok=True)
+    (schemas / "admissions_cp1140.py").write_text(_EBCDIC_SCHEMA.format(
+        title="The admissions as EBCDIC records (IBM1140: cp037 with the euro)",
+        module="schemas.admissions", name="admissions", encoding="cp1140"))
+    written.append(schemas / "admissions_cp1140.py")
+    return written
