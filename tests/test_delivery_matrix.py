@@ -45,7 +45,29 @@ def sources(table_20k) -> dict[str, tuple[str, bytes]]:
         "tsv": ("cases.tsv", to_delimited(frame, separator="\t", crlf=False)),
         "xlsx": ("cases.xlsx", forms.to_xlsx(frame, title_rows=2)),
         "xls": ("cases.xls", forms.to_xls(frame)),
+        **stats_sources(frame),
     }
+
+
+def stats_sources(frame: pl.DataFrame) -> dict[str, tuple[str, bytes]]:
+    """The table as pyreadstat writes SPSS, Stata and SAS transport files."""
+    import os
+    import tempfile
+
+    import pyreadstat
+
+    made = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for form, (suffix, write, options) in {
+            "sav": (".sav", pyreadstat.write_sav, {}),
+            "zsav": (".zsav", pyreadstat.write_sav, {"compress": True}),
+            "dta": (".dta", pyreadstat.write_dta, {}),
+            "xpt": (".xpt", pyreadstat.write_xport, {"file_format_version": 8}),
+        }.items():
+            path = os.path.join(folder, "cases" + suffix)
+            write(frame.to_pandas(), path, **options)
+            made[form] = ("cases" + suffix, Path(path).read_bytes())
+    return made
 
 
 def pgp(files: dict[str, bytes], tmp: Path, home: Path) -> dict[str, bytes]:
@@ -91,7 +113,10 @@ def expected(sources, tmp_path_factory, keyring_home: Path) -> tuple[str, dict[s
 
 # text forms in every container; spreadsheets (slower to build) in three of them
 CELLS = [(f, c) for f in ("csv-cp1252", "csv-utf8-bom", "tsv") for c in CONTAINERS] + [
-    (f, c) for f in ("xlsx", "xls") for c in ("folder", "openpgp-key", "7z-in-iso")]
+    (f, c) for f in ("xlsx", "xls") for c in ("folder", "openpgp-key", "7z-in-iso")] + [
+    # statistical packages' files: plain, in an OpenPGP layer, an AES ZIP, 7z, a tape
+    (f, c) for f in ("sav", "zsav", "dta", "xpt")
+    for c in ("folder", "openpgp-key", "zip-aes", "7z-encrypted-names", "tar-zstd-tape")]
 
 
 @pytest.mark.parametrize(("form", "container"), CELLS)
