@@ -29,8 +29,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 from prefect.states import Completed
 
+from flows.server import run_notice
 from ingest import pipeline
 from ingest import report as reports
 from ingest.errors import IngestError, KeyringError, guard
@@ -127,6 +129,8 @@ def ingest_delivery(delivery: str, out: str, dataset: str | list[str] = "referen
     from prefect.artifacts import create_markdown_artifact
 
     log = get_run_logger()
+    if notice := run_notice(flow_run.get_id()):  # no UI: no "View at" link, name the run
+        log.info(notice)
     profile: dict[str, Any] = {}
 
     def stage(name: str, fn: Callable[..., Any], *args: Any) -> Any:

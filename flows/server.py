@@ -14,7 +14,13 @@ on 127.0.0.1 under ``$INGEST_HOME/prefect`` and returns its URL:
 * the state file ``server.json`` names the supervisor (pid and its start time,
   port, URL); ``server.lock`` (``flock``) makes concurrent callers start one;
 * everything under ``$INGEST_HOME/prefect`` is owner-only (0700/0600); the
-  server's log is ``server.log`` there.
+  server's log is ``server.log`` there;
+* the server serves Prefect's UI (the dashboard: runs, their task timeline, the
+  report artifacts) unless ``INGEST_PREFECT_UI`` is off. Prefect copies the UI's
+  static build, with the URL it is served under templated in, into
+  ``$INGEST_HOME/prefect/ui``: never into site-packages. When the UI is off, no
+  ``View at`` link is printed (it would answer 404); :func:`run_notice` gives the
+  run's API address instead.
 
 This module imports no Prefect (slow to import); only the server process and
 :func:`fast_flow_runs` do. Command line: ``python -m flows.server
@@ -52,6 +58,8 @@ LOG_FILE = "server.log"
 DB_FILE = "prefect.db"
 
 IDLE_ENV = "INGEST_SERVER_IDLE_MINUTES"
+UI_ENV = "INGEST_PREFECT_UI"
+UI_DIR = "ui"
 MANAGED_URL_ENV = "INGEST_MANAGED_PREFECT_API_URL"
 DEFAULT_IDLE_MINUTES = 30.0
 START_TIMEOUT = 60.0
@@ -105,11 +113,16 @@ def prefect_environment(settings: Settings) -> dict[str, str]:
         "PREFECT_RESULTS_PERSIST_BY_DEFAULT": "false",
         "PREFECT_TASKS_DEFAULT_PERSIST_RESULT": "false",
         "PREFECT_TASKS_DEFAULT_NO_CACHE": "true",
-        # Server: API only. An on-demand server cannot honour schedules, and nothing
+        # Server: API and UI. An on-demand server cannot honour schedules, and nothing
         # of ours pauses flows, uses automations or reads Late/worker health states.
         # Kept: task run recorder, event persister, cancellation cleanup,
         # repossessor (concurrency leases), cleanup reconciler, DB vacuum.
-        "PREFECT_SERVER_UI_ENABLED": "false",
+        # The UI (on unless INGEST_PREFECT_UI is off) is copied with its URL
+        # templated in: into our home, not into site-packages (which may be
+        # read-only or shared). No promotional content (upgrade prompts, banners).
+        "PREFECT_SERVER_UI_ENABLED": "true" if ui_enabled_from_env() else "false",
+        "PREFECT_SERVER_UI_STATIC_DIRECTORY": str(home / UI_DIR),
+        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
         "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
         "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
@@ -128,11 +141,21 @@ def client_environment(settings: Settings) -> dict[str, str]:
     so that a process given this environment which calls :func:`ensure_server`
     again still manages (and, if it idled out, restarts) our server instead of
     taking the URL for the user's own server.
+
+    When the server is ours, ``PREFECT_UI_URL`` is its dashboard's address, or empty
+    when it serves no UI, so that Prefect prints no ``View at`` link (it would answer
+    404). Whether it serves one is
+    read from the running server's state, not from the setting: a server started
+    before the setting changed keeps its UI, or its lack of one, until it stops.
     """
     url = ensure_server(settings)
     env = {**prefect_environment(settings), "PREFECT_API_URL": url}
     if not _external_api_url():
         env[MANAGED_URL_ENV] = url
+        state = _read_state(settings.prefect_home) or {}
+        # a state written before the UI could be served has no "ui": it served none
+        serves_ui = state.get("url") == url and bool(state.get("ui", False))
+        env["PREFECT_UI_URL"] = _ui_url(url) if serves_ui else ""
     return env
 
 
@@ -146,6 +169,31 @@ def _external_api_url() -> str | None:
     """The user's ``PREFECT_API_URL``, if set and not ours."""
     url = os.environ.get("PREFECT_API_URL", "").strip()
     return url if url and url != os.environ.get(MANAGED_URL_ENV) else None
+
+
+def ui_enabled_from_env() -> bool:
+    """``INGEST_PREFECT_UI``: whether our server serves Prefect's UI (default: yes)."""
+    raw = os.environ.get(UI_ENV, "").strip().lower()
+    if raw in ("", "1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise UsageError(f"{UI_ENV} must be on or off (1/0, true/false, yes/no)")
+
+
+def run_notice(flow_run_id: object) -> str | None:
+    """The line that names a flow run when Prefect prints no ``View at`` link for it.
+
+    None when Prefect prints one (a UI URL is known). Otherwise the run's id and the
+    API address that answers for it. Imports Prefect.
+    """
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    if PREFECT_UI_URL.value():
+        return None
+    api = PREFECT_API_URL.value()
+    where = f": {api.rstrip('/')}/flow_runs/{flow_run_id}" if api else ""
+    return f"flow run {flow_run_id} (the Prefect server serves no UI){where}"
 
 
 def idle_minutes_from_env() -> float:
@@ -196,7 +244,8 @@ def ensure_server(settings: Settings, *, timeout: float = START_TIMEOUT) -> str:
 def server_status(settings: Settings) -> dict[str, object]:
     """What is known about our server; never starts or stops anything.
 
-    Keys: running (supervisor alive, ours, /api/health answers), url, pid (of the
+    Keys: running (supervisor alive, ours, /api/health answers), url, ui (the
+    dashboard's address, None when the server serves no UI), pid (of the
     supervisor), started (ISO 8601 UTC), idle_minutes (the configured timeout),
     idle_for_minutes (since the last heartbeat touch), log, external_api_url
     (``PREFECT_API_URL`` from the environment, which :func:`ensure_server` would use).
@@ -204,7 +253,7 @@ def server_status(settings: Settings) -> dict[str, object]:
     home = settings.prefect_home
     state = _read_state(home) if home.is_dir() else None
     status: dict[str, object] = {
-        "running": False, "url": None, "pid": None, "started": None,
+        "running": False, "url": None, "ui": None, "pid": None, "started": None,
         "idle_minutes": None, "idle_for_minutes": None,
         "log": str(home / LOG_FILE),
         "external_api_url": _external_api_url(),
@@ -212,6 +261,7 @@ def server_status(settings: Settings) -> dict[str, object]:
     if state is None:
         return status
     status.update(url=state.get("url"), pid=state.get("pid"),
+                  ui=_ui_url(str(state.get("url"))) if state.get("ui") else None,
                   idle_minutes=state.get("idle_minutes"),
                   started=_iso(state.get("started")))
     with contextlib.suppress(OSError):
@@ -387,6 +437,11 @@ def _is_ours(state: dict, home: Path) -> bool:
     return isinstance(recorded, int | float) and abs(created - recorded) < 1.0
 
 
+def _ui_url(api_url: str) -> str:
+    """The dashboard's address: the API's without ``/api`` (as Prefect infers it)."""
+    return api_url.removesuffix("/api")
+
+
 def _healthy(url: str, timeout: float = 2.0) -> bool:
     try:
         with _OPENER.open(f"{url}/health", timeout=timeout) as resp:
@@ -454,8 +509,11 @@ def _start(settings: Settings, home: Path, timeout: float) -> str:
     import psutil
 
     idle = idle_minutes_from_env()
+    ui = ui_enabled_from_env()
     env = {**os.environ, **prefect_environment(settings)}
-    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", MANAGED_URL_ENV):
+    for name in ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", MANAGED_URL_ENV,
+                 "PREFECT_UI_URL", "PREFECT_UI_API_URL", "PREFECT_SERVER_UI_API_URL",
+                 "PREFECT_UI_SERVE_BASE", "PREFECT_SERVER_UI_SERVE_BASE"):
         env.pop(name, None)  # the server is ours, whatever the user's profile says
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (_project_root(), os.environ.get("PYTHONPATH", "")) if p)
@@ -464,6 +522,8 @@ def _start(settings: Settings, home: Path, timeout: float) -> str:
     for _attempt in range(3):
         port = _free_port()
         url = f"http://{HOST}:{port}/api"
+        # The UI asks the API at this address (Prefect's default is port 4200).
+        env["PREFECT_SERVER_UI_API_URL"] = url
         log_fd = _open_log(home)
         try:
             os.write(log_fd, f"--- {_iso(time.time())} starting on port {port}\n".encode())
@@ -489,7 +549,7 @@ def _start(settings: Settings, home: Path, timeout: float) -> str:
         except (ValueError, psutil.Error):
             raise PrefectServerError(
                 f"the Prefect server supervisor did not start; see its log {log}") from None
-        state = {"pid": pid, "pid_created": created, "port": port, "url": url,
+        state = {"pid": pid, "pid_created": created, "port": port, "url": url, "ui": ui,
                  "started": time.time(), "idle_minutes": idle, "home": str(home),
                  "log": str(log)}
         _write_state(home, state)
