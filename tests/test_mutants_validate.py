@@ -113,3 +113,22 @@ def test_the_quarantine_table_has_one_shape_with_or_without_bad_rows() -> None:
     assert one_bad.quarantined.schema["_row"].is_integer()
     row = one_bad.quarantined.row(0, named=True)
     assert (row["LAB_VAL"], row["_row"], row["_reasons"]) == ("1.5", 2, "sex:isin")
+
+
+@pytest.mark.parametrize("outer", [
+    {"validation_enabled": False},
+    {"validation_depth": "SCHEMA_ONLY"},
+])
+def test_pandera_turned_off_by_the_calling_program_does_not_turn_the_rules_off(
+        outer: dict[str, object]) -> None:
+    """A program that embeds ingest and turns pandera's checks off for its own frames
+    still gets every rule of the dataset checked."""
+    from pandera.config import ValidationDepth, config_context
+
+    if "validation_depth" in outer:
+        outer = {"validation_depth": ValidationDepth(outer["validation_depth"])}
+    frame = pl.DataFrame([GOOD, GOOD | {"CASE_ID": "0000000002", "SEX": "Q"}])
+    with config_context(**outer):  # type: ignore[arg-type]
+        result = validate(SourceTable("t.csv", "csv", frame), DATASET, DELIVERY)
+    assert (result.rows_accepted, result.rows_quarantined) == (1, 1)
+    assert result.reasons == {"sex:isin": 1}
