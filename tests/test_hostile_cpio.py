@@ -268,3 +268,12 @@ def test_gnu_cpio_reads_the_hand_made_archives() -> None:
     listed = subprocess.run(["cpio", "-t", "--quiet"], input=newc(("a/b.csv", b"1", REG)),
                             capture_output=True, check=True).stdout
     assert listed == b"a/b.csv\n"
+
+
+def test_a_flipped_data_byte_in_the_crc_form_is_refused(world: World, csv_bytes: bytes) -> None:
+    """The crc form carries a checksum per file; libarchive ignores it, we do not."""
+    data = bytearray(make_cpio({"cases.csv": csv_bytes}, "gnu-crc"))
+    at = data.index(csv_bytes[:40]) + 20
+    data[at] ^= 0x01
+    message = refused(world, {"tape.cpio": bytes(data)}, MediaError)
+    assert "does not match its checksum" in message, message

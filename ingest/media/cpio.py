@@ -17,17 +17,19 @@ refused when they climb out (``..``) or are absolute; every entry counts against
 the member limit and every byte against the size and ratio limits, each
 member's declared size before it is read. The archive must end with its
 ``TRAILER!!!`` record; only zero padding (tape blocks, ``cpio -B`` or ``-C``)
-may follow it. libarchive does not check the crc form's per-file checksums.
+may follow it, and every byte before the trailer must belong to a record
+libarchive returned (it steps over a damaged header to the next magic it finds,
+which would drop a member). The crc form's per-file checksums are verified here, as
+libarchive does not.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-import threading
 
 import libarchive
 import libarchive.exception
+import numpy as np
 
 from ..errors import IngestError, MediaError
 from ..formats import Format, Kind, register
@@ -39,6 +41,7 @@ _ASCII = {b"070701": _HEX, b"070702": _HEX, b"070707": _OCTAL}
 """newc and crc (hexadecimal fields) and odc (octal): the magic and the first six
 digits of the fields after it (fewer if the member ends). Not every field: a header
 damaged further on is still a cpio, refused as damaged rather than passed over."""
+_CRC = b"070702"
 _BINARY = (b"\xc7\x71", b"\x71\xc7")
 """The old binary form's magic 070707 as a 16-bit word, little- or big-endian."""
 _BINARY_HEADER = 26
@@ -81,43 +84,15 @@ class CpioContainer:
                              "the sender to send it again") from None
 
 
-class _Warnings(logging.Filter):
-    """libarchive-c passes libarchive's warnings (ARCHIVE_WARN) on only as log records.
-
-    For cpio they mean damage libarchive stepped over ("skipped N bytes before
-    finding valid header"): a member may be lost or cut, so the archive is refused
-    instead. The records of this thread are kept out of the log (they may name
-    members); other threads' pass.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.thread = threading.get_ident()
-        self.seen = False
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if threading.get_ident() != self.thread:
-            return True
-        self.seen = True
-        return False
-
-
 def _read(member: Member, intake: Intake) -> list[Member]:
-    warnings = _Warnings()
-    log = logging.getLogger("libarchive")
-    log.addFilter(warnings)
-    try:
-        members, end = _entries(member, intake, warnings)
-    finally:
-        log.removeFilter(warnings)
+    members, end = _entries(member, intake)
     if member.data.count(0, end) != len(member.data) - end:
         raise MediaError(f"{member.name}: data follows the end of the cpio archive (its "
                          "TRAILER!!! record); refused, ask the sender for one archive per file")
     return members
 
 
-def _entries(member: Member, intake: Intake,
-             warnings: _Warnings) -> tuple[list[Member], int]:
+def _entries(member: Member, intake: Intake) -> tuple[list[Member], int]:
     """Every regular file, and where the archive's trailer ends."""
     layout = _layout(member.data)
     members: list[Member] = []
@@ -125,18 +100,18 @@ def _entries(member: Member, intake: Intake,
     with libarchive.memory_reader(member.data, format_name="cpio",
                                   filter_name="none") as archive:
         for entry in archive:
-            _check(member, warnings)
             intake.count_entry()
+            header = accounted
             accounted += _record_size(entry, layout)
             found = _entry(entry, intake)
-            _check(member, warnings)
             if found is not None:
+                if member.data[:6] == _CRC:
+                    _verify_crc(found, member.data[header + 102:header + 110])
                 members.append(found)
-        _check(member, warnings)
         end = archive.bytes_read
-    # libarchive resynchronises on the next magic after a damaged header, silently
-    # dropping the member (and the warning, when the next record is the trailer):
-    # every byte up to the trailer's end must belong to a record it returned
+    # libarchive resynchronises on the next magic after a damaged header, dropping
+    # the member with a mere warning (none at all when the next record is the
+    # trailer): every byte up to the trailer's end must belong to a record returned
     if accounted + _record_size(None, layout) != end:
         raise MediaError(f"{member.name}: the cpio archive is damaged (a header is not where "
                          "the one before it says); ask the sender to send it again")
@@ -161,10 +136,14 @@ def _record_size(entry: libarchive.ArchiveEntry | None, layout: tuple[int, int])
     return -(-(header + len(name) + 1) // align) * align + -(-size // align) * align
 
 
-def _check(member: Member, warnings: _Warnings) -> None:
-    if warnings.seen:
-        raise MediaError(f"{member.name}: the cpio archive is damaged (a header is not where "
-                         "the one before it says); ask the sender to send it again")
+def _verify_crc(found: Member, field: bytes) -> None:
+    """The crc form's check: the sum of the file's bytes, modulo 2**32 (libarchive
+    does not verify it)."""
+    total = int(np.frombuffer(found.data, dtype=np.uint8).sum(dtype=np.uint64)) & 0xFFFFFFFF
+    if int(field, 16) != total:
+        raise MediaError(f"{found.name}: its data does not match its checksum in the cpio "
+                         "archive (crc form); the archive is damaged, ask the sender to send "
+                         "it again")
 
 
 def _entry(entry: libarchive.ArchiveEntry, intake: Intake) -> Member | None:
