@@ -200,3 +200,22 @@ def test_the_flow_runs_a_cpio_delivery(reference, baseline, tmp_path: Path,
     assert summary["quarantine_reasons"] == baseline[1]
     assert _table_hash(tmp_path / "out") == baseline[0]
     assert summary["rows_in"] == reference[0].height
+
+
+def test_a_name_in_a_legacy_encoding_is_kept_as_tar_keeps_it(tmp_path: Path) -> None:
+    """GNU cpio and GNU tar archive a Latin-1 file name as its bytes; both openers give
+    the same member name (undecodable bytes escaped, as tarfile does)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    raw = b"caf\xe9.csv"
+    with open(os.path.join(os.fsencode(src), raw), "wb") as fh:
+        fh.write(FILES["cases.csv"])
+    archive = subprocess.run(["cpio", "-o", "--quiet", "-H", "newc"], input=raw + b"\n",
+                             cwd=src, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-cf", str(tmp_path / "t.tar"), os.fsdecode(raw)], cwd=src,
+                   check=True)
+    from_cpio = _opened("t.cpio", archive, tmp_path)
+    from_tar = _opened("t.tar", (tmp_path / "t.tar").read_bytes(), tmp_path)
+    assert list(from_cpio.values()) == list(from_tar.values()) == [FILES["cases.csv"]]
+    assert [n.split("/", 1)[1] for n in from_cpio] == [n.split("/", 1)[1] for n in from_tar]
+    assert "\udce9" in next(iter(from_cpio))

@@ -149,6 +149,8 @@ def _verify_crc(found: Member, field: bytes) -> None:
 def _entry(entry: libarchive.ArchiveEntry, intake: Intake) -> Member | None:
     """One regular file read into memory; directories are skipped."""
     raw = entry.pathname
+    if isinstance(raw, bytes):  # not UTF-8: kept as tarfile keeps such a name
+        raw = raw.decode("utf-8", "surrogateescape")
     if entry.isdir:
         return None
     for test, what in (("issym", "symbolic link"), ("islnk", "hard link"),
