@@ -159,6 +159,8 @@ def read_fixed(data: bytes, dataset: Dataset, member: str) -> SourceTable:
     encodings = dataset.encodings or ("utf-8",)
     binary = any(s.column.storage != "text" for s in slots)
     matrix = _records(data, record, _line_end(encodings[0]), member, binary)
+    if not binary:  # the whole member tells the encoding: one pass over the columns
+        encodings = next(((e,) for e in encodings if _decodes(data, e)), encodings)
     for encoding in encodings:
         try:
             frame = pl.DataFrame([_column(matrix, s, encoding, member) for s in slots])
@@ -169,6 +171,31 @@ def read_fixed(data: bytes, dataset: Dataset, member: str) -> SourceTable:
                            notes=[f"{frame.height} records of {record} bytes"])
     raise ReadError(f"{member}: the text fields are not in any encoding the schema allows "
                     f"({', '.join(encodings)}); declare the file's encoding in the dataset")
+
+
+def _decodes(data: bytes, encoding: str) -> bool:
+    """Whether ``data`` is text in ``encoding``, decoded a block at a time (bounded memory)."""
+    try:
+        if data.isascii() and _to_ascii(encoding)[:128] == bytes(range(128)):
+            return True
+        if _single_byte(codecs.lookup(encoding).name):
+            undefined = [b for b in range(256) if not _defined(b, encoding)]
+            return not any(data.find(bytes([b])) >= 0 for b in undefined)
+        decoder = codecs.getincrementaldecoder(encoding)()
+        for first in range(0, len(data), 1 << 24):
+            decoder.decode(data[first:first + (1 << 24)])
+        decoder.decode(b"", final=True)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+def _defined(byte: int, encoding: str) -> bool:
+    try:
+        bytes([byte]).decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _line_end(encoding: str) -> tuple[bytes, bytes]:
@@ -247,13 +274,13 @@ def _column(matrix: np.ndarray, slot: _Slot, encoding: str, member: str) -> pl.S
         blob.decode("utf-8")  # raises if not UTF-8: the next encoding is tried
         text, offsets = blob, np.arange(0, rows * width + 1, width, dtype=np.int64)
     else:
-        lengths = _utf8_lengths(name)
-        text = blob.decode(name).encode("utf-8")
-        if len(text) == len(blob):
-            offsets = np.arange(0, rows * width + 1, width, dtype=np.int64)
+        offsets = np.arange(0, rows * width + 1, width, dtype=np.int64)
+        ascii_only = blob.translate(_to_ascii(name))  # 0x80 marks any other character
+        if ascii_only.isascii():
+            text = ascii_only  # ASCII is UTF-8 as it stands: no decoding at all
         else:
-            offsets = np.zeros(rows + 1, dtype=np.int64)
-            np.cumsum(lengths[field].sum(axis=1), out=offsets[1:])
+            text = blob.decode(name).encode("utf-8")
+            offsets[1:] += np.cumsum(_extra_bytes(blob, ascii_only, rows, width, name))
     array = pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets.tobytes()),
                                              pa.py_buffer(text))
     series = pl.Series(col.source, array, dtype=pl.Utf8)
@@ -273,14 +300,38 @@ def _whole_characters(matrix: np.ndarray, slot: _Slot, member: str) -> None:
                             f"{edge + 1}; positions count bytes of UTF-8")
 
 
+def _extra_bytes(blob: bytes, ascii_only: bytes, rows: int, width: int,
+                 encoding: str) -> np.ndarray:
+    """Per record, how many more bytes the field takes in UTF-8 than in its code page,
+    from the bytes that are not ASCII characters alone (marked 0x80 in ``ascii_only``)."""
+    wide = np.flatnonzero(np.frombuffer(ascii_only, np.uint8) == 0x80)
+    extra = _utf8_extra(encoding)[np.frombuffer(blob, np.uint8)[wide]]
+    return np.bincount(wide // width, weights=extra, minlength=rows).astype(np.int64)
+
+
 @cache
-def _utf8_lengths(encoding: str) -> np.ndarray:
-    """Bytes of UTF-8 each byte of a single-byte code page becomes."""
+def _to_ascii(encoding: str) -> bytes:
+    """A ``bytes.translate`` table: each byte of the code page to its character if that
+    is ASCII, else to 0x80."""
+    table = bytearray(b"\x80" * 256)
+    for b in range(256):
+        try:
+            char = bytes([b]).decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if char.isascii():
+            table[b] = ord(char)
+    return bytes(table)
+
+
+@cache
+def _utf8_extra(encoding: str) -> np.ndarray:
+    """Bytes of UTF-8 beyond one that each byte of a single-byte code page becomes."""
     if not _single_byte(encoding):
         raise ReadError(f"encoding {encoding} is neither UTF-8 nor a single-byte code page; "
                         "fixed-width positions cannot be read in it")
-    return np.array([len(bytes([b]).decode(encoding, errors="replace").encode("utf-8"))
-                     for b in range(256)], dtype=np.int64)
+    return np.array([len(bytes([b]).decode(encoding, errors="replace").encode("utf-8")) - 1
+                     for b in range(256)], dtype=np.uint8)
 
 
 def _single_byte(encoding: str) -> bool:
