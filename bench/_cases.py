@@ -96,6 +96,29 @@ def decrypt(form: dict[str, Any], gnupg_home: str) -> bytes:
     return zip_decrypt(form["path"], form["password"])
 
 
+def stats_read(name: str, plain: bytes) -> Any:
+    """pyreadstat's own read (polars output) of an SPSS or Stata file in memory."""
+    import pyreadstat
+
+    read = pyreadstat.read_sav if name == "sav" else pyreadstat.read_dta
+    return read(io.BytesIO(plain), output_format="polars")[0]
+
+
+def stats_pandas(name: str, plain: bytes) -> Any:
+    """pandas' reader: read_stata from memory; read_spss only from a path (in /dev/shm)."""
+    import os
+
+    import pandas as pd
+
+    if name == "dta":
+        return pd.read_stata(io.BytesIO(plain))
+    path = _shm_file(plain, ".sav")
+    try:
+        return pd.read_spss(path)
+    finally:
+        os.unlink(path)
+
+
 def text_utf8(plain: bytes) -> bytes:
     """Windows-1252 to UTF-8, without the ``TOTAL RECORDS`` trailer line."""
     body, sep, last = plain.rstrip(b"\r\n").rpartition(b"\n")
@@ -252,6 +275,9 @@ def floor(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
         clock.lap("decode")
         table = pl.read_csv(io.BytesIO(text), separator="\t" if name == "tsv" else ",",
                             infer_schema=False).to_arrow()
+        clock.lap("read")
+    elif name in ("sav", "dta"):
+        table = stats_read(name, plain).to_arrow()
         clock.lap("read")
     elif name in ("xlsx", "xls"):
         import fastexcel
@@ -439,6 +465,8 @@ def pandas_peer(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
     if name in ("csv", "tsv"):
         df = pd.read_csv(io.BytesIO(text_utf8(plain)), sep="\t" if name == "tsv" else ",",
                          dtype=str, keep_default_na=False, na_filter=False)
+    elif name in ("sav", "dta"):
+        df = stats_pandas(name, plain)
     elif name == "xlsx":
         df = pd.read_excel(io.BytesIO(plain), engine="openpyxl", dtype=str)
     elif name == "xls":

@@ -38,7 +38,9 @@ PASSWORD = "bench-synthetic-Pa55word"
 FIXTURES = ROOT / "tests" / "data" / "access"
 ACCESS = {400_000: "reference_400k.accdb.xz", 20_000: "reference_20k.accdb"}
 
-FORMS = ("csv", "tsv", "xlsx", "xls", "accdb")
+FORMS = ("csv", "tsv", "xlsx", "xls", "accdb", *("sav", "dta"))
+STATS_FORMS = ("sav", "dta")
+"""SPSS and Stata files as pyreadstat writes them (text columns), under OpenPGP."""
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,8 @@ def prepare(rows: int, forms: tuple[str, ...] = FORMS, seed: int = SEED,
                               password=PASSWORD)
         elif name == "accdb":
             made[name] = _access(rows, log)
+        elif name in STATS_FORMS:
+            made[name] = _stats(name, folder, frame, recipient, rows, when, fpr, log)
         if name != "accdb" and not (folder / "truth.json").exists() and frame._truth:
             (folder / "truth.json").write_text(json.dumps(frame._truth.to_json()))
     return made
@@ -235,3 +239,26 @@ def _access(rows: int, log: Callable[[str], None]) -> Form:
             f"{time.perf_counter() - t0:.1f} s")
     return Form("accdb", str(archive), int(truth["rows"]), truth["delivery_date"], "zip",
                 plain.name, plain_path=str(plain), password=PASSWORD)
+
+
+def _stats(name: str, folder: Path, frame: _Frame, recipient: Callable[[], bytes], rows: int,
+           when: str, fpr: str, log: Callable[[str], None]) -> Form:
+    """An SPSS or Stata file (pyreadstat's writer), encrypted to the bench key."""
+    path = folder / f"cases.{name}.{fpr[-8:]}.gpg"
+    if not path.exists():
+        import tempfile
+
+        import pyreadstat
+
+        from ingest.crypto.openpgp import encrypt_openpgp
+
+        t0 = time.perf_counter()
+        write = pyreadstat.write_sav if name == "sav" else pyreadstat.write_dta
+        with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:  # synthetic data, in memory
+            plain = Path(shm) / f"cases.{name}"
+            write(frame.get()[0].to_pandas(), str(plain))
+            data = plain.read_bytes()
+        _write(path, encrypt_openpgp(data, SENDER_GNUPG, recipient_key=recipient()))
+        log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
+            f"{time.perf_counter() - t0:.1f} s")
+    return Form(name, str(path), rows, when, "openpgp", f"cases.{name}")
