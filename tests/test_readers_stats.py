@@ -252,3 +252,27 @@ def test_the_cli_runs_an_encrypted_spss_delivery(prefect: bool, tmp_path: Path,
     assert summary["rows_accepted"] + summary["rows_quarantined"] == 2000
     manifest = json.loads(next((tmp_path / "out").rglob("manifest.json")).read_text())
     assert manifest["read"]["format"] == "spss"
+
+
+def test_the_cli_runs_the_second_example_as_a_stata_file_in_an_aes_zip_through_the_flow(
+        tmp_path: Path, home: Path) -> None:
+    from ingest.synth.packaging import make_zip
+
+    frame, truth = generate_admissions(2000, seed=11, bad_share=0.005)
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    (folder / "delivery.zip").write_bytes(make_zip({"admissions.dta": WRITERS["dta"][2](frame)},
+                                                   "S3nder-Pa55"))
+    env = dict(os.environ, INGEST_HOME=str(home), INGEST_PASSPHRASE="S3nder-Pa55")
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run(
+        [INGEST, "run", str(folder), "--schema", str(ROOT / "schemas" / "admissions.py"),
+         "--out", str(tmp_path / "out"), "--json"],
+        env=env, capture_output=True, text=True, check=False, timeout=600)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["rows_in"], summary["rows_accepted"], summary["rows_quarantined"]) == (
+        truth.rows, truth.accepted, truth.quarantined)
+    got = ingest.load(tmp_path / "out")
+    assert _differences(got, expected_clean(truth, Keyring.open().pseudonym_key().material)) \
+        == []
