@@ -25,6 +25,7 @@ libarchive does not.
 
 from __future__ import annotations
 
+import io
 import re
 
 import libarchive
@@ -165,7 +166,7 @@ def _entry(entry: libarchive.ArchiveEntry, intake: Intake) -> Member | None:
         return None
     size = entry.size
     intake.admit(name, size)
-    blocks: list[bytes] = []
+    out = io.BytesIO()  # its getvalue() hands over the buffer: no second copy
     read = 0
     for block in entry.get_blocks():
         read += len(block)
@@ -173,11 +174,11 @@ def _entry(entry: libarchive.ArchiveEntry, intake: Intake) -> Member | None:
             raise MediaError(f"{name}: holds more data than its header declares; the archive "
                              "is damaged or hostile, ask the sender to send it again")
         intake.take(name, len(block))
-        blocks.append(block)
+        out.write(block)
     if read != size:
         raise MediaError(f"{name}: the cpio archive ends inside this member; it is truncated, "
                          "ask the sender to send it again")
-    return Member(name, b"".join(blocks))
+    return Member(name, out.getvalue())
 
 
 CONTAINER = CpioContainer()
