@@ -63,7 +63,8 @@ def read_member(member: Member, dataset: Dataset, fmt: Format | None = None,
                               "unencrypted copy")
     if fmt.kind is not Kind.TABLE:
         raise ReadError(f"{member.name}: {_passed_over(fmt)}; this tool reads CSV, TSV, "
-                        "Excel, OpenDocument spreadsheets and Access databases")
+                        "Excel, OpenDocument spreadsheets, Access databases, SPSS, Stata "
+                        "and SAS files")
     reader: Reader = fmt.handler
     with guard(f"{member.name}: reading {reader.format}", ReadError):
         if reader.text is None or keep:
