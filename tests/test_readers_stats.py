@@ -276,3 +276,14 @@ def test_the_cli_runs_the_second_example_as_a_stata_file_in_an_aes_zip_through_t
     got = ingest.load(tmp_path / "out")
     assert _differences(got, expected_clean(truth, Keyring.open().pseudonym_key().material)) \
         == []
+
+
+def test_a_labelled_column_declared_as_a_number_keeps_its_codes() -> None:
+    class Coded(pa.DataFrameModel):
+        case_id: str = pa.Field(metadata={"source": "CASE_ID"})
+        sex: int = pa.Field(metadata={"source": "SEX"})
+
+    table = read_stats("spss", data_fixture("stats", "haven.sav").read_bytes(),
+                       dataset(Coded, name="coded", version="1"), "coded.sav")
+    assert table.frame["SEX"].to_list() == CODES
+    assert table.repairs == {} and table.notes == []

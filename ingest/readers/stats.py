@@ -9,7 +9,8 @@ Datetime and Time, which coercion takes like an Access column's.
 
 What the file says about its values is kept, never guessed:
 
-* **Value labels** (SPSS/Stata/SAS formats on a code) become the column's text:
+* **Value labels** (SPSS/Stata/SAS formats on a code), in a column the schema
+  declares as a category or text, become the column's text:
   a code with a label is read as the label (the category level), a code without
   one as its own spelling, so a schema's level list refuses it. The manifest
   records, per column, how many values were labelled (a repair
@@ -51,6 +52,9 @@ _OBS_V8 = b"HEADER RECORD*******OBSV8   HEADER RECORD!!!!!!!"
 _COMPRESSED_CELLS_PER_BYTE = 1100
 """At most this many cells per byte of a compressed file (SPSS bytecode in zlib,
 SAS RLE): zlib's ratio is bounded near 1032:1, and a cell takes at least one code."""
+_LABELLED_KINDS = ("category", "string")
+"""Kinds read through a column's value labels; a column the schema declares as a
+number (integer, float, decimal) keeps its codes."""
 _BYTES_PER_CELL = 8
 """What the reader sets aside per declared cell, at least (a float or a reference)."""
 _CLEAN_MESSAGE = re.compile(r"^[A-Za-z ,()'-]{1,120}$")
@@ -103,7 +107,7 @@ def read_stats(fmt: str, data: bytes, dataset: Dataset, member: str) -> SourceTa
         name = mapping[spec.source]
         series, missing = _user_missing(frame.get_column(name), ranges.get(name, []))
         labels = (meta.variable_value_labels or {}).get(name)
-        if labels:
+        if labels and spec.kind in _LABELLED_KINDS:
             series, labelled = _labelled(series, labels)
             if labelled:
                 repairs[key(spec.source, VALUE_LABELS_APPLIED)] = labelled
@@ -111,8 +115,8 @@ def read_stats(fmt: str, data: bytes, dataset: Dataset, member: str) -> SourceTa
             repairs[key(spec.source, USER_MISSING_TO_NULL)] = missing
         columns.append(series.alias(spec.source))
     del frame
-    labelled_columns = {mapping[s] for s in dataset.source_names} \
-        & set(meta.variable_value_labels or {})
+    labelled_columns = {mapping[c.source] for c in dataset.columns
+                        if c.kind in _LABELLED_KINDS} & set(meta.variable_value_labels or {})
     notes = []
     if labelled_columns:
         levels = sum(len(meta.variable_value_labels[c]) for c in labelled_columns)
