@@ -93,6 +93,8 @@ def _fifo(root: Path) -> list[str]:
 
 
 def _char_device(root: Path) -> list[str]:
+    if os.geteuid() != 0:
+        pytest.skip("making a device node needs root (the block device case is by hand)")
     os.mknod(root / "cases.csv", 0o020644, os.makedev(1, 3))  # /dev/null's numbers
     return ["cases.csv"]
 

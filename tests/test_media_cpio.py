@@ -191,8 +191,10 @@ def test_the_cli_runs_the_reference_table_from_cpio(reference, baseline, tmp_pat
 
 
 @pytest.mark.prefect_server
-def test_the_flow_runs_a_cpio_delivery(reference, baseline, tmp_path: Path,
-                                       home: Path) -> None:
+def test_the_flow_runs_cpio_deliveries_of_both_examples(reference, baseline, tmp_path: Path,
+                                                        home: Path) -> None:
+    """Through the Prefect flow (the managed local server): the reference table in an
+    OpenPGP-encrypted cpio, then the admissions example on a gzip tape."""
     folder = _deliver(tmp_path, PACKS["cpio-in-openpgp"]({"cases.csv": reference[1]},
                                                          tmp_path, home))
     summary = _cli([str(folder), "--schema", "reference", "--out", str(tmp_path / "out"),
@@ -200,6 +202,22 @@ def test_the_flow_runs_a_cpio_delivery(reference, baseline, tmp_path: Path,
     assert summary["quarantine_reasons"] == baseline[1]
     assert _table_hash(tmp_path / "out") == baseline[0]
     assert summary["rows_in"] == reference[0].height
+
+    frame, truth = generate_admissions(2_000, seed=11, bad_share=0.005)
+    data = to_delimited(frame, encoding="utf-8", trailer=False, crlf=False)
+    second = tmp_path / "second"
+    second.mkdir()
+    folder = _deliver(second, {"admissions.cpio.gz": tape(
+        make_cpio({"admissions.csv": data}, "gnu-odc", "gzip"))})
+    summary = _cli([str(folder), "--schema", "admissions", "--out", str(second / "out")],
+                   home)
+    assert (summary["rows_in"], summary["rows_accepted"], summary["rows_quarantined"]) == (
+        truth.rows, truth.accepted, truth.quarantined)
+    published = SimpleNamespace(output_dir=summary["output_dir"])
+    assert _quarantine(published) == expected_quarantine(frame, truth)  # type: ignore[arg-type]
+    got = ingest.load(second / "out")
+    assert _differences(got, expected_clean(truth, Keyring.open().pseudonym_key().material)) \
+        == []
 
 
 def test_a_name_in_a_legacy_encoding_is_kept_as_tar_keeps_it(tmp_path: Path) -> None:
