@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from _cpio import make_cpio, tape
 
 import ingest
 from ingest.crypto.office import encrypt_office
@@ -88,6 +89,8 @@ CONTAINERS: dict[str, Callable[[dict[str, bytes], Path, Path], dict[str, bytes]]
     "iso-with-sums": lambda f, t, h: {"disc.iso": make_iso(f | {"SHA256SUMS": write_sums(f)})},
     "7z-in-iso": lambda f, t, h: {"disc.iso": make_iso({"data.7z": make_7z(f, PASSWORD, True)})},
     "pgp-in-tar-gz": lambda f, t, h: {"tape.tar.gz": make_tar(pgp(f, t, h), "gz")},
+    "cpio-gzip-tape": lambda f, t, h: {"tape.cpio.gz": tape(make_cpio(
+        f, "gnu-newc-tape-5120", "gzip"))},
 }
 
 
