@@ -7,8 +7,8 @@ own readers), time and peak memory, each read from bytes already in memory.
 The table is the reference generator's (seed 2026) with its dates and lab values
 typed where they parse, so each file holds text, numbers and dates. Every read
 runs in a fresh process, its modules imported first: its peak resident memory
-(``ru_maxrss``) less that of the process once the file's bytes are loaded is the
-read's own memory.
+(``VmHWM``, reset once the file's bytes are loaded) less the resident memory then is
+the read's own memory.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import argparse
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -92,12 +91,21 @@ def child(engine: str, form: str, path: str) -> None:
         import_module(module)
     data = Path(path).read_bytes()
     gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    Path("/proc/self/clear_refs").write_text("5")  # the peak starts again from here
+    before = _status("VmRSS")
     start = time.perf_counter()
     rows = _read(engine, form, data)
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = _status("VmHWM")
     print(json.dumps({"rows": rows, "seconds": seconds, "mib": (peak - before) / 1024}))
+
+
+def _status(field: str) -> int:
+    """A memory figure of this process, KiB (Linux /proc/self/status)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(field)
 
 
 def measure(engine: str, form: str, path: Path, repeat: int) -> dict[str, float] | None:
