@@ -27,8 +27,11 @@ WRITERS: dict[str, tuple[str, ...]] = {
 """A writer's command; the names to archive come on its standard input."""
 
 COMPRESSORS: dict[str, tuple[str, ...]] = {
-    "gzip": ("gzip", "-c", "-n"), "xz": ("xz", "-c"), "zstd": ("zstd", "-q", "-c"),
+    "gzip": ("gzip", "-c", "-n"), "bzip2": ("bzip2", "-c"), "xz": ("xz", "-c"),
+    "zstd": ("zstd", "-q", "-c"),
 }
+SUFFIX = {"gzip": "gz", "bzip2": "bz2", "xz": "xz", "zstd": "zst"}
+"""The file name's suffix each compressor gives."""
 
 
 def tool(*command: str, stdin: bytes = b"", cwd: Path | None = None) -> bytes:

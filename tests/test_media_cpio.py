@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import polars as pl
 import pytest
-from _cpio import COMPRESSORS, WRITERS, make_cpio, tape
+from _cpio import COMPRESSORS, SUFFIX, WRITERS, make_cpio, tape
 from test_second_example import _differences, _quarantine, expected_clean, expected_quarantine
 
 import ingest
@@ -67,16 +67,16 @@ def test_the_tape_forms_are_padded_to_their_blocks() -> None:
 @pytest.mark.parametrize("writer", ["gnu-newc", "gnu-odc", "gnu-newc-tape-5120"])
 def test_a_compressed_cpio_opens_exactly(writer: str, compress: str, tmp_path: Path) -> None:
     data = make_cpio(FILES, writer, compress)
-    got = _opened(f"tape.cpio.{compress}", data, tmp_path)
-    assert got == {f"tape.cpio.{compress}/tape.cpio/{n}": d for n, d in FILES.items()}
+    got = _opened(f"tape.cpio.{SUFFIX[compress]}", data, tmp_path)
+    assert got == {f"tape.cpio.{SUFFIX[compress]}/tape.cpio/{n}": d for n, d in FILES.items()}
 
 
 @pytest.mark.parametrize("compress", ["gzip", "zstd"])
 def test_a_compressed_cpio_padded_to_tape_blocks_opens_exactly(compress: str,
                                                                tmp_path: Path) -> None:
     data = tape(make_cpio(FILES, "gnu-newc", compress), 10240)
-    got = _opened(f"tape.cpio.{compress}", data, tmp_path)
-    assert got == {f"tape.cpio.{compress}/tape.cpio/{n}": d for n, d in FILES.items()}
+    got = _opened(f"tape.cpio.{SUFFIX[compress]}", data, tmp_path)
+    assert got == {f"tape.cpio.{SUFFIX[compress]}/tape.cpio/{n}": d for n, d in FILES.items()}
 
 
 def test_a_cpio_beside_other_members_and_inside_a_tar(tmp_path: Path) -> None:
