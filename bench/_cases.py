@@ -89,11 +89,25 @@ def decrypt(form: dict[str, Any], gnupg_home: str) -> bytes:
     kind = form["container"]
     if kind == "openpgp":
         return gpg_decrypt(form["path"], gnupg_home)
+    if kind == "openpgp-cpio":
+        return cpio_member(gpg_decrypt(form["path"], gnupg_home))
     if kind == "office":
         return office_decrypt(form["path"], form["password"])
     if kind == "7z":
         return sevenzip_decrypt(form["path"], form["password"])
     return zip_decrypt(form["path"], form["password"])
+
+
+def cpio_member(tape: bytes) -> bytes:
+    """The one file of a gzip-compressed cpio tape: gzip, then libarchive-c's own read."""
+    import gzip
+
+    import libarchive
+
+    with libarchive.memory_reader(gzip.decompress(tape), format_name="cpio",
+                                  filter_name="none") as archive:
+        (data,) = [b"".join(entry.get_blocks()) for entry in archive if entry.isreg]
+    return data
 
 
 def stats_read(name: str, plain: bytes) -> Any:
@@ -270,7 +284,7 @@ def floor(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
     name = form["name"]
     plain = decrypt(form, gnupg_home)
     clock.lap("decrypt")
-    if name in ("csv", "tsv"):
+    if name in ("csv", "tsv", "cpio"):
         text = text_utf8(plain)
         clock.lap("decode")
         table = pl.read_csv(io.BytesIO(text), separator="\t" if name == "tsv" else ",",
@@ -462,7 +476,7 @@ def pandas_peer(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
     name = form["name"]
     plain = decrypt(form, gnupg_home)
     clock.lap("decrypt")
-    if name in ("csv", "tsv"):
+    if name in ("csv", "tsv", "cpio"):
         df = pd.read_csv(io.BytesIO(text_utf8(plain)), sep="\t" if name == "tsv" else ",",
                          dtype=str, keep_default_na=False, na_filter=False)
     elif name in ("sav", "dta"):
@@ -501,7 +515,7 @@ def polars_peer(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
     name = form["name"]
     plain = decrypt(form, gnupg_home)
     clock.lap("decrypt")
-    if name in ("csv", "tsv"):
+    if name in ("csv", "tsv", "cpio"):
         frame = pl.read_csv(io.BytesIO(text_utf8(plain)), infer_schema=False,
                             separator="\t" if name == "tsv" else ",")
     elif name in ("xlsx", "xls"):
@@ -549,7 +563,7 @@ def duckdb_peer(form: dict[str, Any], gnupg_home: str, side: bool = False) -> di
     plain = decrypt(form, gnupg_home)
     clock.lap("decrypt")
     paths = []
-    if name in ("csv", "tsv"):
+    if name in ("csv", "tsv", "cpio"):
         paths.append(_shm_file(text_utf8(plain), ".csv"))
         sep = "\t" if name == "tsv" else ","
         source = (f"read_csv('{paths[0]}', header=true, all_varchar=true, delim='{sep}', "

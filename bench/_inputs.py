@@ -38,7 +38,7 @@ PASSWORD = "bench-synthetic-Pa55word"
 FIXTURES = ROOT / "tests" / "data" / "access"
 ACCESS = {400_000: "reference_400k.accdb.xz", 20_000: "reference_20k.accdb"}
 
-FORMS = ("csv", "tsv", "xlsx", "xls", "accdb", *("sav", "dta"))
+FORMS = ("csv", "tsv", "xlsx", "xls", "accdb", *("sav", "dta"), "cpio")
 STATS_FORMS = ("sav", "dta")
 """SPSS and Stata files as pyreadstat writes them (text columns), under OpenPGP."""
 
@@ -211,6 +211,8 @@ def prepare(rows: int, forms: tuple[str, ...] = FORMS, seed: int = SEED,
                               password=PASSWORD)
         elif name == "accdb":
             made[name] = _access(rows, log)
+        elif name == "cpio":
+            made[name] = _cpio(folder, frame, recipient, rows, when, fpr, log)
         elif name in STATS_FORMS:
             made[name] = _stats(name, folder, frame, recipient, rows, when, fpr, log)
         if name != "accdb" and not (folder / "truth.json").exists() and frame._truth:
@@ -262,3 +264,29 @@ def _stats(name: str, folder: Path, frame: _Frame, recipient: Callable[[], bytes
         log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
             f"{time.perf_counter() - t0:.1f} s")
     return Form(name, str(path), rows, when, "openpgp", f"cases.{name}")
+
+
+def _cpio(folder: Path, frame: _Frame, recipient: Callable[[], bytes], rows: int, when: str,
+          fpr: str, log: Callable[[str], None]) -> Form:
+    """The CSV (Windows-1252) on a GNU cpio tape (newc, 5120-byte blocks), gzip-compressed,
+    encrypted to the bench key."""
+    path = folder / f"cases.cpio.gz.{fpr[-8:]}.gpg"
+    if not path.exists():
+        import gzip
+        import subprocess
+        import tempfile
+
+        from ingest.crypto.openpgp import encrypt_openpgp
+        from ingest.synth import to_delimited
+
+        t0 = time.perf_counter()
+        with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:  # synthetic data, in memory
+            (Path(shm) / "cases.csv").write_bytes(to_delimited(frame.get()[0]))
+            tape = subprocess.run(["cpio", "-o", "--quiet", "-H", "newc", "-B"],
+                                  input=b"cases.csv\n", cwd=shm, capture_output=True,
+                                  check=True).stdout
+        _write(path, encrypt_openpgp(gzip.compress(tape, mtime=0), SENDER_GNUPG,
+                                     recipient_key=recipient()))
+        log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
+            f"{time.perf_counter() - t0:.1f} s")
+    return Form("cpio", str(path), rows, when, "openpgp-cpio", "cases.cpio.gz")
