@@ -147,11 +147,11 @@ class Runner:
         if case == "polars":
             return self.child("polars_peer", form=spec, gnupg_home=self.gnupg)
         if case == "duckdb":
-            if name not in ("csv", "tsv", "accdb"):
+            if name not in ("csv", "tsv", "accdb", "cpio"):
                 return None  # no excel extension for this DuckDB offline; it reads no xls
             return self.child("duckdb_peer", form=spec, gnupg_home=self.gnupg)
         if case == "duckdb-1.5":
-            if self.side_python is None or name == "xls":
+            if self.side_python is None or name in ("xls", "cpio"):  # cpio: no libarchive-c
                 return None
             return self.child("duckdb_peer", python=self.side_python, form=spec,
                               gnupg_home=self.gnupg, side=True)
