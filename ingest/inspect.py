@@ -31,7 +31,7 @@ from .formats import Kind, classify
 from .keys import session
 from .media import Delivery, Member, open_delivery
 from .pipeline import datasets_of
-from .readers import SourceTable, read_delivery_tables, read_member
+from .readers import SourceTable, read_delivery_tables, read_member, stats
 from .readers.access import list_tables, read_table
 from .schema import Column, Dataset
 from .settings import Settings, load_settings
@@ -201,7 +201,10 @@ def _access(member: Member, how: str) -> tuple[SourceTable, str]:
 def _header_dataset(member: Member, fmt: str) -> Dataset:
     """A dataset asking for every column of the member's header, each as text, so
     the real reader reads the member as a run would."""
-    names = _workbook_header(member) if fmt != "delimited" else _text_header(member)
+    if fmt in stats.FORMATS:
+        names = stats.column_names(fmt, member.data, member.name)
+    else:
+        names = _workbook_header(member) if fmt != "delimited" else _text_header(member)
     seen: set[str] = set()
     columns = []
     for i, name in enumerate(names):

@@ -287,3 +287,24 @@ def test_a_labelled_column_declared_as_a_number_keeps_its_codes() -> None:
                        dataset(Coded, name="coded", version="1"), "coded.sav")
     assert table.frame["SEX"].to_list() == CODES
     assert table.repairs == {} and table.notes == []
+
+
+def test_inspect_and_schema_draft_read_a_stats_file_typed(tmp_path: Path, home: Path) -> None:
+    folder = tmp_path / "delivery"
+    folder.mkdir()
+    (folder / "cases.sav").write_bytes(data_fixture("stats", "haven.sav").read_bytes())
+    env = dict(os.environ, INGEST_HOME=str(home))
+    shown = subprocess.run([INGEST, "inspect", str(folder)], env=env, capture_output=True,
+                           text=True, check=False, timeout=300)
+    assert shown.returncode == 0, shown.stderr
+    assert "table: cases.sav (spss, UTF-8), 4 rows" in shown.stdout
+    kinds = {line.split()[0]: line.split()[1] for line in shown.stdout.splitlines()
+             if line.startswith("    ") and len(line.split()) == 4}
+    assert kinds == {"CASE_ID": "text", "SEX": "text", "DOB": "date", "SEEN": "datetime",
+                     "LAB_VAL": "float", "CMNT": "text"}
+    drafted = subprocess.run([INGEST, "schema", "draft", str(folder), "--name", "cases",
+                              "--out", str(tmp_path / "draft.py")], env=env,
+                             capture_output=True, text=True, check=False, timeout=300)
+    assert drafted.returncode == 0, drafted.stderr
+    assert "case_id string, sex string, dob date, seen datetime, lab_val float, cmnt string" \
+        in drafted.stdout + drafted.stderr

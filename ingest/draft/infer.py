@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import time
 from typing import Any
 
 import polars as pl
@@ -137,7 +138,7 @@ def _typed_kind(col: Drafted, values: pl.Series, words: set[str]) -> None:
     elif dtype == pl.Date:
         col.kind = "date"
     elif isinstance(dtype, pl.Datetime):
-        midnight = (values.dt.time() == pl.time(0)).all() if values.len() else True
+        midnight = bool((values.dt.time() == time(0)).all()) if values.len() else True
         col.kind = "date" if midnight else "datetime"
         if isinstance(dtype, pl.Datetime) and dtype.time_zone and col.kind == "datetime":
             col.metadata["timezone"] = "UTC"

@@ -63,6 +63,12 @@ def read_as_delivered(members: list[Member], encodings: tuple[str, ...] = ("utf-
             return _delimited(found, encodings)
         if fmt.name == "access":
             return _access(found, table)
+        from . import stats  # registers into this package: imported once it is loaded
+
+        if fmt.name in stats.FORMATS:  # typed as the file declares, labels as levels
+            names = stats.column_names(fmt.name, found.data, found.name)
+            return stats.read_stats(fmt.name, found.data, text_dataset(names, encodings),
+                                    found.name)
         return _workbook(found, fmt)
 
 

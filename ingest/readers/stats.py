@@ -126,6 +126,15 @@ def read_stats(fmt: str, data: bytes, dataset: Dataset, member: str) -> SourceTa
                        None, notes, repairs)
 
 
+FORMATS = ("spss", "stata", "sas7bdat", "sas-transport")
+
+
+def column_names(fmt: str, data: bytes, member: str) -> list[str]:
+    """The file's column names, from its metadata alone (for ``ingest inspect``)."""
+    reader, _ = _readers()[fmt]
+    return list(_call(reader, data, member, metadataonly=True)[1].column_names)
+
+
 def _metadata(reader: Callable[..., Any], data: bytes, dataset: Dataset,
               member: str) -> tuple[Any, str | None]:
     """The file's metadata, and the encoding to read it with: None (the file's own,
@@ -268,4 +277,5 @@ def _register() -> None:
 
 _register()
 
-__all__ = ["USER_MISSING_TO_NULL", "VALUE_LABELS_APPLIED", "read_stats"]
+__all__ = ["FORMATS", "USER_MISSING_TO_NULL", "VALUE_LABELS_APPLIED", "column_names",
+           "read_stats"]
