@@ -46,7 +46,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ingest._fs import FILE_MODE, private_dir, write_private
+from ingest._fs import DIR_MODE, FILE_MODE, private_dir, write_private
 from ingest.errors import IngestError, UsageError
 from ingest.settings import Settings, load_settings
 
@@ -484,6 +484,18 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+def _owner_only(root: Path) -> None:
+    """Make the UI's static copy owner-only, as all else under our Prefect home.
+
+    Prefect copies the build keeping the wheel's modes (0755/0644), before its
+    server answers /api/health; the files are Prefect's own, public, so the moment
+    they are readable by others before this runs exposes nothing."""
+    for path in [root, *root.rglob("*")] if root.is_dir() else []:
+        with contextlib.suppress(OSError):
+            if not path.is_symlink():
+                os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
@@ -555,6 +567,7 @@ def _start(settings: Settings, home: Path, timeout: float) -> str:
         _write_state(home, state)
         while time.monotonic() < deadline:
             if _healthy(url):
+                _owner_only(home / UI_DIR)
                 return url
             if not _is_ours(state, home):
                 break  # supervisor gone: port taken meanwhile, or the server failed
