@@ -83,6 +83,13 @@ def _pandas(data: bytes, widths: list[int], encoding: str) -> int:
 
 
 def _child(queue: Any, case: str, inputs: dict[str, Any]) -> None:
+    import pandas  # noqa: F401 - imports are not timed
+    import polars  # noqa: F401
+
+    import ingest.readers  # noqa: F401
+    import schemas.admissions  # noqa: F401
+    import schemas.reference  # noqa: F401
+
     t0 = time.perf_counter()
     if case == "ingest: reference (cp1252, LF)":
         rows = _ingest(*inputs["reference"][:2], "reference")
