@@ -79,12 +79,13 @@ def _chromium(url: str, tmp_path: Path, shot: Path | None = None) -> str:
     return proc.stdout
 
 
-def _rendered(url: str, tmp_path: Path, expect: str, tries: int = 3) -> str:
-    """The DOM once the page shows ``expect``: on a busy machine the UI's calls to
-    the API may outlast one virtual-time budget, so the page is loaded again."""
+def _rendered(url: str, tmp_path: Path, *expect: str, tries: int = 3) -> str:
+    """The DOM once the page's text matches every pattern of ``expect``: on a busy
+    machine the UI's calls to the API (the run, then its logs) may outlast one
+    virtual-time budget, so the page is loaded again."""
     for _ in range(tries):
         dom = _chromium(url, tmp_path)
-        if expect in _text(dom):
+        if all(re.search(pattern, _text(dom)) for pattern in expect):
             return dom
     return dom
 
@@ -123,15 +124,16 @@ def test_the_printed_link_opens_the_run_and_its_report(cli_env, pgp_delivery,
     scanner = Scanner([Canary("person_id", PERSON), Canary("comment", COMMENT)])
 
     # the run: its name, its state, the flow, and each stage's task run
-    shot = tmp_path / "run.png"
-    _chromium(link, tmp_path, shot)
-    dom = _rendered(link, tmp_path, f"Flow Run: {name.group(1)}")
+    tasks = [rf"\b{stage}-[0-9a-f]{{3}}\b" for stage in STAGES]
+    dom = _rendered(link, tmp_path, re.escape(f"Flow Run: {name.group(1)}"), *tasks)
     text = _text(dom)
     assert f"Flow Run: {name.group(1)}" in text, text[:2000]
     assert "Completed" in text and "ingest-delivery" in text, text[:2000]
-    for stage in STAGES:
-        assert re.search(rf"\b{stage}-[0-9a-f]{{3}}\b", text), (stage, text[:3000])
+    for task in tasks:
+        assert re.search(task, text), (task, text[:3000])
     assert not scanner.scan_bytes(dom.encode())
+    shot = tmp_path / "run.png"
+    _chromium(link, tmp_path, shot)
     image = Image.open(shot).convert("RGB")
     assert image.size == (1400, 1000)
     colours = image.getcolors(maxcolors=1 << 20) or []
@@ -145,7 +147,7 @@ def test_the_printed_link_opens_the_run_and_its_report(cli_env, pgp_delivery,
     artifacts = [a for a in json.loads(body) if a["flow_run_id"] == run_id]
     assert len(artifacts) == 1
     page = f"{base}/artifacts/artifact/{artifacts[0]['id']}"
-    dom = _rendered(page, tmp_path, "Quarantine reasons")
+    dom = _rendered(page, tmp_path, "Quarantine reasons", re.escape(name.group(1)))
     text = _text(dom)
     assert f"Delivery {delivery_id} (reference): published" in text, text[:2000]
     assert "Quarantine reasons" in text and f"{summary['rows_in']:,}" in text, text[:3000]
