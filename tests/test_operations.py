@@ -259,7 +259,8 @@ def test_progress_lines_only_on_a_terminal() -> None:
 
 PERSON = "PCAFEF00D"
 COMMENT = "CANARY-OTTER-4417 ops note"
-PASSPHRASE = "ops-canary-passphrase-93715"
+PASSPHRASE = "QXZJWVKRTMPLHGDBYN-93715"
+"""Random capitals: no 8-character window of it occurs in a log or database by chance."""
 SECRET_BLOCK = "ingest-test-passphrase"
 
 
@@ -392,6 +393,7 @@ def test_stages_retry_transient_io_errors_only(ops: dict, tmp_path: Path) -> Non
 
 @pytest.mark.prefect_server
 def test_inbox_to_workers_to_artifacts_end_to_end(ops: dict) -> None:
+    from _canaries import Canary, Scanner
     from prefect.blocks.system import Secret
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
@@ -403,7 +405,6 @@ def test_inbox_to_workers_to_artifacts_end_to_end(ops: dict) -> None:
         FlowRunFilterId,
     )
     from prefect.settings import PREFECT_API_URL, temporary_settings
-    from test_confidentiality import forms, scan
 
     from ingest.crypto.openpgp import encrypt_openpgp, ensure_recipient_key, export_public_key
     from ingest.synth import generate, to_delimited
@@ -548,15 +549,15 @@ def test_inbox_to_workers_to_artifacts_end_to_end(ops: dict) -> None:
         "states": [r.state.message if r.state else None for r in every_run],
         "artifacts": [{"data": a.data, "description": a.description} for a in every_artifact],
     }, default=str))
-    needles = {"person canary": forms(PERSON), "comment canary": forms(COMMENT),
-               "passphrase": forms(PASSPHRASE)}
+    scanner = Scanner([Canary("person canary", PERSON), Canary("comment canary", COMMENT),
+                       Canary("passphrase", PASSPHRASE)])
     reasons = list(inbox.rglob("*.reason.txt"))
     reports = [p / "report.html" for p in out.iterdir() if (p / "report.html").is_file()]
-    hits = scan([settings.prefect_home, logs, api_dump, *reasons, *reports], needles)
+    hits = scanner.scan([settings.prefect_home, logs, api_dump, *reasons, *reports])
     assert hits == [], hits
     # the scan can see a canary where one is
     probe = logs / "probe.bin"
     probe.write_bytes(b".." + COMMENT.encode("utf-16-le") + b"..")
-    assert scan([probe], needles) == [f"comment canary in {probe}"]
+    assert scanner.scan([probe]) == [f"comment canary in {probe}"]
     print(f"\ntimings: set-up {t_ready - t_start:.1f} s, three deliveries "
           f"{t_first - t_ready:.1f} s, repeat + failure {t_second - t_first:.1f} s")
