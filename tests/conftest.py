@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -33,6 +33,15 @@ def _no_gpg_agents_left(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN2
     base = tmp_path_factory.getbasetemp()
     subprocess.run(["pkill", "-f", f"gpg-agent --homedir {base}/"], check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture(autouse=True)
+def _no_session_secret_left() -> Iterator[None]:
+    """A passphrase one test gives for its session is not another test's."""
+    yield
+    from ingest.keys import session
+
+    session._session.clear()
 
 
 @pytest.fixture(scope="session")

@@ -143,7 +143,8 @@ def test_the_reference_table_in_cpio_gives_the_csvs_table(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INGEST_PASSPHRASE", PASSWORD)
     folder = _deliver(tmp_path, PACKS[pack]({"cases.csv": reference[1]}, tmp_path, home))
-    summary = run_delivery(folder, out=tmp_path / "out", delivery_date=DELIVERY_DATE)
+    summary = run_delivery(folder, out=tmp_path / "out", passphrase=PASSWORD,
+                           delivery_date=DELIVERY_DATE)
     assert summary.quarantine_reasons and summary.rows_in == reference[0].height
     assert (_table_hash(tmp_path / "out"), summary.quarantine_reasons) == baseline
 
