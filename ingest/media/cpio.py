@@ -27,15 +27,17 @@ from __future__ import annotations
 
 import io
 import re
+from typing import TYPE_CHECKING
 
-import libarchive
-import libarchive.exception
 import numpy as np
 
 from ..errors import IngestError, MediaError
 from ..formats import Format, Kind, register
 from ._base import Member, OpenContext
 from ._safety import Intake
+
+if TYPE_CHECKING:
+    import libarchive
 
 _HEX, _OCTAL = re.compile(rb"[0-9A-Fa-f]{1,6}"), re.compile(rb"[0-7]{1,6}")
 _ASCII = {b"070701": _HEX, b"070702": _HEX, b"070707": _OCTAL}
@@ -47,9 +49,10 @@ _BINARY = (b"\xc7\x71", b"\x71\xc7")
 """The old binary form's magic 070707 as a 16-bit word, little- or big-endian."""
 _BINARY_HEADER = 26
 
-_FOREIGN = (libarchive.exception.ArchiveError, UnicodeError, ValueError, OSError)
-"""What libarchive-c raises on a truncated or damaged archive (its message is not
-ours to show: it may quote a member name)."""
+_FOREIGN = (UnicodeError, ValueError, OSError)
+"""What libarchive-c raises on a truncated or damaged archive, beside its own
+ArchiveError (its message is not ours to show: it may quote a member name).
+libarchive is imported when a cpio archive is met, not when the registry loads."""
 
 
 def is_cpio(head: bytes) -> bool:
@@ -75,12 +78,14 @@ class CpioContainer:
         return is_cpio(head)
 
     def open(self, member: Member, ctx: OpenContext) -> list[Member]:
+        from libarchive.exception import ArchiveError
+
         intake = Intake(member, ctx, self.kind)
         try:
             return _read(member, intake)
         except IngestError:
             raise
-        except _FOREIGN:
+        except (ArchiveError, *_FOREIGN):
             raise MediaError(f"{member.name}: the cpio archive is truncated or damaged; ask "
                              "the sender to send it again") from None
 
@@ -95,6 +100,8 @@ def _read(member: Member, intake: Intake) -> list[Member]:
 
 def _entries(member: Member, intake: Intake) -> tuple[list[Member], int]:
     """Every regular file, and where the archive's trailer ends."""
+    import libarchive
+
     layout = _layout(member.data)
     members: list[Member] = []
     accounted = 0
@@ -129,6 +136,8 @@ def _layout(data: bytes) -> tuple[int, int]:
 
 def _record_size(entry: libarchive.ArchiveEntry | None, layout: tuple[int, int]) -> int:
     """Bytes of one record (header, name, data, each padded); None: the trailer's."""
+    import libarchive.ffi
+
     header, align = layout
     name = libarchive.ffi.entry_pathname(entry._entry_p) if entry is not None else b"TRAILER!!!"
     size = entry.size if entry is not None and not entry.issym else 0
