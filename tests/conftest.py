@@ -41,7 +41,8 @@ def _no_session_secret_left() -> Iterator[None]:
     yield
     from ingest.keys import session
 
-    session._session.clear()
+    session.set_passphrase(None)
+    session.set_keyring_passphrase(None)
 
 
 @pytest.fixture(scope="session")
