@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from .errors import ToolStalled
 
@@ -170,7 +170,7 @@ def run_tool(cmd: list[str], receive: Callable[[ChildOutput], T], *, stdin: int,
                                     pass_fds=pass_fds, env=env, **popen)
         finally:
             output.started()
-        watchdog = _Watchdog(proc, output, stall_after) if stall_after else None
+        watchdog = Watchdog(proc, output, stall_after) if stall_after else None
         try:
             received = receive(output)
         except BaseException:
@@ -184,11 +184,28 @@ def run_tool(cmd: list[str], receive: Callable[[ChildOutput], T], *, stdin: int,
         return code, received, read_memory_file(log, messages_limit)
 
 
-class _Watchdog:
-    """Kills a child whose output has not moved for ``seconds`` (killing it ends its
-    output, so a receiver waiting on it returns)."""
+class Progressing(Protocol):
+    last_progress: float
+    """``time.monotonic()`` when the child's output last moved."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], output: ChildOutput,
+
+class OutputActivity:
+    """When a child's output last moved, for a reader that reads the pipe itself
+    (:class:`ChildOutput` keeps its own)."""
+
+    def __init__(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def moved(self) -> None:
+        self.last_progress = time.monotonic()
+
+
+class Watchdog:
+    """Kills a child whose output has not moved for ``seconds`` (killing it ends its
+    output, so a receiver waiting on it returns). One rule for every child tool:
+    progress is output, and the time is the one setting ``tool_stall_seconds``."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], output: Progressing,
                  seconds: float) -> None:
         self._proc, self._output, self.seconds = proc, output, seconds
         self._done = threading.Event()

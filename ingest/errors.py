@@ -38,7 +38,7 @@ class MediaError(IngestError):
 
 
 class ToolStalled(IngestError):
-    """A child tool (gpg, 7-Zip) made no progress for the set time and was stopped."""
+    """A child tool (gpg, 7-Zip, mdbtools) made no progress for the set time and was stopped."""
 
     exit_code = 3
 

@@ -49,7 +49,7 @@ class Settings:
     """A delivery with a larger share of rejected rows is rejected whole.
     Env: INGEST_MAX_QUARANTINE_SHARE."""
     tool_stall_seconds: float = 300.0
-    """A child tool (gpg, 7-Zip) whose output has not moved for this long is stopped
+    """A child tool (gpg, 7-Zip, mdbtools) whose output has not moved for this long is stopped
     and the run fails naming it; 0: never. Env: INGEST_TOOL_STALL_SECONDS."""
     limits: Limits = field(default_factory=Limits)
     """What a delivery's containers may expand to; each field is its own setting."""

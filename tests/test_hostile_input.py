@@ -541,7 +541,7 @@ def test_corrupt_pages_in_an_access_database_are_detected_or_every_row_is_accoun
     from ingest.schema import load_dataset
     from ingest.validate import validate
 
-    monkeypatch.setattr(access, "TIMEOUT_SECONDS", 60)
+    monkeypatch.setenv("INGEST_TOOL_STALL_SECONDS", "60")
     dataset = load_dataset("reference")
     truth = json.loads(data_fixture("access", "reference_20k.truth.json").read_text())
     secrets = [v for c in truth["canaries"] for v in (c["pers_id"], c["token"])]

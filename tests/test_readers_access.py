@@ -314,13 +314,37 @@ def test_a_failing_batch_stops_the_export() -> None:
         assert db.count("CASES") == 20_000  # the memory file is still usable
 
 
-def test_an_export_that_does_not_finish_in_time_is_stopped(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("script", [
+    "exec sleep 30",  # silent from the start
+    # some rows, then silence (a hung export), while the pipe has room for more
+    "printf '1,\"a\",,,,,,,,\\n'; exec sleep 30",
+])
+def test_an_export_that_stalls_is_stopped_naming_mdb_export(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    import time
+
+    from ingest.errors import ToolStalled
+
     with _database(fixture("reference_20k.accdb"), "r.accdb") as db:
         names = [c.name for c in db.tables()["CASES"]]
-        monkeypatch.setattr(access, "TIMEOUT_SECONDS", 0.002)
-        with pytest.raises(ReadError, match="mdb-export did not finish in 0.002 s"):
+        fake_mdb_export(tmp_path, monkeypatch, script)
+        monkeypatch.setenv("INGEST_TOOL_STALL_SECONDS", "1")
+        started = time.monotonic()
+        with pytest.raises(ToolStalled, match=r"^mdb-export made no progress for 1 s"):
             db.export("CASES", names, lambda batch: None)
+        assert time.monotonic() - started < 10
+
+
+def test_a_slow_export_that_keeps_writing_is_left_to_finish(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    row = ",".join(["1"] * 10)
+    fake_mdb_export(tmp_path, monkeypatch,
+                    f"for i in 1 2 3 4 5 6; do echo '{row}'; sleep 0.4; done")
+    monkeypatch.setenv("INGEST_TOOL_STALL_SECONDS", "1")
+    with _database(fixture("reference_20k.accdb"), "r.accdb") as db:
+        names = [c.name for c in db.tables()["CASES"]]
+        assert len(names) == 10
+        assert db.export("CASES", names, lambda batch: None) == 6
 
 
 def fake_mdb_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
@@ -337,14 +361,13 @@ def fake_mdb_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str
     ("printf '1,\"a\"\\n'; exit 1", r"could not read the database \(mdb-export"),
     ("printf '1,\"\\377\",,,,,,,,\\n'", "the export of table CASES could not be parsed"),
     ("printf '1,\"a\"\\n'", "the export of table CASES could not be parsed"),
-    ("exec sleep 30", "mdb-export did not finish in 0.5 s"),
 ])
 def test_a_failing_export_is_reported_without_its_output(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str, message: str) -> None:
     with _database(fixture("reference_20k.accdb"), "r.accdb") as db:
         names = [c.name for c in db.tables()["CASES"]]
         fake_mdb_export(tmp_path, monkeypatch, script)
-        monkeypatch.setattr(access, "TIMEOUT_SECONDS", 0.5)
+        monkeypatch.setenv("INGEST_TOOL_STALL_SECONDS", "0.5")
         with pytest.raises(ReadError, match=message) as info:
             db.export("CASES", names, lambda batch: None)
     # nothing chained that could quote the output

@@ -29,7 +29,6 @@ import contextlib
 import os
 import re
 import subprocess
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -39,14 +38,13 @@ from typing import cast
 
 import polars as pl
 
-from .._fs import child_environment, memory_file, widen_pipe
+from .._fs import OutputActivity, Watchdog, child_environment, memory_file, widen_pipe
 from ..errors import DecryptionError, ReadError, SchemaMismatchError
 from ..kinds import ACCESS_KINDS, READ_AS_TEXT_FROM_ACCESS
 from ..schema import Column, Dataset
+from ..settings import stall_seconds
 from ._base import SourceTable, match_columns
 
-TIMEOUT_SECONDS = 1800
-"""A hostile or damaged file must not hang the run."""
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EXPORT_BIND_SIZE = 200_000
 """mdb-export's fixed buffer per value (bytes, with the terminating NUL); a
@@ -149,6 +147,33 @@ def _export(db: _Database, table: str,
 
 # --- mdbtools over a memory file ----------------------------------------------------------
 
+@dataclass
+class _Child:
+    """A running mdbtools command, its output's activity and the stall watchdog
+    (the one every child tool has: a hostile or damaged file must not hang the run)."""
+
+    process: subprocess.Popen[bytes]
+    activity: OutputActivity
+    watchdog: Watchdog | None
+
+    @property
+    def program(self) -> str:
+        return cast(list[str], self.process.args)[0]
+
+    def read_output(self) -> Iterator[bytes]:
+        """The output as it comes, each piece counted as progress."""
+        assert self.process.stdout is not None
+        while chunk := os.read(self.process.stdout.fileno(), _PIPE_BYTES):
+            self.activity.moved()
+            yield chunk
+
+    def check_stalled(self) -> None:
+        """Once the child has ended: :class:`ToolStalled` naming it if the watchdog
+        stopped it."""
+        if self.watchdog is not None and self.watchdog.stop():
+            raise self.watchdog.error(self.program)
+
+
 class _Database:
     """mdbtools commands against one memory file."""
 
@@ -158,8 +183,9 @@ class _Database:
         self._tables: dict[str, list[AccessColumn]] | None = None
 
     @contextlib.contextmanager
-    def started(self, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-        """An mdbtools command running, its output on a pipe; killed if left early."""
+    def started(self, *args: str) -> Iterator[_Child]:
+        """An mdbtools command running, its output on a pipe, under the stall
+        watchdog; killed if left early."""
         try:
             # stderr is never shown (it may name objects or quote values), so not kept
             process = subprocess.Popen(
@@ -172,32 +198,30 @@ class _Database:
                             f"({args[0]} not found); install it (apt-get install "
                             "mdbtools)") from None
         with process:
+            seconds = stall_seconds()
+            activity = OutputActivity()
+            child = _Child(process, activity,
+                           Watchdog(process, activity, seconds) if seconds else None)
             try:
-                yield process
+                yield child
             finally:
                 if process.poll() is None:
                     process.kill()
+                if child.watchdog is not None:
+                    child.watchdog.stop()
 
-    def finish(self, process: subprocess.Popen[bytes]) -> bytes:
+    def finish(self, child: _Child) -> bytes:
         """The output of a command from :meth:`started`, once it has succeeded."""
-        try:
-            out, _ = process.communicate(timeout=TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            raise self._failure(process, timed_out=True) from None
-        if process.returncode != 0:
-            raise self._failure(process)
+        out = b"".join(child.read_output())
+        child.process.wait()
+        child.check_stalled()
+        if child.process.returncode != 0:
+            raise self._failure(child)
         return out
 
-    def _failure(self, process: subprocess.Popen[bytes], timed_out: bool = False
-                 ) -> ReadError:
-        program = cast(list[str], process.args)[0]
-        if timed_out:
-            return ReadError(f"{self.member}: {program} did not finish in "
-                             f"{TIMEOUT_SECONDS} s; the database may be damaged")
+    def _failure(self, child: _Child) -> ReadError:
         return ReadError(f"{self.member}: mdbtools could not read the database "
-                         f"({program} failed); it is damaged, truncated or not an "
+                         f"({child.program} failed); it is damaged, truncated or not an "
                          "Access database. Ask the sender for it again, or for CSV")
 
     def tables(self) -> dict[str, list[AccessColumn]]:
@@ -216,8 +240,8 @@ class _Database:
         with self.started("mdb-count", self.path, table) as process:
             return self.count_from(process, table)
 
-    def count_from(self, process: subprocess.Popen[bytes], table: str) -> int:
-        text = self.finish(process).strip()
+    def count_from(self, child: _Child, table: str) -> int:
+        text = self.finish(child).strip()
         if not text.isdigit():
             raise ReadError(f"{self.member}: mdb-count gave no row count for table {table}")
         return int(text)
@@ -227,19 +251,15 @@ class _Database:
         """The table's rows, all columns as text, handed to ``take`` a batch at a time
         (on another thread, in order) while mdb-export writes the rest; the row count.
         """
-        expired = threading.Event()
         failure: ReadError | None = None
         rows = 0
         # no header (a name may hold a comma); dates with four-digit years;
         # binary as hex so the CSV stays valid UTF-8
         with self.started("mdb-export", "-H", "-D", "%Y-%m-%d", "-T", DATETIME_FORMAT,
-                          "-b", "hex", self.path, table) as process, \
+                          "-b", "hex", self.path, table) as child, \
                 ThreadPoolExecutor(1, thread_name_prefix="access-export") as worker:
+            process = child.process
             assert process.stdout is not None
-
-            def expire() -> None:
-                expired.set()
-                process.kill()
 
             def parse(batch: bytes) -> int:
                 try:
@@ -253,14 +273,12 @@ class _Database:
                 take(frame)
                 return frame.height
 
-            timer = threading.Timer(TIMEOUT_SECONDS, expire)
-            timer.start()
             pending: deque[Future[int]] = deque()
             pipe = process.stdout.fileno()
             pause = _PIPE_PAUSE_SECONDS if widen_pipe(pipe, _PIPE_BYTES) else 0.0
             try:
                 try:
-                    for batch in _batches(pipe, pause):
+                    for batch in _batches(child.read_output(), pause):
                         pending.append(worker.submit(parse, batch))
                         # at most _BATCHES_AHEAD wait to be typed: while they do,
                         # mdb-export waits on the pipe, and the plaintext stays bounded
@@ -274,26 +292,24 @@ class _Database:
                     failure = exc
                     for future in pending:
                         future.cancel()
-                    while os.read(pipe, _PIPE_BYTES):
+                    for _ in child.read_output():
                         pass
                 process.wait()
             finally:
                 for future in pending:  # anything else: stop at once
                     future.cancel()
-                timer.cancel()
-        if expired.is_set():
-            raise self._failure(process, timed_out=True)
+        child.check_stalled()
         if process.returncode != 0:
-            raise self._failure(process)
+            raise self._failure(child)
         if failure is not None:
             raise failure
         return rows
 
 
-def _batches(pipe: int, pause: float) -> Iterator[bytes]:
+def _batches(chunks: Iterator[bytes], pause: float) -> Iterator[bytes]:
     """mdb-export's CSV in pieces of whole records, about EXPORT_BATCH_BYTES each."""
     buffer = bytearray()
-    while chunk := os.read(pipe, _PIPE_BYTES):
+    for chunk in chunks:
         buffer += chunk
         if len(buffer) >= EXPORT_BATCH_BYTES and (end := _records_end(buffer)):
             with memoryview(buffer) as view, view[:end] as records:
