@@ -10,6 +10,9 @@ in a child process (tests/_faults_child.py), then:
 - a re-run succeeds and publishes exactly the rows of the delivery (data lost:
   zero), leaving no staging folder behind.
 
+A gpg that stops making progress mid-delivery is stopped by the stall watchdog:
+the run fails naming gpg, nothing is published, and a re-run succeeds.
+
 A full disk and a read-only output folder end in our OutputError with nothing
 published, and a re-run once the disk has room succeeds. Two runs of the same
 delivery at once publish it once (the other reports it already processed); two
@@ -332,6 +335,73 @@ def test_repeated_kills_then_a_clean_run(deliveries, home: Path, tmp_path: Path)
 
 
 # --- a full disk --------------------------------------------------------------------------------
+
+
+# --- a child tool that stalls -------------------------------------------------------------------
+
+
+_STALLING_GPG = """#!{python}
+# The real gpg, decrypting, whose first {passed} bytes of output are passed on; then
+# nothing more is read from it, so it blocks on its full pipe (a hung decryption
+# mid-delivery), and nothing more is written, until this process is killed.
+import os, subprocess, sys, time
+gpg = subprocess.Popen([{real!r}, *sys.argv[1:]], stdout=subprocess.PIPE, close_fds=False)
+passed = 0
+while passed < {passed} and (chunk := os.read(gpg.stdout.fileno(), {passed} - passed)):
+    passed += os.write(1, chunk)
+with open({count!r}, "w") as fh:
+    fh.write(str(passed))
+time.sleep(600)
+"""
+
+
+def _stalling_gpg(folder: Path, passed: int) -> Path:
+    """A ``gpg`` for the front of the PATH; returns the file that gets the count of
+    bytes it passed on (a count only: plaintext never touches the disk)."""
+    import sys
+
+    real = shutil.which("gpg")
+    assert real is not None
+    folder.mkdir()
+    count = folder / "passed"
+    tool = folder / "gpg"
+    tool.write_text(_STALLING_GPG.format(python=sys.executable, real=real, passed=passed,
+                                         count=str(count)))
+    tool.chmod(0o755)
+    return count
+
+
+def test_a_gpg_stalled_mid_delivery_fails_naming_gpg_and_a_rerun_succeeds(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from ingest.errors import ToolStalled
+
+    delivery = tmp_path / "delivery"
+    truth = _encrypted_delivery(delivery, home, ROWS, 90)
+    out = tmp_path / "out"
+    before = assert_audit_verifies()
+    count = _stalling_gpg(tmp_path / "bin", passed=64 << 10)
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", f"{count.parent}{os.pathsep}{path}")
+    monkeypatch.setenv("INGEST_TOOL_STALL_SECONDS", "2")
+    started = time.monotonic()
+    with pytest.raises(ToolStalled, match=r"^gpg made no progress for 2 s and was stopped; "
+                                          "nothing was published") as err:
+        run_delivery(delivery, out=out, delivery_date=DELIVERY_DATE)
+    assert time.monotonic() - started < 60
+    assert count.read_text() == str(64 << 10)  # it did stall mid-delivery, not before
+    assert PERSON not in str(err.value) and COMMENT not in str(err.value)
+    assert assert_only_complete_deliveries(out) == 0
+    assert assert_audit_verifies() == before + 1
+    assert audit_entries()[-1]["outcome"] == "failed"
+    assert audit_entries()[-1]["error"] == "ToolStalled"
+    assert_no_plaintext(out, home, tmp_path)
+
+    monkeypatch.setenv("PATH", path)
+    summary = run_delivery(delivery, out=out, delivery_date=DELIVERY_DATE)
+    assert not summary.skipped
+    assert assert_only_complete_deliveries(out) == 1
+    assert_published_whole(out, summary.delivery_id, truth, summary)
+    assert audit_entries()[-1]["outcome"] == "published"
 
 
 @pytest.fixture
