@@ -16,6 +16,7 @@ import argparse
 import fnmatch
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,18 @@ class Group:
 
 
 # Tests of the form tests/test_mutants_<group>.py are added to their group on their own.
+# A group's tests are the few that state its promises in-process (mutmut links a test
+# to the code it reaches in its own process only): every mutant runs the selected tests
+# that reach its function, fastest first, until one fails, so a slow test costs only
+# the mutants that survive the fast ones.
+FAULTS_IN_PROCESS = tuple(f"tests/test_faults.py::{name}" for name in (
+    "test_a_full_disk_simulated_at_fsync_is_a_clear_error",
+    "test_a_full_disk_while_an_output_is_encrypted_is_a_clear_error",
+    "test_a_read_only_output_folder_is_a_clear_error"))
+CSV_PROPERTIES = tuple(f"tests/test_properties.py::{name}" for name in (
+    "test_utf8_csv_and_tsv_round_trip", "test_cp1252_csv_and_tsv_round_trip",
+    "test_a_trailer_is_read_as_a_trailer_and_checked",
+    "test_the_delimited_reader_survives_any_input"))
 GROUPS: dict[str, Group] = {
     "validate": Group(
         ("ingest/validate/__init__.py",),
@@ -53,8 +66,8 @@ GROUPS: dict[str, Group] = {
         default=False),
     "publish": Group(
         ("ingest/writers/publish.py",),
-        ("tests/test_pipeline.py", "tests/test_custody.py"),
-        why="staging, publishing, hashes of what was written"),
+        ("tests/test_pipeline.py", "tests/test_custody.py", *FAULTS_IN_PROCESS),
+        why="staging, publishing, hashes of what was written, failures while writing"),
     "writers": Group(
         ("ingest/writers/jsonl.py", "ingest/writers/parquet.py", "ingest/writers/policy.py"),
         ("tests/test_pipeline.py", "tests/test_custody.py"),
@@ -70,7 +83,7 @@ GROUPS: dict[str, Group] = {
         why="the hash-chained audit log"),
     "csv": Group(
         ("ingest/readers/csv.py",),
-        ("tests/test_readers_csv.py",),
+        ("tests/test_readers_csv.py", *CSV_PROPERTIES),
         functions=tuple(f"ingest.readers.csv.x_{name}__mutmut_*" for name in (
             "sniff_text", "split_trailer", "to_utf8", "_utf8", "_as_utf8",
             "_not_utf8_from_the_start", "_stripped_end", "_trailer_end", "_refuse_nul",
@@ -145,7 +158,25 @@ def copy_of(ref: str, work: Path) -> None:
     (work / "mutants" / ".venv").symlink_to(ROOT / ".venv")
 
 
-def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[Row], float]:
+@dataclass
+class Timing:
+    wall: float
+    cpu: float
+    """User and system seconds of mutmut and every process it waited for."""
+    load: tuple[float, float]
+    """One-minute load average at the start and at the end."""
+
+    def __str__(self) -> str:
+        return (f"{self.wall:.0f} s wall, {self.cpu:.0f} s CPU, "
+                f"load {self.load[0]:.1f}-{self.load[1]:.1f}")
+
+
+def _children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[Row], Timing]:
     work = Path(args.workdir) / name
     copy_of(args.ref, work)
     extra = sorted(str(p.relative_to(work))
@@ -162,12 +193,13 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(work / "mutants"))
     env.pop("INGEST_HOME", None)
     log = work / "mutmut.log"
-    started = time.monotonic()
+    started, cpu, load = time.monotonic(), _children_cpu(), os.getloadavg()[0]
     with log.open("wb") as out:
         done = subprocess.run([str(ROOT / ".venv/bin/mutmut"), "run", "--max-children",
                                str(args.jobs), *patterns], cwd=work, env=env,
                               stdout=out, stderr=subprocess.STDOUT)
-    elapsed = time.monotonic() - started
+    elapsed = Timing(time.monotonic() - started, _children_cpu() - cpu,
+                     (load, os.getloadavg()[0]))
     if done.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-30:]
         print(f"[{name}] mutmut failed (exit {done.returncode}); last lines of {log}:",
@@ -207,7 +239,7 @@ def write_survivors(work: Path, name: str, rows: list[Row]) -> None:
     print(f"[{name}] {len(keys)} survivors (and mutants no test reaches): {path}")
 
 
-def table(results: list[tuple[str, list[Row], float]]) -> str:
+def table(results: list[tuple[str, list[Row], Timing]]) -> str:
     head = ("group", "module", "mutants", "killed", "survived", "no tests", "timeout", "score",
             "time")
     out = [head]
@@ -216,7 +248,7 @@ def table(results: list[tuple[str, list[Row], float]]) -> str:
             score = "-" if row.score is None else f"{row.score:.1f}%"
             out.append((name if i == 0 else "", row.module, str(row.mutants),
                         str(row.n("killed")), str(row.n("survived")), str(row.n("no tests")),
-                        str(row.n("timeout")), score, f"{elapsed:.0f} s" if i == 0 else ""))
+                        str(row.n("timeout")), score, str(elapsed) if i == 0 else ""))
     widths = [max(len(r[i]) for r in out) for i in range(len(head))]
     lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in out]
     lines.insert(1, "-+-".join("-" * w for w in widths))
