@@ -141,6 +141,11 @@ def read_delivery_tables(members: list[Member],
     columns its header line names); each dataset must find exactly one table,
     or the run stops naming the dataset. A text member that only one dataset
     may hold is handed over to its reader, as in a single-table run.
+
+    Fixed-width: a dataset with positions (declared, or a delivered layout that
+    names its columns: :func:`fixed.positioned_each`) reads as records every text
+    or unknown member whose header line names no other dataset's columns, as a
+    single-table run would.
     """
     if len(datasets) == 1:
         return [read_delivery_table(members, datasets[0])]
@@ -148,20 +153,36 @@ def read_delivery_tables(members: list[Member],
     mismatches: dict[str, list[str]] = {d.name: [] for d in datasets}
     failures: list[IngestError] = []
     passed: list[str] = []
+    # a fixed-width table: its dataset, with positions (see fixed.py), reads as records
+    # the text members no other dataset's header claims
+    positions = _fixed.positioned_each(members, datasets)
+    records = [p for p in positions if p is not None]
     for member in members:
         fmt = classify(member)
-        if fmt.kind is not Kind.TABLE:
+        by_header = [d for d, p in zip(datasets, positions, strict=True)
+                     if p is None and fmt.kind is Kind.TABLE and _may_hold(member, fmt, d)]
+        # a header line not in ASCII is offered to every text dataset (the reader
+        # decides), but does not keep records from the positioned ones unless it
+        # names a dataset's columns
+        claimed = [d for d in by_header if _may_hold(member, fmt, d, strict=True)]
+        as_records = records if _fixed.may_hold(fmt) and not claimed else []
+        if as_records:
+            by_header = claimed
+        if fmt.kind is not Kind.TABLE and not as_records:
             passed.append(f"{member.name}: {_passed_over(fmt)}")
             continue
-        candidates = [d for d in datasets if _may_hold(member, fmt, d)]
-        for dataset in datasets:
-            if dataset.name not in {d.name for d in candidates}:
+        candidates = [(d, fmt) for d in by_header] + [(d, FIXED_WIDTH) for d in as_records]
+        offered = {d.name for d, _ in candidates}
+        for dataset, position in zip(datasets, positions, strict=True):
+            if dataset.name not in offered:
                 mismatches[dataset.name].append(
+                    f"{member.name}: not text records of schema '{dataset.name}'"
+                    if position is not None else
                     f"{member.name}: its header lacks columns of schema '{dataset.name}'")
-        for dataset in candidates:
+        for dataset, as_fmt in candidates:
             try:
                 found[dataset.name].append(
-                    read_member(member, dataset, fmt, keep=len(candidates) > 1))
+                    read_member(member, dataset, as_fmt, keep=len(candidates) > 1))
             except SchemaMismatchError as exc:
                 mismatches[dataset.name].append(str(exc))
             except (ReadError, DecryptionError) as exc:
@@ -189,22 +210,23 @@ def read_delivery_tables(members: list[Member],
     return tables
 
 
-def _may_hold(member: Member, fmt: Format, dataset: Dataset) -> bool:
+def _may_hold(member: Member, fmt: Format, dataset: Dataset, strict: bool = False) -> bool:
     """Whether the member may hold the dataset's table, from its header line alone
     (a text format; a workbook or database is looked into by its reader).
 
     A header that lacks any of the dataset's columns is refused by the reader too
     (:func:`match_columns`), so skipping such a member changes no outcome; it saves
     parsing a large table as the wrong dataset (a lookup whose columns are a few
-    of the main table's).
+    of the main table's). ``strict``: a header line not in ASCII must name the
+    columns too (read as Latin-1, which any byte is), rather than being let through.
     """
     if fmt.handler.text is None:
         return True
     head = member.data[:1 << 16].removeprefix(codecs.BOM_UTF8)
     line = head.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")
-    if not line.isascii():
+    if not line.isascii() and not strict:
         return True  # UTF-16, or names outside ASCII: let the reader decide
-    text = line.decode("ascii")
+    text = line.decode("latin-1")
     score = max(header_score([c.strip().strip('"') for c in text.split(sep)], dataset)
                 for sep in (",", "\t", ";", "|"))
     return score >= len(dataset.source_names)
@@ -215,7 +237,7 @@ def _one_member_one_table(found: dict[str, list[SourceTable]]) -> None:
     claims: dict[str, list[str]] = {}
     for name, tables in found.items():
         for table in tables:
-            if table.format in ("csv", "tsv"):
+            if table.format in ("csv", "tsv", "fixed-width"):
                 claims.setdefault(table.member, []).append(name)
     for member, names in claims.items():
         if len(names) > 1:

@@ -98,6 +98,45 @@ def positioned(members: Sequence[Member], dataset: Dataset) -> Dataset | None:
     return dataset
 
 
+def positioned_each(members: Sequence[Member],
+                    datasets: Sequence[Dataset]) -> list[Dataset | None]:
+    """Per dataset of a delivery of several tables, as :func:`positioned`: the dataset
+    with every column's position, or None where its table is not fixed-width.
+
+    A delivered layout belongs to the one dataset it matches (every column named,
+    agreeing with what the dataset declares); a layout that matches none, or more
+    than one, stops the run naming why for each dataset, as does a dataset that two
+    layouts match. A dataset no layout matches keeps its own declarations.
+    """
+    layouts = [m for m in members if classify(m) is LAYOUT]
+    matched: dict[int, tuple[str, Dataset]] = {}
+    for layout in layouts:
+        with guard(f"{layout.name}: reading the record layout", SchemaMismatchError):
+            fields = parse_layout(layout.data, layout.name)
+        fits: list[tuple[int, Dataset]] = []
+        why: list[str] = []
+        for i, dataset in enumerate(datasets):
+            try:
+                fits.append((i, _apply(fields, dataset, layout.name)))
+            except SchemaMismatchError as exc:
+                why.append(str(exc))
+        if len(fits) != 1:
+            names = " and ".join(f"'{datasets[i].name}'" for i, _ in fits)
+            raise SchemaMismatchError(
+                f"{layout.name}: the record layout matches schemas {names}; give the "
+                "schemas distinct columns" if fits else
+                f"{layout.name}: the record layout matches no schema of the run ("
+                + " | ".join(why) + ")")
+        i, dataset = fits[0]
+        if i in matched:
+            raise SchemaMismatchError(f"record layouts {matched[i][0]} and {layout.name} both "
+                                      f"match schema '{dataset.name}'; deliver one layout per "
+                                      "table")
+        matched[i] = (layout.name, dataset)
+    return [matched[i][1] if i in matched else positioned((), d)
+            for i, d in enumerate(datasets)]
+
+
 def _apply(fields: list[Field], dataset: Dataset, where: str) -> Dataset:
     by_name: dict[str, Field] = {}
     for f in fields:
