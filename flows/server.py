@@ -15,6 +15,13 @@ on 127.0.0.1 under ``$INGEST_HOME/prefect`` and returns its URL:
   port, URL); ``server.lock`` (``flock``) makes concurrent callers start one;
 * everything under ``$INGEST_HOME/prefect`` is owner-only (0700/0600); the
   server's log is ``server.log`` there;
+* its database is SQLite (``prefect.db`` there) unless the setting
+  ``prefect_database`` (``INGEST_PREFECT_DATABASE``, ``ingest server start
+  --database URL``) names a PostgreSQL database, which several machines' workers
+  can share (``docs/operations.md``). That URL never holds the password: asyncpg
+  reads it as libpq does, from ``PGPASSFILE`` (default ``~/.pgpass``) or
+  ``PGPASSWORD``, inherited by the server from the process that starts it; so no
+  file of ours, no state, log line or message holds it;
 * the server serves Prefect's UI (the dashboard: runs, their task timeline, the
   report artifacts) unless ``INGEST_PREFECT_UI`` is off. Prefect copies the UI's
   static build, with the URL it is served under templated in, into
@@ -41,6 +48,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -97,7 +105,7 @@ def prefect_environment(settings: Settings) -> dict[str, str]:
         # Where Prefect keeps its files (profiles, memo store, result storage)
         # and its database: ours, not ~/.prefect.
         "PREFECT_HOME": str(home),
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / DB_FILE}",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": database_url(settings),
         # No telemetry, server-side or client-side, and no metrics endpoints.
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
@@ -171,6 +179,56 @@ def _external_api_url() -> str | None:
     return url if url and url != os.environ.get(MANAGED_URL_ENV) else None
 
 
+def database_url(settings: Settings) -> str:
+    """The connection URL of our server's database: the ``prefect_database`` setting
+    (checked by :func:`checked_database_url`), else SQLite under our Prefect home."""
+    if settings.prefect_database:
+        return checked_database_url(settings.prefect_database)
+    return f"sqlite+aiosqlite:///{settings.prefect_home / DB_FILE}"
+
+
+_POSTGRES_SCHEMES = ("postgresql+asyncpg", "postgresql", "postgres")
+
+
+def checked_database_url(url: str) -> str:
+    """A PostgreSQL URL for Prefect (``postgresql+asyncpg://``), refused if it holds a
+    password: one in a URL ends up in process lists, shell histories and config files.
+    Messages show the URL with any password masked."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        parts.port  # noqa: B018 (a bad port raises here)
+    except ValueError:
+        raise UsageError("the Prefect database URL is not a URL; give "
+                         "postgresql+asyncpg://USER@HOST:PORT/DATABASE") from None
+    query = urllib.parse.parse_qs(parts.query)
+    if parts.password is not None or "password" in query:
+        raise UsageError(
+            f"the Prefect database URL {masked_url(url)} holds a password; remove it and "
+            "put the password in a libpq password file (~/.pgpass, or the file named by "
+            "PGPASSFILE: HOST:PORT:DATABASE:USER:PASSWORD, mode 0600)")
+    if parts.scheme not in _POSTGRES_SCHEMES or not parts.hostname \
+            or not parts.path.strip("/"):
+        raise UsageError(f"the Prefect database URL {masked_url(url)} is not a PostgreSQL "
+                         "database's; give postgresql+asyncpg://USER@HOST:PORT/DATABASE")
+    return urllib.parse.urlunsplit(parts._replace(scheme="postgresql+asyncpg"))
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password, if any, shown as ``***`` (in the netloc or the query)."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
+        query = urllib.parse.urlencode(
+            [(k, "***" if k == "password" else v)
+             for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)],
+            safe="*")
+        return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+    except ValueError:
+        return "(not a URL)"
+
+
 def ui_enabled_from_env() -> bool:
     """``INGEST_PREFECT_UI``: whether our server serves Prefect's UI (default: yes)."""
     raw = os.environ.get(UI_ENV, "").strip().lower()
@@ -230,6 +288,7 @@ def ensure_server(settings: Settings, *, timeout: float = START_TIMEOUT) -> str:
         state = _read_state(home)
         if state is not None:
             if _is_ours(state, home):
+                _check_same_database(settings, state)
                 url = state["url"]
                 if _healthy(url) or _wait_healthy(url, state, home, timeout):
                     touch_heartbeat(settings)
@@ -241,11 +300,27 @@ def ensure_server(settings: Settings, *, timeout: float = START_TIMEOUT) -> str:
     return url
 
 
+def _check_same_database(settings: Settings, state: dict) -> None:
+    """A database named in the settings must be the running server's (a server is
+    reused whatever its database when none is named: ``--database`` given to
+    ``ingest server start`` alone then holds until the server stops)."""
+    if not settings.prefect_database:
+        return
+    running = state.get("database") or f"sqlite+aiosqlite:///{settings.prefect_home / DB_FILE}"
+    wanted = database_url(settings)
+    if running != wanted:
+        raise PrefectServerError(
+            f"our Prefect server is running on the database {masked_url(str(running))}, not "
+            f"on {masked_url(wanted)}; stop it first ('ingest server stop'), or leave "
+            "the database setting out to use it")
+
+
 def server_status(settings: Settings) -> dict[str, object]:
     """What is known about our server; never starts or stops anything.
 
     Keys: running (supervisor alive, ours, /api/health answers), url, ui (the
-    dashboard's address, None when the server serves no UI), pid (of the
+    dashboard's address, None when the server serves no UI), database (its
+    connection URL, never with a password), pid (of the
     supervisor), started (ISO 8601 UTC), idle_minutes (the configured timeout),
     idle_for_minutes (since the last heartbeat touch), log, external_api_url
     (``PREFECT_API_URL`` from the environment, which :func:`ensure_server` would use).
@@ -253,7 +328,8 @@ def server_status(settings: Settings) -> dict[str, object]:
     home = settings.prefect_home
     state = _read_state(home) if home.is_dir() else None
     status: dict[str, object] = {
-        "running": False, "url": None, "ui": None, "pid": None, "started": None,
+        "running": False, "url": None, "ui": None, "database": None, "pid": None,
+        "started": None,
         "idle_minutes": None, "idle_for_minutes": None,
         "log": str(home / LOG_FILE),
         "external_api_url": _external_api_url(),
@@ -262,6 +338,8 @@ def server_status(settings: Settings) -> dict[str, object]:
         return status
     status.update(url=state.get("url"), pid=state.get("pid"),
                   ui=_ui_url(str(state.get("url"))) if state.get("ui") else None,
+                  database=masked_url(str(state.get("database") or
+                                          f"sqlite+aiosqlite:///{home / DB_FILE}")),
                   idle_minutes=state.get("idle_minutes"),
                   started=_iso(state.get("started")))
     with contextlib.suppress(OSError):
@@ -562,6 +640,7 @@ def _start(settings: Settings, home: Path, timeout: float) -> str:
             raise PrefectServerError(
                 f"the Prefect server supervisor did not start; see its log {log}") from None
         state = {"pid": pid, "pid_created": created, "port": port, "url": url, "ui": ui,
+                 "database": env["PREFECT_SERVER_DATABASE_CONNECTION_URL"],
                  "started": time.time(), "idle_minutes": idle, "home": str(home),
                  "log": str(log)}
         _write_state(home, state)
@@ -579,11 +658,19 @@ def _start(settings: Settings, home: Path, timeout: float) -> str:
         if alive or time.monotonic() >= deadline:
             raise PrefectServerError(
                 f"the local Prefect server did not answer on {HOST}:{port} within "
-                f"{timeout:.0f} s; see its log {log}. To use another Prefect server, "
-                "set PREFECT_API_URL.")
+                f"{timeout:.0f} s; see its log {log}.{_database_hint(settings)} To use "
+                "another Prefect server, set PREFECT_API_URL.")
     raise PrefectServerError(
-        f"the local Prefect server exited while starting, 3 times; see its log {log}. "
-        "To use another Prefect server, set PREFECT_API_URL.")
+        f"the local Prefect server exited while starting, 3 times; see its log {log}."
+        f"{_database_hint(settings)} To use another Prefect server, set PREFECT_API_URL.")
+
+
+def _database_hint(settings: Settings) -> str:
+    if not settings.prefect_database:
+        return ""
+    return (f" Its database is {masked_url(database_url(settings))}: check that it "
+            "answers and that the password file (PGPASSFILE, or ~/.pgpass) holds its "
+            "password.")
 
 
 # --------------------------------------------------------------------------- supervisor

@@ -340,8 +340,14 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_server(args: argparse.Namespace, settings: Settings) -> int:
+    from dataclasses import replace
+
     from flows import server
 
+    if args.database is not None:
+        if args.server_cmd != "start":
+            raise UsageError("--database goes with 'ingest server start'")
+        settings = replace(settings, prefect_database=args.database)
     if args.server_cmd == "start":
         print(server.ensure_server(settings))
     elif args.server_cmd == "stop":
@@ -547,6 +553,10 @@ def _parser() -> argparse.ArgumentParser:
     server = sub.add_parser("server", help="the local Prefect server this tool manages")
     server.add_argument("server_cmd", choices=["status", "start", "stop"], nargs="?",
                         default="status")
+    server.add_argument("--database", metavar="URL", help="start: the server's database, "
+                        "postgresql+asyncpg://USER@HOST:PORT/DATABASE, no password in it "
+                        "(it is read from ~/.pgpass or PGPASSFILE); default the setting "
+                        "prefect_database, else SQLite under INGEST_HOME")
     server.set_defaults(func=cmd_server)
 
     serve = sub.add_parser("serve", help="watch an inbox folder; one flow run per delivery")

@@ -51,6 +51,11 @@ class Settings:
     tool_stall_seconds: float = 300.0
     """A child tool (gpg, 7-Zip, mdbtools) whose output has not moved for this long is stopped
     and the run fails naming it; 0: never. Env: INGEST_TOOL_STALL_SECONDS."""
+    prefect_database: str = ""
+    """The database of the Prefect server ``ingest`` manages: a PostgreSQL URL
+    (``postgresql+asyncpg://USER@HOST:PORT/DATABASE``) with no password in it (the
+    password comes from a libpq password file, ``~/.pgpass`` or ``PGPASSFILE``, or
+    ``PGPASSWORD``); empty: SQLite under the Prefect home. Env: INGEST_PREFECT_DATABASE."""
     limits: Limits = field(default_factory=Limits)
     """What a delivery's containers may expand to; each field is its own setting."""
 
@@ -77,8 +82,13 @@ _OWN: dict[str, type] = {f.name: type(f.default) for f in fields(Settings)
 _LIMITS: dict[str, type] = {f.name: type(f.default) for f in fields(Limits)}
 
 
-def _parse(key: str, raw: object, where: str) -> int | float:
+def _parse(key: str, raw: object, where: str) -> int | float | str:
     kind = {**_OWN, **_LIMITS}[key]
+    if kind is str:
+        if not isinstance(raw, str):
+            raise UsageError(f"{where} must be text (in quotes); correct it, or remove it "
+                             "for the default")
+        return raw.strip()
     whole = not isinstance(raw, float) or raw.is_integer()
     try:
         if isinstance(raw, bool) or (kind is int and not whole):
