@@ -56,6 +56,11 @@ class Settings:
     (``postgresql+asyncpg://USER@HOST:PORT/DATABASE``) with no password in it (the
     password comes from a libpq password file, ``~/.pgpass`` or ``PGPASSFILE``, or
     ``PGPASSWORD``); empty: SQLite under the Prefect home. Env: INGEST_PREFECT_DATABASE."""
+    stream_above_bytes: int = 256 * 2**20
+    """A CSV, TSV or fixed-width delivery file larger than this is read, validated and
+    written in record batches, in bounded memory (0: always). Env: INGEST_STREAM_ABOVE_BYTES."""
+    stream_batch_bytes: int = 64 * 2**20
+    """Plaintext bytes per record batch when streaming. Env: INGEST_STREAM_BATCH_BYTES."""
     limits: Limits = field(default_factory=Limits)
     """What a delivery's containers may expand to; each field is its own setting."""
 

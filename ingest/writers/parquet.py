@@ -45,20 +45,54 @@ def write_parquet(frame: pl.DataFrame, keyring: Keyring, restricted: list[str], 
     """Write the encrypted Parquet file into ``sink``; returns its key material.
 
     The frame goes to Arrow one row group at a time, so no Arrow copy of the
-    whole table is made. pyarrow writes the key material when the file's keys
-    are made, before the first byte of data; it is caught in a private in-memory
-    file system and returned, to be stored beside the file as
-    ``key_material_name(name)``.
+    whole table is made.
+    """
+    writer, material = encrypted_writer(frame.head(0), keyring, restricted, name,
+                                        delivery_sha256, sink)
+    with writer:
+        for offset in range(0, frame.height, ROWS_PER_GROUP):
+            writer.write_frame(frame.slice(offset, ROWS_PER_GROUP))
+    return material
+
+
+class EncryptedWriter:
+    """A Parquet file being written, a row group per :meth:`write_frame` call."""
+
+    def __init__(self, writer: pq.ParquetWriter, meta: dict[bytes, bytes]) -> None:
+        self._writer = writer
+        self._meta = meta
+
+    def write_frame(self, frame: pl.DataFrame) -> None:
+        self._writer.write_table(frame.to_arrow().replace_schema_metadata(self._meta),
+                                 ROWS_PER_GROUP)
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def __enter__(self) -> EncryptedWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def encrypted_writer(empty: pl.DataFrame, keyring: Keyring, restricted: list[str], name: str,
+                     delivery_sha256: str, sink: BinaryIO) -> tuple[EncryptedWriter, bytes]:
+    """An encrypted Parquet writer for frames shaped like ``empty``, and its key material.
+
+    pyarrow writes the key material when the file's keys are made, before the
+    first byte of data; it is caught in a private in-memory file system and
+    returned, to be stored beside the file as ``key_material_name(name)``.
     """
     from fsspec.implementations.memory import MemoryFileSystem
 
-    restricted = [c for c in frame.columns if c in restricted]
-    general = [c for c in frame.columns if c not in restricted]
+    restricted = [c for c in empty.columns if c in restricted]
+    general = [c for c in empty.columns if c not in restricted]
     column_keys = {"general": general} | ({"restricted": restricted} if restricted else {})
     config = pe.EncryptionConfiguration(
         footer_key="general", column_keys=column_keys, encryption_algorithm="AES_GCM_V1",
         plaintext_footer=False, double_wrapping=True, internal_key_material=False)
-    schema = frame.head(0).to_arrow().schema
+    schema = empty.to_arrow().schema
     meta = dict(schema.metadata or {})
     meta[META_DELIVERY] = delivery_sha256.encode()
     meta[META_RESTRICTED] = ",".join(restricted).encode()
@@ -74,12 +108,8 @@ def write_parquet(frame: pl.DataFrame, keyring: Keyring, restricted: list[str], 
         material = memory.cat(f"{folder}/{key_material_name(name)}")
     finally:
         memory.rm(folder, recursive=True)
-    with pq.ParquetWriter(sink, schema, encryption_properties=props,
-                          compression="zstd") as writer:
-        for offset in range(0, frame.height, ROWS_PER_GROUP):
-            batch = frame.slice(offset, ROWS_PER_GROUP).to_arrow()
-            writer.write_table(batch.replace_schema_metadata(meta), ROWS_PER_GROUP)
-    return material
+    writer = pq.ParquetWriter(sink, schema, encryption_properties=props, compression="zstd")
+    return EncryptedWriter(writer, meta), material
 
 
 def read_parquet(path: Path, keyring: Keyring, columns: list[str] | None = None,
