@@ -87,7 +87,7 @@ def zip_decrypt(path: str, password: str) -> bytes:
 
 def decrypt(form: dict[str, Any], gnupg_home: str) -> bytes:
     kind = form["container"]
-    if kind == "openpgp":
+    if kind in ("openpgp", "openpgp-tar"):  # the tar (fixed-width) is opened by its case
         return gpg_decrypt(form["path"], gnupg_home)
     if kind == "openpgp-cpio":
         return cpio_member(gpg_decrypt(form["path"], gnupg_home))
@@ -111,26 +111,77 @@ def cpio_member(tape: bytes) -> bytes:
 
 
 def stats_read(name: str, plain: bytes) -> Any:
-    """pyreadstat's own read (polars output) of an SPSS or Stata file in memory."""
+    """pyreadstat's own read (polars output) of an SPSS, Stata or SAS file in memory."""
     import pyreadstat
 
-    read = pyreadstat.read_sav if name == "sav" else pyreadstat.read_dta
+    read = {"sav": pyreadstat.read_sav, "dta": pyreadstat.read_dta,
+            "xpt": pyreadstat.read_xport, "sas7bdat": pyreadstat.read_sas7bdat}[name]
     return read(io.BytesIO(plain), output_format="polars")[0]
 
 
 def stats_pandas(name: str, plain: bytes) -> Any:
-    """pandas' reader: read_stata from memory; read_spss only from a path (in /dev/shm)."""
+    """pandas' reader: read_stata and read_sas from memory; read_spss only from a path
+    (in /dev/shm)."""
     import os
 
     import pandas as pd
 
     if name == "dta":
         return pd.read_stata(io.BytesIO(plain))
+    if name == "xpt" and b"LIBV8" in plain[:80]:
+        raise RuntimeError("pandas.read_sas reads SAS transport version 5 only; this file "
+                           "is version 8 (the reference table's names, CNTY_FIPS, are longer "
+                           "than version 5's 8 characters)")
+    if name in ("xpt", "sas7bdat"):
+        df = pd.read_sas(io.BytesIO(plain), format="xport" if name == "xpt" else name,
+                         encoding="utf-8")
+        if list(df.columns) != SOURCE:  # seen on haven's (ReadStat's) sas7bdat
+            raise RuntimeError(f"pandas.read_sas read {df.shape[1]} columns named "
+                               f"{list(df.columns)}, not the file's {SOURCE}: a column "
+                               "is lost, so its rules cannot be applied")
+        return df
     path = _shm_file(plain, ".sav")
     try:
         return pd.read_spss(path)
     finally:
         os.unlink(path)
+
+
+def fixed_width_members(tape: bytes) -> tuple[bytes, list[tuple[str, int]]]:
+    """The records and the (name, width) fields of a tar of ``cases.dat`` and its
+    ``name,start,width`` layout."""
+    import csv
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(tape)) as tar:
+        files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    layout = csv.DictReader(io.StringIO(files["cases.layout.csv"].decode()))
+    return files["cases.dat"], [(r["name"], int(r["width"])) for r in layout]
+
+
+def fixed_width_floor(data: bytes, fields: list[tuple[str, int]]) -> Any:
+    """polars slicing lines: the records decoded to UTF-8 in one call (Windows-1252 is one
+    byte a character, so positions stay), read as one column of lines (a separator and
+    quote that never occur), each field ``str.slice`` d and its padding stripped."""
+    import polars as pl
+
+    lines = pl.read_csv(io.BytesIO(data.decode("cp1252").encode()), has_header=False,
+                        separator="\x1f", quote_char=None, new_columns=["line"],
+                        infer_schema=False)["line"]
+    start, columns = 0, []
+    for name, width in fields:
+        columns.append(lines.str.slice(start, width).str.strip_chars(" ").alias(name))
+        start += width
+    return pl.DataFrame(columns).with_columns(pl.all().replace("", None))
+
+
+def fixed_width_pandas(data: bytes, fields: list[tuple[str, int]]) -> Any:
+    """pandas' read_fwf with the layout's widths and names, every field as text."""
+    import pandas as pd
+
+    return pd.read_fwf(io.BytesIO(data), widths=[w for _, w in fields],
+                       names=[n for n, _ in fields], header=None, encoding="cp1252",
+                       dtype=str, keep_default_na=False, na_filter=False)
 
 
 def text_utf8(plain: bytes) -> bytes:
@@ -290,8 +341,14 @@ def floor(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
         table = pl.read_csv(io.BytesIO(text), separator="\t" if name == "tsv" else ",",
                             infer_schema=False).to_arrow()
         clock.lap("read")
-    elif name in ("sav", "dta"):
+    elif name in ("sav", "dta", "xpt", "sas7bdat"):
         table = stats_read(name, plain).to_arrow()
+        clock.lap("read")
+    elif name == "fwf":
+        data, fields = fixed_width_members(plain)
+        del plain
+        clock.lap("untar")
+        table = fixed_width_floor(data, fields).to_arrow()
         clock.lap("read")
     elif name in ("xlsx", "xls"):
         import fastexcel
@@ -479,8 +536,12 @@ def pandas_peer(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
     if name in ("csv", "tsv", "cpio"):
         df = pd.read_csv(io.BytesIO(text_utf8(plain)), sep="\t" if name == "tsv" else ",",
                          dtype=str, keep_default_na=False, na_filter=False)
-    elif name in ("sav", "dta"):
+    elif name in ("sav", "dta", "xpt", "sas7bdat"):
         df = stats_pandas(name, plain)
+    elif name == "fwf":
+        data, fields = fixed_width_members(plain)
+        clock.lap("untar")
+        df = fixed_width_pandas(data, fields)
     elif name == "xlsx":
         df = pd.read_excel(io.BytesIO(plain), engine="openpyxl", dtype=str)
     elif name == "xls":

@@ -12,6 +12,12 @@ by rows and seed, and the OpenPGP files also by the benchmark keyring's key.
 | xlsx  | cases.xlsx        | Office password encryption (ECMA-376 agile, AES-256) |
 | xls   | cases.7z          | 7-Zip AES-256, names encrypted; cases.xls (BIFF8, 65,535-row sheets) |
 | accdb | reference_400k.zip | WinZip AES-256; the fixture reference_400k.accdb |
+| sav, dta, xpt | cases.<form>.gpg | OpenPGP; pyreadstat's writers (xpt: SAS transport version 8) |
+| sas7bdat | cases.sas7bdat.gpg | OpenPGP; R haven's ``write_sas`` (ReadStat's writer) |
+| cpio  | cases.cpio.gz.gpg | OpenPGP; the CSV on a gzip-compressed GNU cpio tape |
+| fwf   | cases.fwf.tar.gpg | OpenPGP; a tar of ``cases.dat`` and ``cases.layout.csv`` |
+
+The fixed-width records are Windows-1252, LF-ended, CMNT's line breaks blanked.
 """
 
 from __future__ import annotations
@@ -38,9 +44,11 @@ PASSWORD = "bench-synthetic-Pa55word"
 FIXTURES = ROOT / "tests" / "data" / "access"
 ACCESS = {400_000: "reference_400k.accdb.xz", 20_000: "reference_20k.accdb"}
 
-FORMS = ("csv", "tsv", "xlsx", "xls", "accdb", *("sav", "dta"), "cpio")
-STATS_FORMS = ("sav", "dta")
-"""SPSS and Stata files as pyreadstat writes them (text columns), under OpenPGP."""
+FORMS = ("csv", "tsv", "xlsx", "xls", "accdb", *("sav", "dta", "xpt", "sas7bdat"), "cpio",
+         "fwf")
+STATS_FORMS = ("sav", "dta", "xpt", "sas7bdat")
+"""SPSS, Stata and SAS files (text columns), under OpenPGP: pyreadstat writes sav, dta
+and xpt; R haven (ReadStat's writer too; pyreadstat writes no sas7bdat) the sas7bdat."""
 
 
 @dataclass(frozen=True)
@@ -213,6 +221,8 @@ def prepare(rows: int, forms: tuple[str, ...] = FORMS, seed: int = SEED,
             made[name] = _access(rows, log)
         elif name == "cpio":
             made[name] = _cpio(folder, frame, recipient, rows, when, fpr, log)
+        elif name == "fwf":
+            made[name] = _fixed_width(folder, frame, recipient, rows, when, fpr, log)
         elif name in STATS_FORMS:
             made[name] = _stats(name, folder, frame, recipient, rows, when, fpr, log)
         if name != "accdb" and not (folder / "truth.json").exists() and frame._truth:
@@ -255,10 +265,25 @@ def _stats(name: str, folder: Path, frame: _Frame, recipient: Callable[[], bytes
         from ingest.crypto.openpgp import encrypt_openpgp
 
         t0 = time.perf_counter()
-        write = pyreadstat.write_sav if name == "sav" else pyreadstat.write_dta
         with tempfile.TemporaryDirectory(dir="/dev/shm") as shm:  # synthetic data, in memory
             plain = Path(shm) / f"cases.{name}"
-            write(frame.get()[0].to_pandas(), str(plain))
+            table = frame.get()[0].to_pandas()
+            if name == "sav":
+                pyreadstat.write_sav(table, str(plain))
+            elif name == "dta":
+                pyreadstat.write_dta(table, str(plain))
+            elif name == "xpt":
+                pyreadstat.write_xport(table, str(plain), file_format_version=8,
+                                       table_name="CASES")
+            else:  # through an SPSS file, which R's haven reads as written
+                sav = Path(shm) / "cases.sav"
+                pyreadstat.write_sav(table, str(sav))
+                import subprocess
+
+                subprocess.run(["Rscript", "-e", "suppressWarnings(haven::write_sas("
+                                "haven::zap_formats(haven::read_sav(commandArgs(TRUE)[1])), "
+                                "commandArgs(TRUE)[2]))", str(sav), str(plain)],
+                               check=True, capture_output=True)
             data = plain.read_bytes()
         _write(path, encrypt_openpgp(data, SENDER_GNUPG, recipient_key=recipient()))
         log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
@@ -290,3 +315,33 @@ def _cpio(folder: Path, frame: _Frame, recipient: Callable[[], bytes], rows: int
         log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
             f"{time.perf_counter() - t0:.1f} s")
     return Form("cpio", str(path), rows, when, "openpgp-cpio", "cases.cpio.gz")
+
+
+def _fixed_width(folder: Path, frame: _Frame, recipient: Callable[[], bytes], rows: int,
+                 when: str, fpr: str, log: Callable[[str], None]) -> Form:
+    """Windows-1252 LF-ended records and their layout CSV, in a tar, encrypted to the bench
+    key. CMNT's line breaks are blanked so that every reader (polars slicing lines, pandas'
+    read_fwf, which split records at line breaks) reads the same records."""
+    path = folder / f"cases.fwf.tar.{fpr[-8:]}.gpg"
+    if not path.exists():
+        import io
+        import tarfile
+
+        from ingest.crypto.openpgp import encrypt_openpgp
+        from ingest.synth.fixed_forms import fit_layout, layout_csv, to_fixed_width
+
+        t0 = time.perf_counter()
+        table = frame.get()[0]
+        table = table.with_columns(table["CMNT"].str.replace_all("[\r\n]", " "))
+        slots = fit_layout(table, "cp1252")
+        sink = io.BytesIO()
+        with tarfile.open(fileobj=sink, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            for member, data in (("cases.dat", to_fixed_width(table, slots, "cp1252", "\n")),
+                                 ("cases.layout.csv", layout_csv(slots))):
+                info = tarfile.TarInfo(member)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+        _write(path, encrypt_openpgp(sink.getvalue(), SENDER_GNUPG, recipient_key=recipient()))
+        log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
+            f"{time.perf_counter() - t0:.1f} s")
+    return Form("fwf", str(path), rows, when, "openpgp-tar", "cases.dat")

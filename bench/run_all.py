@@ -3,7 +3,9 @@
     .venv/bin/python bench/run_all.py [--rows 400000] [--scale] [--repeat 1]
 
 For each form (CSV and TSV OpenPGP-encrypted, xlsx with Office password
-encryption, xls in a 7-Zip AES archive, the Access fixture in a ZIP AES), side
+encryption, xls in a 7-Zip AES archive, the Access fixture in a ZIP AES; SPSS,
+Stata, SAS transport and SAS data set files, the CSV on a cpio tape, and
+fixed-width records with their layout in a tar, each OpenPGP-encrypted), side
 by side, each case in a fresh process (its wall time and peak RSS):
 
 * ``library``   ingest.pipeline.run_delivery (the ``--no-prefect`` path);
@@ -12,7 +14,10 @@ by side, each case in a fresh process (its wall time and peak RSS):
 * ``floor``     the raw engines alone on the same bytes: the decrypting tool
                 (gpg, msoffcrypto, py7zr, pyzipper), then polars read_csv /
                 fastexcel (calamine) / mdb-export, then encrypted Parquet (pyarrow);
-* ``pandas``    pandas read_csv / read_excel (openpyxl; xlrd for xls) + pandera's
+                (sav, dta, xpt, sas7bdat: pyreadstat's own read; fwf: polars
+                slicing the lines by the layout);
+* ``pandas``    pandas read_csv / read_excel (openpyxl; xlrd for xls) / read_spss /
+                read_stata / read_sas / read_fwf + pandera's
                 pandas backend + to_parquet (encrypted);
 * ``polars``    plain polars: read_csv / read_excel (calamine), the rules as
                 expressions, encrypted Parquet;
@@ -49,7 +54,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, print_table, run_case, run_process, save  # noqa: E402
-from _inputs import CACHE, FORMS, HOME, Form, password_file, settings_env  # noqa: E402
+from _inputs import (  # noqa: E402
+    CACHE,
+    FORMS,
+    HOME,
+    STATS_FORMS,
+    Form,
+    password_file,
+    settings_env,
+)
 
 INGEST = str(ROOT / ".venv" / "bin" / "ingest")
 SCALE_ROWS = 4_000_000
@@ -145,6 +158,8 @@ class Runner:
         if case == "pandas":
             return self.child("pandas_peer", form=spec, gnupg_home=self.gnupg)
         if case == "polars":
+            if name in STATS_FORMS or name == "fwf":
+                return None  # polars reads none of these; the floor is polars' own slicing
             return self.child("polars_peer", form=spec, gnupg_home=self.gnupg)
         if case == "duckdb":
             if name not in ("csv", "tsv", "accdb", "cpio"):
@@ -156,14 +171,14 @@ class Runner:
             return self.child("duckdb_peer", python=self.side_python, form=spec,
                               gnupg_home=self.gnupg, side=True)
         if case == "decrypt-cli":
-            if form.container == "openpgp":
+            if form.container.startswith("openpgp"):
                 cmd = f"gpg --homedir {self.gnupg} --batch --quiet --decrypt -o /dev/null " \
                       f"{form.path}"
             elif form.container in ("7z", "zip"):
                 cmd = f"7z x -so -p{form.password} {form.path} > /dev/null"
             else:
                 return None
-            return self.shell(cmd, "gpg" if form.container == "openpgp" else "7z")
+            return self.shell(cmd, "gpg" if form.container.startswith("openpgp") else "7z")
         if case == "mdb-export":
             if form.plain_path is None:
                 return None
@@ -333,7 +348,7 @@ def decryption(results: dict) -> list[dict[str, Any]]:
     """The library's open-media stage (read, fingerprint, decrypt) against the tools alone."""
     tools = {"openpgp": "gpg", "office": "msoffcrypto", "7z": "py7zr", "zip": "pyzipper"}
     containers = {"csv": "openpgp", "tsv": "openpgp", "xlsx": "office", "xls": "7z",
-                  "accdb": "zip"}
+                  "accdb": "zip", **dict.fromkeys((*STATS_FORMS, "cpio", "fwf"), "openpgp")}
     rows = []
     for form in results:
         lib = _get(results, form, "library", "open-media")
