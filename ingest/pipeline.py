@@ -21,7 +21,7 @@ from typing import Any
 
 import polars as pl
 
-from . import __version__, audit, catalog, features
+from . import __version__, audit, catalog, features, progress
 from .custody import register_output_root
 from .errors import IngestError, UsageError, ValidationRejected
 from .features import Encoding
@@ -378,7 +378,9 @@ def run_delivery(path: str | Path, *,
 
     def timed(name: str, fn: Callable[..., Any], *args: Any) -> Any:
         t0 = time.perf_counter()
+        progress.stage_started(name)
         value = stage(name, fn, *args)
+        progress.stage_ended(name)
         stages[name] = round(time.perf_counter() - t0, 3)
         return value
 
@@ -420,6 +422,7 @@ def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
             return _already(summary, out)
         tables = (timed("read", read_tables_stage, delivery, datasets) if several
                   else [timed("read", read_stage, delivery, datasets[0])])
+        progress.rows("read", sum(t.rows for t in tables))
         delivery = replace(delivery, members=[])  # the plaintext bytes are no longer needed
         for table, dataset in zip(tables, datasets, strict=True):
             log.info("read %d rows from %s (%s)", table.rows, table.member, table.format)
@@ -432,6 +435,7 @@ def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
         results = (timed("validate", validate_tables_stage, tables, datasets, when, share)
                    if several else
                    [timed("validate", validate_stage, tables[0], datasets[0], when, share)])
+        progress.rows("validated", sum(r.rows_in for r in results))
         for result in results:
             log.info("%d rows accepted, %d quarantined", result.rows_accepted,
                      result.rows_quarantined)
@@ -455,6 +459,7 @@ def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
                       delivery.sha256, previous[0], staging)
                 manifest = build_manifest(delivery, tables[0], results[0], datasets[0],
                                           keyring, when, started, summary.warnings)
+            progress.rows("written", manifest["rows"]["in"])  # accepted and quarantined
             summary.rows_in = manifest["rows"]["in"]
             summary.rows_accepted = manifest["rows"]["accepted"]
             summary.rows_quarantined = manifest["rows"]["quarantined"]
