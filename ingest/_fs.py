@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
 from .errors import ToolStalled
+from .progress import tool_input
 
 T = TypeVar("T")
 
@@ -165,6 +166,7 @@ def run_tool(cmd: list[str], receive: Callable[[ChildOutput], T], *, stdin: int,
         log = os.memfd_create("ingest-tool-messages", os.MFD_CLOEXEC)
         stack.callback(os.close, log)
         output = stack.enter_context(ChildOutput())
+        stack.enter_context(tool_input(stdin))  # how far the tool has read its input
         try:
             proc = subprocess.Popen(cmd, stdin=stdin, stdout=output.child_end, stderr=log,
                                     pass_fds=pass_fds, env=env, **popen)

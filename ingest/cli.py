@@ -7,6 +7,7 @@ non-zero exit status; no traceback, no data value, no key.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -53,22 +54,39 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     session.set_passphrase(session.resolve_passphrase(args.passphrase_file,
                                                       args.passphrase_prompt))
     started = time.perf_counter()
-    if args.no_prefect:
-        from .pipeline import call_stage, run_delivery
-        from .status import Progress
+    with _progress(args.progress):
+        if args.no_prefect:
+            from .pipeline import run_delivery
 
-        summary = run_delivery(args.delivery, schema=_schemas(args.schema), out=args.out,
-                               delivery_date=args.delivery_date, force=args.force,
-                               settings=settings,
-                               stage=Progress().wrap(call_stage)).to_json()
-    else:
-        summary = run_flow(settings, delivery=str(Path(args.delivery).resolve()),
-                           out=str(Path(args.out).resolve()),
-                           dataset=_schemas(args.schema), delivery_date=args.delivery_date,
-                           force=args.force)
+            summary = run_delivery(args.delivery, schema=_schemas(args.schema),
+                                   out=args.out, delivery_date=args.delivery_date,
+                                   force=args.force, settings=settings).to_json()
+        else:
+            summary = run_flow(settings, delivery=str(Path(args.delivery).resolve()),
+                               out=str(Path(args.out).resolve()),
+                               dataset=_schemas(args.schema),
+                               delivery_date=args.delivery_date, force=args.force)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     _report(summary, args.json)
     return 0
+
+
+PROGRESS_SECONDS = 5.0
+"""How often ``--progress`` writes a line when stderr is no terminal (a log)."""
+LIVE_PROGRESS_SECONDS = 0.5
+
+
+def _progress(flag: bool | None) -> contextlib.AbstractContextManager[object]:
+    """Rows read, validated and written, bytes decrypted, rates and time left on
+    stderr: on a terminal by default, elsewhere with ``--progress``; never with
+    ``--quiet``."""
+    from . import progress
+
+    if not progress.wants_progress(flag):
+        return contextlib.nullcontext()
+    lines = progress.TerminalLines()
+    return progress.Tracker([lines], LIVE_PROGRESS_SECONDS if lines.live
+                            else PROGRESS_SECONDS)
 
 
 def _schemas(given: list[str] | None) -> str | list[str]:
@@ -85,18 +103,12 @@ def run_flow(settings: Settings, **params: Any) -> dict[str, Any]:
     use_prefect(settings)
     from prefect.states import State
 
-    from flows.ingest_delivery import ingest_delivery, stage_listeners
-
-    from .status import Progress
+    from flows.ingest_delivery import ingest_delivery
 
     _quiet_tracebacks()
-    stage_listeners.append(progress := Progress())
-    try:
-        with fast_flow_runs():
-            state: State = ingest_delivery(**params,  # type: ignore[assignment]
-                                           return_state=True)
-    finally:
-        stage_listeners.remove(progress)
+    with fast_flow_runs():
+        state: State = ingest_delivery(**params,  # type: ignore[assignment]
+                                       return_state=True)
     _drain_prefect()
     if state.is_completed():
         return state.result()
@@ -154,8 +166,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out) if args.out else demo / "out"
     print(f"Running the Prefect flow on {folder} ...", flush=True)
     started = time.perf_counter()
-    summary = run_flow(settings, delivery=str(folder), out=str(out.resolve()),
-                       dataset="reference", delivery_date=truth.delivery_date, force=True)
+    with _progress(None):
+        summary = run_flow(settings, delivery=str(folder), out=str(out.resolve()),
+                           dataset="reference", delivery_date=truth.delivery_date,
+                           force=True)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     _report(summary, False)
     ok = _check_against_truth(summary, truth, settings)
@@ -486,6 +500,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("--no-prefect", action="store_true",
                      help="run the library path in this process, without Prefect")
+    shown = run.add_mutually_exclusive_group()
+    shown.add_argument("--progress", action="store_true", default=None,
+                       help="show rows read, validated and written per second and the time "
+                       "left on stderr, also when it is no terminal (a line every "
+                       f"{PROGRESS_SECONDS:g} s and at each stage's end)")
+    shown.add_argument("--quiet", dest="progress", action="store_false",
+                       help="show no progress (default: shown when stderr is a terminal)")
     passphrase_options(run)
     run.set_defaults(func=cmd_run)
 
