@@ -95,6 +95,12 @@ def read_tables_stage(delivery: Delivery, datasets: Sequence[Dataset]) -> list[S
 def validate_stage(table: SourceTable, dataset: Dataset, delivery_date: date,
                    max_quarantine_share: float) -> ValidationResult:
     result = validate(table, dataset, delivery_date)
+    check_quarantine_share(result, max_quarantine_share)
+    return result
+
+
+def check_quarantine_share(result: ValidationResult, max_quarantine_share: float) -> None:
+    """A table with more bad rows than allowed is refused whole."""
     share = result.rows_quarantined / max(result.rows_in, 1)
     if share > max_quarantine_share:
         raise ValidationRejected(
@@ -102,7 +108,6 @@ def validate_stage(table: SourceTable, dataset: Dataset, delivery_date: date,
             f"schema's rules, more than the {max_quarantine_share:.1%} allowed: nothing was "
             f"published. Rules failed most: {top_reasons(result.reasons)}. Check the schema "
             "and the delivery, or raise INGEST_MAX_QUARANTINE_SHARE")
-    return result
 
 
 def validate_tables_stage(tables: Sequence[SourceTable], datasets: Sequence[Dataset],
@@ -407,6 +412,15 @@ def run_delivery(path: str | Path, *,
 def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
          settings: Settings, out: Path, delivery_date: date | None, force: bool,
          timed: Callable[..., Any], log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
+    from . import stream
+
+    source = stream.streamable(path, datasets, settings)
+    if source is not None:  # a large CSV or TSV: in record batches, in bounded memory
+        try:
+            return stream.run_streamed(path, source, datasets[0], keyring, settings, out,
+                                       delivery_date, force, timed, log)
+        except stream.Fallback:
+            log.info("delivery read whole: its form is one the batches do not take")
     started = datetime.now(UTC)
     several = len(datasets) > 1
     delivery = timed("open-media", open_stage, path, settings)

@@ -1,0 +1,273 @@
+"""One delivery through every stage in record batches: bounded memory at any size.
+
+The stages are the library's own, applied a batch at a time: the batch is read
+by :func:`ingest.readers.csv.read_utf8` (its header put in front), validated
+(:mod:`.checks`), pseudonymised (:func:`ingest.writers.apply_policies`), and
+appended to each output (:mod:`.sinks`); the feature matrix is built at the end
+from the accepted rows' feature columns (:mod:`.columns`). Whatever is whole-table
+(the trailer's count, the share of quarantined rows, first-occurrence-wins
+uniqueness) is decided on the whole table, so the outputs, manifest and summary
+are those of the in-memory path (``ingest.pipeline``), which is used for every
+delivery this path does not handle: it raises :class:`Fallback` before anything
+is published, and the caller runs that path instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from .. import features
+from ..custody import register_output_root
+from ..errors import ReadError, SchemaMismatchError, guard
+from ..features import Encoding
+from ..keys import Keyring, session
+from ..media import Delivery, fingerprint
+from ..readers import SourceTable, _r
+from ..readers import csv as _csv
+from ..schema import Dataset
+from ..settings import Settings
+from ..validate import ValidationResult
+from ..writers import Staging, apply_policies, delivery_lock, is_published, restricted_columns
+from ..writers.parquet import key_material_name
+from ..writers.publish import QUARANTINE, table_output
+from .checks import BatchValidator
+from .columns import FeatureColumns
+from .records import Batch, Records, WrongEncoding
+from .sinks import AgeLines, ParquetRows
+from .source import Source, streamable_file, with_plaintext
+
+if TYPE_CHECKING:
+    from ..pipeline import RunSummary
+
+BLOCK = 8 << 20
+"""Bytes read from the file or from gpg at a time."""
+
+
+class Fallback(Exception):  # noqa: N818 - a signal: take the in-memory path
+    """This delivery is one the in-memory path must read (nothing was published)."""
+
+
+@dataclass(frozen=True)
+class Counted(ValidationResult):
+    """A whole table's validation counts, its rows already written batch by batch."""
+
+    accepted_rows: int = 0
+    quarantined_rows: int = 0
+
+    @property
+    def rows_accepted(self) -> int:
+        return self.accepted_rows
+
+    @property
+    def rows_quarantined(self) -> int:
+        return self.quarantined_rows
+
+
+@dataclass
+class Streamed:
+    """What the stream stage made: the table as read (no rows), its counts, and
+    the warnings of decryption."""
+
+    table: SourceTable
+    result: Counted
+    warnings: list[str] = field(default_factory=list)
+
+
+def streamable(path: str | Path, datasets: tuple[Dataset, ...],
+               settings: Settings) -> Source | None:
+    """The delivery's file if this path reads it: one table, one file (plain or
+    OpenPGP) over ``stream_above_bytes``, a schema without fixed-width positions."""
+    if len(datasets) != 1:
+        return None
+    dataset = datasets[0]
+    if any(c.start is not None or c.length is not None for c in dataset.columns):
+        return None
+    source = streamable_file(Path(path))
+    if source is None or source.size <= settings.stream_above_bytes:
+        return None
+    return source
+
+
+def run_streamed(path: str | Path, source: Source, dataset: Dataset, keyring: Keyring,
+                 settings: Settings, out: Path, delivery_date: date | None, force: bool,
+                 timed: Callable[..., Any],
+                 log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
+    """As ``ingest.pipeline._run`` for one table, in batches."""
+    from ..pipeline import (
+        RunSummary,
+        _already,
+        build_manifest,
+        check_quarantine_share,
+        has_features,
+        publish_stage,
+    )
+
+    started = datetime.now(UTC)
+    sha256 = timed("open-media", fingerprint, Path(path))
+    delivery = Delivery(str(path), sha256, [])
+    summary = RunSummary(delivery.id, sha256, dataset.name)
+    with delivery_lock(out, delivery.id):
+        if is_published(out, delivery.id) and not force:
+            log.info("delivery %s is already processed; nothing to do", delivery.id)
+            return _already(summary, out)
+        when = delivery_date or date.today()
+        previous = (features.latest_encoding(out, keyring.age_identity(), exclude=delivery.id,
+                                             table=None) if has_features(dataset) else None)
+        register_output_root(settings, out)
+        with Staging(out, delivery.id) as staging:
+            made: Streamed = timed("stream", stream_stage, source, dataset, keyring, settings,
+                                   sha256, when, previous, staging)
+            delivery = Delivery(str(path), sha256, [], made.warnings)
+            summary.warnings = list(made.warnings)
+            for warning in made.warnings:
+                log.warning(warning)
+            log.info("read %d rows from %s (%s), in batches", made.result.rows_in,
+                     made.table.member, made.table.format)
+            for note in made.table.notes:
+                log.warning(note)
+                summary.warnings.append(note)
+            check_quarantine_share(made.result, settings.max_quarantine_share)
+            log.info("%d rows accepted, %d quarantined", made.result.rows_accepted,
+                     made.result.rows_quarantined)
+            manifest = build_manifest(delivery, made.table, made.result, dataset, keyring,
+                                      when, started, summary.warnings)
+            summary.rows_in = manifest["rows"]["in"]
+            summary.rows_accepted = manifest["rows"]["accepted"]
+            summary.rows_quarantined = manifest["rows"]["quarantined"]
+            summary.quarantine_reasons = manifest["quarantine_reasons"]
+            summary.repairs = manifest["repairs"]
+            final = timed("publish", publish_stage, staging, summary, manifest, force,
+                          settings.audit_log)
+    summary.output_dir = str(final)
+    log.info("published %d outputs to %s", len(summary.outputs), final)
+    return summary
+
+
+def stream_stage(source: Source, dataset: Dataset, keyring: Keyring, settings: Settings,
+                 sha256: str, delivery_date: date, previous: Encoding | None,
+                 staging: Staging) -> Streamed:
+    """Read, validate and write every output of the delivery, batch by batch."""
+    encodings = dataset.encodings
+    while True:
+        staging.clear()
+        try:
+            return _attempt(source, dataset, keyring, settings, sha256, delivery_date,
+                            previous, staging, encodings)
+        except WrongEncoding as exc:  # the in-memory reader would have chosen another
+            encodings = exc.remaining
+
+
+def _attempt(source: Source, dataset: Dataset, keyring: Keyring, settings: Settings,
+             sha256: str, delivery_date: date, previous: Encoding | None, staging: Staging,
+             encodings: tuple[str, ...]) -> Streamed:
+    warnings: list[str] = []
+
+    def consume(blocks: Any) -> tuple[SourceTable, Counted]:
+        records = Records(blocks, encodings, source.member,
+                          settings.stream_batch_bytes).given(dataset.encodings)
+        with guard(f"{source.member}: reading delimited", ReadError):
+            return _write_all(records, source, dataset, keyring, sha256, delivery_date,
+                              previous, staging)
+
+    block = min(BLOCK, max(settings.stream_batch_bytes, 1 << 12))
+    table, result = with_plaintext(source, block, consume, gnupg_home=settings.gnupg_home,
+                                   passphrase=session.passphrase(), warnings=warnings)
+    return Streamed(table, result, warnings)
+
+
+def _write_all(records: Records, source: Source, dataset: Dataset, keyring: Keyring,
+               sha256: str, delivery_date: date, previous: Encoding | None,
+               staging: Staging) -> tuple[SourceTable, Counted]:
+    from ..pipeline import has_features
+
+    recipient = keyring.age_recipient()
+    key = keyring.pseudonym_key()
+    validator = BatchValidator(dataset, delivery_date)
+    wanted = FeatureColumns(dataset) if has_features(dataset) else None
+    first: SourceTable | None = None
+    reasons: dict[str, int] = {}
+    repairs: dict[str, int] = {}
+    accepted = quarantined = 0
+    name = f"{dataset.name}.parquet"
+    with staging.open(name, "parquet") as parquet_sink, \
+            staging.open(f"{dataset.name}.jsonl.age", "jsonl") as lines_sink, \
+            staging.open(table_output(None, QUARANTINE), "quarantine") as quarantine_sink:
+        parquet = ParquetRows(keyring, restricted_columns(dataset), name, sha256,
+                              parquet_sink)
+        lines = AgeLines(recipient, lines_sink, f"{dataset.name}.jsonl.age")
+        rejected = AgeLines(recipient, quarantine_sink, QUARANTINE)
+        try:
+            for batch in records.batches():
+                table = _read_batch(records, batch, dataset, source.member, validator.rows)
+                first = first or table
+                result = validator.validate(table)
+                del table
+                _add(reasons, result.reasons)
+                _add(repairs, result.repairs)
+                accepted += result.rows_accepted
+                quarantined += result.rows_quarantined
+                clean = apply_policies(result.accepted, dataset, key)
+                parquet.write(clean)
+                lines.write(clean)
+                rejected.write(result.quarantined)
+                if wanted is not None:
+                    wanted.add(result.accepted)
+            if first is None:
+                raise Fallback  # no data rows: the in-memory reader says what it is
+            _check_trailer(records, source.member, validator.rows)
+            parquet.close()
+            lines.close()
+            rejected.close()
+        except BaseException:
+            lines.abandon()
+            rejected.abandon()
+            raise
+    staging.add(key_material_name(name), parquet.material, "key-material")
+    if wanted is not None:
+        matrix = features.build(wanted.table(), dataset, encoding=previous)
+        features.write(matrix, recipient,
+                       lambda out: staging.open(table_output(None, out), "features"))
+    table = SourceTable(first.member, first.format, pl.DataFrame(), records.encoding,
+                        records.trailer, first.notes)
+    counted = Counted(pl.DataFrame(), pl.DataFrame(), validator.rows,
+                      dict(sorted(reasons.items())), dict(sorted(repairs.items())),
+                      accepted, quarantined)
+    return table, counted
+
+
+def _read_batch(records: Records, batch: Batch, dataset: Dataset, member: str,
+                rows_before: int) -> SourceTable:
+    """One batch read as the in-memory reader reads a whole member (header in front)."""
+    utf8 = _csv.Utf8Text(records.header + batch.text, records.encoding, None)
+    try:
+        table = _csv.read_utf8(utf8, dataset, member)
+    except SchemaMismatchError:
+        raise
+    except ReadError as exc:
+        if rows_before == 0:
+            raise
+        # its row and line numbers count from this batch's start
+        raise ReadError(f"{exc} (row and line numbers counted within the rows read from "
+                        f"data row {rows_before + 1}, line {batch.first_line} of the file, "
+                        "on)") from None
+    if table.repairs or _r.ESCAPED_QUOTES_NOTE in table.notes:
+        raise Fallback  # R's conventions are decided on the whole text
+    return table
+
+
+def _check_trailer(records: Records, member: str, rows: int) -> None:
+    if records.trailer is not None and records.trailer != rows:
+        raise ReadError(f"{member}: the trailer says {records.trailer} records but {rows} "
+                        "were read; the file is incomplete or altered, ask for it again")
+
+
+def _add(total: dict[str, int], counts: dict[str, int]) -> None:
+    for k, n in counts.items():
+        total[k] = total.get(k, 0) + int(n)
