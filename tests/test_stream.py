@@ -125,3 +125,120 @@ def test_encrypted_delivery_streams_through_gpg(home: Path, tmp_path: Path,
     folder = _encrypted(home, tmp_path / "delivery", to_delimited(frame), tmp_path)
     whole, batched = _both(folder, tmp_path, 7_000)
     _same(whole, batched)
+
+
+def _edited(frame: pl.DataFrame, **cells: tuple[int, str]) -> pl.DataFrame:
+    return frame.with_columns(frame[c].scatter(row, v) for c, (row, v) in cells.items())
+
+
+def test_quoted_line_breaks_duplicates_and_a_bad_last_row_across_batches(
+        home: Path, tmp_path: Path, table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    frame, _ = table_3k
+    case = frame["CASE_ID"]
+    rows = frame.height
+    # most records hold line breaks inside quotes: batches are cut between records only
+    frame = frame.with_columns(frame["CMNT"].scatter(
+        list(range(5, rows, 2)), "first line\r\nsecond, \"quoted\" line\n\nthird\r\n"))
+    # repeats of an early case id in later batches, and one repeated within a batch
+    frame = _edited(frame, CASE_ID=(rows - 700, case[12]))
+    frame = frame.with_columns(frame["CASE_ID"].scatter([rows - 3, rows - 4], case[40]))
+    frame = _edited(frame, DOB=(rows - 1, "13/45/1990"))  # the very last row is bad
+    folder = _write(tmp_path / "delivery", to_delimited(frame))
+    whole, batched = _both(folder, tmp_path, 3_000)
+    _same(whole, batched)
+    reasons = whole["counts"][3]  # type: ignore[index]
+    assert reasons["case_id:duplicate"] >= 3
+    quarantine = pl.read_ndjson(batched["plain"]["quarantine.jsonl.age"])  # type: ignore[index]
+    repeat = quarantine.filter(pl.col("_row") == rows - 700 + 1)
+    assert repeat["_first_row"].to_list() == [13]  # the first occurrence, batches before
+    assert rows in quarantine["_row"].to_list()  # the last row
+
+
+def test_text_that_is_not_utf8_late_in_the_file_is_read_as_the_next_encoding(
+        home: Path, tmp_path: Path, table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    frame, _ = table_3k
+    ascii_only = pl.col("CMNT").str.replace_all(r"[^\x00-\x7f]", "?")
+    frame = frame.with_columns(ascii_only)
+    frame = _edited(frame, CMNT=(frame.height - 2, "caf\u00e9"))
+    data = to_delimited(frame, encoding="cp1252")
+    assert data[:-1000].isascii() and not data.isascii()  # UTF-8 fails only at the end
+    folder = _write(tmp_path / "delivery", data)
+    whole, batched = _both(folder, tmp_path, 4_000)
+    _same(whole, batched)
+    assert whole["manifest"]["read"]["encoding"] == "cp1252"  # type: ignore[index]
+
+
+def _nothing_published(out: Path) -> None:
+    assert not out.exists() or not [p for p in out.iterdir() if p.name != ".locks"], \
+        list(out.iterdir())
+
+
+def test_a_broken_record_late_in_the_file_publishes_nothing(
+        home: Path, tmp_path: Path, table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    frame, _ = table_3k
+    lines = to_delimited(frame).split(b"\r\n")
+    lines[-4] = b'"1234567890","cut short"'  # a record two fields long, near the end
+    folder = _write(tmp_path / "delivery", b"\r\n".join(lines))
+    with pytest.raises(ReadError, match="do not have the header's 10 fields") as raised:
+        _run(folder, tmp_path / "out", 4_000)
+    assert "counted within the rows read from data row" in str(raised.value)
+    _nothing_published(tmp_path / "out")
+
+
+def test_a_truncated_openpgp_message_publishes_nothing(
+        home: Path, tmp_path: Path, table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    frame, _ = table_3k
+    folder = _encrypted(home, tmp_path / "delivery", to_delimited(frame), tmp_path)
+    cipher = folder / "cases.csv.gpg"
+    cipher.write_bytes(cipher.read_bytes()[: cipher.stat().st_size * 2 // 3])
+    with pytest.raises(DecryptionError):
+        _run(folder, tmp_path / "out", 4_000)
+    _nothing_published(tmp_path / "out")
+
+
+def test_too_many_bad_rows_publish_nothing(home: Path, tmp_path: Path,
+                                          table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    frame, _ = table_3k
+    frame = frame.with_columns(frame["DOB"].scatter(list(range(0, frame.height, 9)), "x"))
+    folder = _write(tmp_path / "delivery", to_delimited(frame))
+    with pytest.raises(ValidationRejected, match="nothing was published"):
+        _run(folder, tmp_path / "out", 4_000)
+    _nothing_published(tmp_path / "out")
+
+
+def test_small_deliveries_stay_in_memory_and_other_forms_fall_back(
+        home: Path, tmp_path: Path, table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    frame, _ = table_3k
+    folder = _write(tmp_path / "delivery", to_delimited(frame))
+    settings = load_settings()
+    assert settings.stream_above_bytes == 256 * 2**20
+    assert stream.streamable(folder, (_reference(),), settings) is None  # small: whole
+    assert stream.streamable(folder, (_reference(),),
+                             load_settings(stream_above_bytes=0)) is not None
+    (folder / "notes.txt").write_text("two files")  # not one file alone: whole
+    assert stream.streamable(folder, (_reference(),),
+                             load_settings(stream_above_bytes=0)) is None
+
+
+def _reference():  # noqa: ANN202
+    from ingest.schema import load_dataset
+
+    return load_dataset("reference")
+
+
+def test_no_canary_in_anything_the_batched_run_writes(
+        home: Path, tmp_path: Path, table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    frame, _ = table_3k
+    make = Maker(2718)
+    accepted = {"PERS_ID": make.person_id(), "CMNT": make.letters(40)}
+    quarantined = {c: make.letters(16) for c in frame.columns}
+    canaries = [Canary(f"{c} accepted", v) for c, v in accepted.items()]
+    canaries += [Canary(f"{c} quarantined", v) for c, v in quarantined.items()]
+    for row, values in ((frame.height - 30, accepted), (frame.height - 20, quarantined)):
+        frame = frame.with_columns(frame[c].scatter(row, v) for c, v in values.items())
+    folder = _encrypted(home, tmp_path / "delivery", to_delimited(frame), tmp_path)
+    summary = _run(folder, tmp_path / "out", 4_000)
+    assert summary.rows_quarantined > 0
+    scanner = Scanner(canaries)
+    assert scanner.scan([tmp_path / "out", home]) == []
+    assert any(p.suffix == ".parquet" for p in files_under([tmp_path / "out"]))

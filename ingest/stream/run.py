@@ -172,9 +172,14 @@ def _attempt(source: Source, dataset: Dataset, keyring: Keyring, settings: Setti
     def consume(blocks: Any) -> tuple[SourceTable, Counted]:
         records = Records(blocks, encodings, source.member,
                           settings.stream_batch_bytes).given(dataset.encodings)
+        signal: Exception
         with guard(f"{source.member}: reading delimited", ReadError):
-            return _write_all(records, source, dataset, keyring, sha256, delivery_date,
-                              previous, staging)
+            try:
+                return _write_all(records, source, dataset, keyring, sha256, delivery_date,
+                                  previous, staging)
+            except (WrongEncoding, Fallback) as exc:  # not errors: kept from the guard
+                signal = exc
+        raise signal
 
     block = min(BLOCK, max(settings.stream_batch_bytes, 1 << 12))
     table, result = with_plaintext(source, block, consume, gnupg_home=settings.gnupg_home,
