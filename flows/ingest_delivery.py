@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -33,7 +34,7 @@ from prefect.runtime import flow_run
 from prefect.states import Completed
 
 from flows.server import run_notice
-from ingest import pipeline
+from ingest import pipeline, progress
 from ingest import report as reports
 from ingest.errors import IngestError, KeyringError, guard
 
@@ -96,6 +97,39 @@ def load_passphrase(passphrase_file: str | None, passphrase_secret: str | None) 
     session.set_passphrase(value)
 
 
+PROGRESS_KEY = "ingest-progress"
+PROGRESS_LOG_SECONDS = 10.0
+"""How often a long stage logs its progress line to the flow run."""
+
+
+class PrefectProgress:
+    """The run's progress in Prefect: a progress artifact (the share done, and the
+    counts line as its description) updated as each stage ends, and the counts
+    line in the run's log every :data:`PROGRESS_LOG_SECONDS` within a long stage
+    (not at each end: the CLI's console shows the run's log beside its own
+    progress line). Counts, rates and times only (see :mod:`ingest.progress`)."""
+
+    def __init__(self, log: Any) -> None:
+        from prefect.artifacts import create_progress_artifact
+
+        self.log = log
+        self.artifact = cast(UUID, create_progress_artifact(
+            0.0, key=PROGRESS_KEY, description="ingest: starting"))
+        self.logged = time.monotonic()
+
+    def __call__(self, snap: progress.Snapshot, why: str) -> None:
+        if why == "end":
+            self.update(snap.percent, snap)
+        elif why == "tick" and time.monotonic() - self.logged >= PROGRESS_LOG_SECONDS:
+            self.logged = time.monotonic()
+            self.log.info(snap.line())
+
+    def update(self, percent: float, snap: progress.Snapshot) -> None:
+        from prefect.artifacts import update_progress_artifact
+
+        update_progress_artifact(self.artifact, percent, description=snap.line())
+
+
 def publish_report(summary: dict[str, Any], profile: dict[str, Any] | None) -> None:
     """Markdown and table artifacts, and report.html beside the outputs (new ones only)."""
     from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -151,9 +185,12 @@ def ingest_delivery(delivery: str, out: str, dataset: str | list[str] = "referen
         with guard("ingest-delivery"):
             if passphrase_file or passphrase_secret:
                 run_as_task("passphrase", load_passphrase, passphrase_file, passphrase_secret)
-            summary = pipeline.run_delivery(delivery, schema=dataset, out=out,
-                                            delivery_date=delivery_date, force=force,
-                                            stage=stage, log=log).to_json()
+            shown = PrefectProgress(log)
+            with progress.watching(shown, PROGRESS_LOG_SECONDS) as tracker:
+                summary = pipeline.run_delivery(delivery, schema=dataset, out=out,
+                                                delivery_date=delivery_date, force=force,
+                                                stage=stage, log=log).to_json()
+                shown.update(100.0, tracker.snapshot())  # also a delivery already processed
     except IngestError as exc:
         with contextlib.suppress(Exception):  # never hide the run's own error
             create_markdown_artifact(reports.failure_markdown(exc, delivery),

@@ -496,7 +496,7 @@ def test_inbox_to_workers_to_artifacts_end_to_end(ops: dict) -> None:
             arts = client.read_artifacts(artifact_filter=ArtifactFilter(
                 flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
             arts = [a for a in arts if a.type]  # untyped ones are Prefect's result records
-            assert sorted(a.type for a in arts) == ["markdown", "table"], run.name
+            assert sorted(a.type for a in arts) == ["markdown", "progress", "table"], run.name
             md = next(a for a in arts if a.type == "markdown").data
             assert "## Quarantine reasons" in md and "<10" in md and "## Time per stage" in md
 
@@ -536,7 +536,7 @@ def test_inbox_to_workers_to_artifacts_end_to_end(ops: dict) -> None:
             flow_run_id=ArtifactFilterFlowRunId(any_=[by_name["stranger.csv.gpg"].id])))
         # Prefect keeps the failed flow's exception as a result record (pickled under
         # $PREFECT_HOME/storage): one of ours, value-free; the canary scan covers it
-        assert {a.type for a in arts} == {"markdown", None}
+        assert {a.type for a in arts} == {"markdown", "progress", None}
         (md,) = [a.data for a in arts if a.type == "markdown"]
         assert md.startswith("# Delivery stranger.csv.gpg: failed") and "DecryptionError" in md
 
