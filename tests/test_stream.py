@@ -10,24 +10,22 @@ reasons and repairs.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyrage
 import pytest
-import scipy.sparse as sp
+from _canaries import Canary, Maker, Scanner, files_under
 
 from ingest import stream
-from ingest.errors import DecryptionError, IngestError, ReadError, ValidationRejected
+from ingest.errors import DecryptionError, ReadError, ValidationRejected
 from ingest.keys import Keyring
 from ingest.pipeline import RunSummary, run_delivery
 from ingest.settings import load_settings
 from ingest.synth import Truth, generate, to_delimited
 from ingest.writers import read_parquet
 
-from _canaries import Canary, Maker, Scanner, files_under
 from conftest import DELIVERY_DATE
 
 WHOLE = 1 << 62
