@@ -181,6 +181,8 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     copy_of(args.ref, work)
     extra = sorted(str(p.relative_to(work))
                    for p in (work / "tests").glob(f"test_mutants_{name}*.py"))
+    if args.tests:  # these tests alone: does a new test kill the mutants it was written for?
+        group, extra = Group(group.mutate, tuple(args.tests), group.functions), []
     (work / "setup.cfg").write_text(setup_cfg(group, extra, args.timeout_constant))
     patterns = list(group.functions)
     if args.only:
@@ -273,6 +275,10 @@ def main() -> int:
     parser.add_argument("--only", action="append", metavar="MUTANT",
                         help="only these mutants (mutmut names or globs, as survivors.txt "
                              "lists them; repeatable), e.g. to check that new tests kill them")
+    parser.add_argument("--tests", action="append", metavar="TEST",
+                        help="run these tests (files or node ids; repeatable) instead of the "
+                             "group's, e.g. a new test file with --only the mutants it was "
+                             "written for: each must be killed by it alone")
     parser.add_argument("--list", action="store_true", help="list the groups and exit")
     args = parser.parse_args()
     if args.list:

@@ -6,10 +6,12 @@ the other tests let live (``scripts/mutants csv``).
 
 from __future__ import annotations
 
+import codecs
+
 import pytest
 
 from ingest.errors import ReadError
-from ingest.readers.csv import read_delimited
+from ingest.readers.csv import read_delimited, sniff_text, split_trailer, to_utf8
 from ingest.schema import load_dataset
 
 DATASET = load_dataset("reference")
@@ -26,3 +28,130 @@ def test_a_nul_byte_is_refused_naming_the_line_of_the_first(data: bytes, line: i
         read_delimited(data, DATASET, "cases.csv")
     assert str(caught.value) == (f"cases.csv: holds a NUL byte (line {line}); the file is "
                                  "binary or damaged, ask the sender to export it again")
+
+
+# --- what the parser is handed: the records as UTF-8, without trailer or blank lines ------
+
+ROWS = b"a,b\r\n1,2"
+
+
+@pytest.mark.parametrize(("data", "text", "trailer"), [
+    (ROWS + b"\r\n", ROWS + b"\n", None),  # the last line end made one LF
+    (ROWS, ROWS, None),
+    (ROWS + b"\r\n\r\n\n", ROWS + b"\n", None),
+    (ROWS + b"\r\n" * 1000, ROWS + b"\n", None),  # more than one 256-byte step back
+    (ROWS + b"\r\n\x1a", ROWS + b"\n", None),  # a DOS end-of-file mark on its own line
+    (ROWS + b"\r\n\x1a\r\n\r\n", ROWS + b"\n", None),
+    (ROWS + b"\x1a", ROWS + b"\x1a", None),  # at the end of a row it is the row's
+    (b"\x1a", b"\x1a", None),
+    (b"\n\x1a", b"\n", None),
+    (ROWS + b"\r\nTOTAL RECORDS: 1\r\n", ROWS + b"\n", 1),
+    (ROWS + b"\r\nTOTAL RECORDS: 12 \r\n\x1a  ", ROWS + b"\n", 12),
+    (ROWS + b"\nrecord_count=7", ROWS + b"\n", 7),
+    (ROWS + b'\r\n"TOTAL RECORDS: 3"', ROWS + b"\n", 3),  # quoted, after the last break
+    (b'a,b\r\n1,"2"\r\nTOTAL: 7', b'a,b\r\n1,"2"\n', 7),
+    # inside a quoted value that is still open, a trailer-like line is the value's
+    (b'a,b\r\n1,"2\r\nTOTAL RECORDS: 1\r\n', b'a,b\r\n1,"2\r\nTOTAL RECORDS: 1\n', None),
+    (b"TOTAL RECORDS: 1", b"", 1),
+    (b"TOTAL RECORDS: 1\r\n\r\n", b"", 1),
+    (ROWS + b"\r\n" + b" " * 300 + b"TOTAL: 5", ROWS + b"\n", 5),
+], ids=lambda v: repr(v)[:40] if isinstance(v, bytes) else None)
+def test_the_records_lose_only_their_trailer_and_blank_lines_at_the_end(
+        data: bytes, text: bytes, trailer: int | None) -> None:
+    assert to_utf8(data, DATASET, "cases.csv") == (text, "utf-8", trailer)
+
+
+@pytest.mark.parametrize(("text", "body", "count"), [
+    ("a,b\r\n1,2\r\nTOTAL RECORDS: 1\r\n\x1a ", "a,b\r\n1,2\r\n", 1),
+    ("a,b\n1,2\nrow count = 40", "a,b\n1,2\n", 40),
+    ('a,b\r\n1,2\r\n"TOTAL RECORDS: 3"', "a,b\r\n1,2\r\n", 3),
+    ("TOTAL: 9", "", 9),
+    ('a,b\r\n1,"2\r\nTOTAL RECORDS: 1\r\n', 'a,b\r\n1,"2\r\nTOTAL RECORDS: 1\r\n', None),
+    ("a,b\r\n1,2\r\n", "a,b\r\n1,2\r\n", None),
+    ("a,b\r\n1,2\r\nTOTAL RECORDS: x\r\n", "a,b\r\n1,2\r\nTOTAL RECORDS: x\r\n", None),
+])
+def test_a_trailer_is_split_from_decoded_text(text: str, body: str, count: int | None) -> None:
+    assert split_trailer(text) == (body, count)
+
+
+# --- encodings -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("data", "encoding"), [
+    (codecs.BOM_UTF8 + "a,b\r\né,2\r\n".encode(), "utf-8-sig"),
+    (codecs.BOM_UTF16_LE + "a,b\r\né,2\r\n".encode("utf-16-le"), "utf-16"),
+    (codecs.BOM_UTF16_BE + "a,b\r\né,2\r\n".encode("utf-16-be"), "utf-16"),
+    ("a,b\r\né,2\r\n".encode(), "utf-8"),
+    ("a,b\r\né,2\r\n".encode("cp1252"), "cp1252"),
+    ("a,b\r\né,2,€\r\n".encode("cp1252"), "cp1252"),
+])
+def test_the_text_is_decoded_as_its_mark_or_the_first_encoding_allowed(
+        data: bytes, encoding: str) -> None:
+    expected = "a,b\r\né,2,€\n" if "€".encode("cp1252") in data else "a,b\r\né,2\n"
+    assert to_utf8(data, DATASET, "cases.csv") == (expected.encode(), encoding, None)
+
+
+def test_utf8_cut_short_in_a_character_is_not_utf8() -> None:
+    # strictly decoded to the end: the last byte begins a character it does not finish
+    assert to_utf8(b"a,b\r\n1,\xc3", DATASET, "cases.csv") == (
+        "a,b\r\n1,Ã".encode(), "cp1252", None)
+
+
+@pytest.mark.parametrize(("data", "encoding"), [
+    (codecs.BOM_UTF8 + b"a,b\r\n\xff,2\r\n", "utf-8"),
+    (codecs.BOM_UTF16_LE + "a,b".encode("utf-16-le") + b"\x00", "utf-16"),
+    (codecs.BOM_UTF16_BE + "a,b".encode("utf-16-be") + b"\xd8\x00", "utf-16"),
+])
+def test_text_not_in_the_encoding_its_mark_names_is_refused(data: bytes, encoding: str) -> None:
+    with pytest.raises(ReadError) as caught:
+        to_utf8(data, DATASET, "cases.csv")
+    assert str(caught.value) == (f"cases.csv: marked as {encoding} but not valid {encoding}")
+
+
+def test_text_in_none_of_the_encodings_is_refused_naming_them() -> None:
+    with pytest.raises(ReadError) as caught:
+        to_utf8(b"a,b\r\n\x81\xc3,2\r\n", DATASET, "cases.csv")  # 0x81: no cp1252 character
+    assert str(caught.value) == ("cases.csv: the text is in none of the encodings the schema "
+                                 "allows (utf-8, cp1252); ask the sender which encoding they "
+                                 "used")
+
+
+SAMPLE = 1 << 16
+"""The bytes of a large file looked at first for proof that it is not UTF-8."""
+
+
+@pytest.mark.parametrize("at", [SAMPLE - 5, SAMPLE - 4, SAMPLE - 3, SAMPLE - 2, SAMPLE - 1,
+                                SAMPLE, SAMPLE + 100])
+def test_a_large_utf8_file_is_utf8_wherever_its_characters_fall(at: int) -> None:
+    """Beyond the first 64 KiB sample, and across its end, a character of four bytes
+    (bytes that cp1252 would also decode) leaves the file UTF-8."""
+    head = b"a,b\r\n"
+    filler = b"x" * (at - len(head))
+    data = head + filler + "😀".encode() + b",2\r\n" + b"y,3\r\n" * 10
+    assert len(data) > SAMPLE
+    assert to_utf8(data, DATASET, "cases.csv") == (data[:-2] + b"\n", "utf-8", None)
+
+
+@pytest.mark.parametrize("at", [100, SAMPLE - 6, SAMPLE + 100])
+def test_a_large_cp1252_file_is_cp1252_wherever_its_first_non_utf8_byte_falls(
+        at: int) -> None:
+    head = b"a,b\r\n"
+    data = (head + b"x" * (at - len(head)) + "é".encode("cp1252") + b",2\r\n"
+            + b"y,3\r\n" * (SAMPLE // 5))
+    assert len(data) > SAMPLE
+    assert to_utf8(data, DATASET, "cases.csv") == (
+        data[:-2].decode("cp1252").encode() + b"\n", "cp1252", None)
+
+
+# --- what is taken for delimited text ------------------------------------------------------
+
+@pytest.mark.parametrize(("head", "text"), [
+    (codecs.BOM_UTF16_LE + "a,b".encode("utf-16-le"), True),
+    (codecs.BOM_UTF16_BE + "a,b".encode("utf-16-be"), True),
+    ("a,b".encode("utf-16-le"), False),  # NULs, and no mark to say why
+    (b"a,b", True), (b"a\tb", True), (b"a;b", True), (b"a|b", True),
+    (b"ab", False), (b"a:b", False),
+    (b"a,b" + b"x" * 8188 + b"\x00", False),  # a NUL at the last byte looked at
+    (b"a,b" + b"x" * 8189 + b"\x00", True),  # past the part looked at
+])
+def test_delimited_text_is_told_by_its_first_bytes(head: bytes, text: bool) -> None:
+    assert sniff_text(head) is text
