@@ -16,6 +16,7 @@ import io
 import shutil
 import sqlite3
 import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from functools import cache
@@ -34,7 +35,7 @@ from ingest.synth import generate, to_delimited
 from ingest.synth.packaging import make_7z, make_iso, make_tar, make_zip
 from schemas.reference import DATASET
 
-from conftest import data_fixture
+from conftest import ROOT, data_fixture
 
 FILES = {"cases.csv": b"CASE_ID,SEX\r\n1,F\r\n", "notes/readme.txt": b"no commas here\n"}
 
@@ -284,6 +285,47 @@ def test_every_format_is_named_and_has_what_its_kind_needs() -> None:
             assert callable(fmt.handler)
         else:
             assert fmt.kind is Kind.NOT_READ and fmt.handler is None
+
+
+HEAVY = ("py7zr", "pycdlib", "pyzipper", "pyreadstat", "python_calamine", "fastexcel",
+         "libarchive", "msoffcrypto", "olefile", "ingest.readers.excel._book")
+"""The libraries of formats a CSV delivery does not hold (and the workbook reader)."""
+
+_IMPORTED_AFTER = """
+import sys
+from ingest.formats import classify, named
+from ingest.media import Member
+from ingest.readers import read_member
+from schemas.reference import DATASET
+member = Member("cases.csv", {data!r})
+fmt = classify(member)
+read_member(member, DATASET, fmt)
+{then}
+print(fmt.name, *sorted(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+def _imported_after(then: str = "") -> list[str]:
+    """A fresh interpreter classifies and reads a CSV member (then runs ``then``): the
+    format, and which of :data:`HEAVY` it imported."""
+    data = to_delimited(generate(20, seed=3)[0])
+    code = _IMPORTED_AFTER.format(data=data, then=then, heavy=HEAVY)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout.split()
+    return out
+
+
+def test_a_csv_delivery_loads_no_other_format_s_library() -> None:
+    """Formats are declared apart from their handlers: classifying and reading a CSV
+    imports no archive, workbook or statistics library (each cost every run its
+    import time when the registry loaded them all)."""
+    assert _imported_after() == ["delimited"]
+
+
+def test_a_handler_is_loaded_when_its_format_is_met() -> None:
+    """The other side of the same laziness: asking for a format's handler loads it."""
+    assert _imported_after('named("7z").handler; named("xlsx").handler') == \
+        ["delimited", "ingest.readers.excel._book", "py7zr"]
 
 
 def test_unknown_bytes_are_claimed_by_nothing() -> None:

@@ -23,7 +23,7 @@ from msoffcrypto import exceptions as mso_errors
 from msoffcrypto.format import doc97, ppt97, xls97
 
 from ..errors import DecryptionError
-from ..formats import Format, Kind, Probe, register
+from ..formats import Probe
 from ..formats._ole import OLE2_MAGIC
 
 EXCEL_DEFAULT_PASSWORD = "VelvetSweatshop"
@@ -50,57 +50,15 @@ for _module in (xls97, doc97, ppt97):
 def is_encrypted_office(head: bytes, data: bytes) -> bool:
     """True for an OLE2 Office file that is encrypted (xlsx/docx package, xls, doc, ppt);
     ``head`` is not needed any more (the whole file is looked at) and kept for callers."""
-    return _recognise(Probe(data))
+    return Probe(data).is_("office-encrypted")  # the registry's test (._formats)
 
 
-def _recognise(probe: Probe) -> bool:
-    """An encrypted Office file, from the compound file's directory.
-
-    A plain xls (OLE2 without encryption) or any other OLE2 file is not: it is
-    left to the readers. For a workbook only the first records of its Workbook
-    stream are read: a FILEPASS record there is what makes a legacy workbook
-    encrypted (msoffcrypto-tool would read the whole stream to learn the same).
-    """
-    ole = probe.ole
-    if ole is None or not ole.complete:
-        return False
-    # the order msoffcrypto.OfficeFile tries the formats in
-    if "encryptioninfo" in ole.streams or "worddocument" in ole.streams:
-        return _msoffcrypto_says_encrypted(probe.data)
-    if "workbook" in ole.streams:
-        return _has_filepass(ole.workbook_head)
-    if "powerpoint document" in ole.streams:
-        return _msoffcrypto_says_encrypted(probe.data)
-    return False
-
-
-_BOF, _FILEPASS, _EOF = 0x0809, 0x002F, 0x000A
-
-
-def _msoffcrypto_says_encrypted(data: bytes) -> bool:
+def msoffcrypto_says_encrypted(data: bytes) -> bool:
+    """msoffcrypto-tool's verdict (for the files :mod:`._formats` cannot judge alone)."""
     try:
         return bool(msoffcrypto.OfficeFile(io.BytesIO(data)).is_encrypted())
     except Exception:  # noqa: BLE001 - not recognisably encrypted: the readers will judge it
         return False
-
-
-def _has_filepass(stream: bytes) -> bool:
-    """A FILEPASS record for RC4 or XOR obfuscation among the workbook's first records
-    (msoffcrypto-tool's test, on the head of the stream)."""
-    if len(stream) < 4 or struct.unpack_from("<H", stream)[0] != _BOF:
-        return False
-    pos = 0
-    while pos + 4 <= len(stream):
-        number, size = struct.unpack_from("<HH", stream, pos)
-        if number == _EOF:
-            return False
-        if number == _FILEPASS:
-            if pos + 6 > len(stream):
-                return False
-            (kind,) = struct.unpack_from("<H", stream, pos + 4)
-            return kind in (0x0000, 0x0001)  # XOR obfuscation, RC4
-        pos += 4 + size
-    return False
 
 
 def decrypt_office(data: bytes, password: str | None, member: str) -> bytes:
@@ -184,9 +142,6 @@ def open_office(name: str, data: bytes, passphrase: str | None,
     """The decrypted workbook, in memory, under the same name, for the readers."""
     return name, decrypt_office(data, passphrase, name)
 
-
-register(Format("office-encrypted", Kind.ENCRYPTION, "password-protected Office file",
-                _recognise, open_office))
 
 __all__ = ["EXCEL_DEFAULT_PASSWORD", "OLE2_MAGIC", "decrypt_office", "encrypt_office",
            "is_encrypted_office"]

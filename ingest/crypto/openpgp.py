@@ -25,7 +25,6 @@ from .._fs import (
     write_private,
 )
 from ..errors import DecryptionError, KeyringError, MediaError
-from ..formats import Format, Kind, register
 from ..settings import stall_seconds
 
 RECIPIENT_UID = "ingest recipient <recipient@ingest.invalid>"
@@ -239,7 +238,3 @@ def open_openpgp(name: str, data: bytes, passphrase: str | None,
             inner = inner[: -len(suffix)]
             break
     return (inner if inner != name else name + ".decrypted"), plain
-
-
-register(Format("openpgp", Kind.ENCRYPTION, "OpenPGP-encrypted file",
-                lambda probe: is_openpgp(probe.head), open_openpgp))

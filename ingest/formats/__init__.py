@@ -6,8 +6,16 @@ a table reader in :mod:`ingest.readers`) or, for formats this tool knows but
 does not read, in :mod:`ingest.formats.known`. An entry says what the format is
 (:class:`Kind`), how to recognise it (a test on a :class:`Probe` of the whole
 member), a human name for messages, and its capabilities; the handler that
-opens or reads it rides along. Stages dispatch by :func:`classify` and ask
+opens or reads it is named, not imported (``"ingest.media.sevenzip:CONTAINER"``,
+or a loader), and loaded the first time a member of that format is met
+(:attr:`Format.handler`). Stages dispatch by :func:`classify` and ask
 capabilities (:func:`capable`), never format names.
+
+Declaring is cheap: the recognisers are byte tests (and the ZIP and OLE2
+directory readers of this package), so classifying a CSV delivery loads no
+archive, workbook or statistics library; each registering module is a small
+declarations module of its stage (``ingest/media/_formats.py``, ...), apart
+from the handlers.
 
 Layers: this package sits below every stage (the import contract in
 pyproject.toml, checked by ``lint-imports``): the stages import it and register
@@ -30,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._ole import OleFacts, ole_facts
@@ -66,14 +75,35 @@ class Format:
     title: str
     """What a user calls it: "Excel workbook (.xlsx)", "SPSS data file"."""
     recognise: Callable[[Probe], bool] = field(repr=False)
-    handler: Any = field(default=None, repr=False, compare=False)
-    """What opens or reads it: a Container, a decryptor, a Reader."""
+    load: Any = field(default=None, repr=False, compare=False)
+    """Its handler: where it is (``"module:attribute"``, or a :class:`Loader`), imported
+    on first use of :attr:`handler` so that declaring a format costs none of its
+    libraries; or the handler itself when it costs nothing more; None for a format
+    that is only named."""
     capabilities: frozenset[str] = frozenset()
     fallback: bool = False
     """Claims a member only when no other entry does (delimited text)."""
 
     def can(self, capability: str) -> bool:
         return capability in self.capabilities
+
+    @cached_property
+    def handler(self) -> Any:
+        """What opens or reads it (a Container, a decryptor, a Reader), loaded now."""
+        if isinstance(self.load, Loader):
+            return self.load.load()
+        if isinstance(self.load, str):
+            module, _, attribute = self.load.partition(":")
+            return getattr(import_module(module), attribute)
+        return self.load
+
+
+@dataclass(frozen=True)
+class Loader:
+    """A handler made when first asked for (one reader per format from a shared
+    module, say), by calling ``load`` with no arguments."""
+
+    load: Callable[[], Any]
 
 
 EXCEL_SERIAL_DATES = "excel-serial-dates"
@@ -109,12 +139,10 @@ class Probe:
 
 
 _REGISTRY: dict[str, Format] = {}
-_BUILTIN = ("ingest.media.tar", "ingest.media.iso", "ingest.media.sevenzip", "ingest.media.zip",
-            "ingest.media.cpio",
-            "ingest.crypto.openpgp", "ingest.crypto.office", "ingest.readers",
-            "ingest.readers.access", "ingest.readers.excel", "ingest.readers.stats",
-            "ingest.formats.known")
-"""Modules that register formats, imported on first use of the registry."""
+_BUILTIN = ("ingest.media._formats", "ingest.crypto._formats", "ingest.readers._formats",
+            "ingest.readers.excel._formats", "ingest.formats.known")
+"""Modules that declare formats (recognisers and handler names, no handler
+libraries), imported on first use of the registry."""
 _loaded = False
 
 
@@ -131,8 +159,6 @@ def _entries() -> dict[str, Format]:
     global _loaded
     if not _loaded:
         _loaded = True
-        from importlib import import_module
-
         for module in _BUILTIN:
             try:
                 import_module(module)
@@ -178,5 +204,5 @@ def classify(member: bytes | Member) -> Format:
     return found
 
 
-__all__ = ["EXCEL_SERIAL_DATES", "HEAD", "UNKNOWN", "Format", "Kind", "Probe", "capable",
+__all__ = ["EXCEL_SERIAL_DATES", "HEAD", "UNKNOWN", "Format", "Kind", "Loader", "Probe", "capable",
            "claimants", "classify", "formats", "named", "register"]

@@ -26,47 +26,25 @@ libarchive does not.
 from __future__ import annotations
 
 import io
-import re
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import IngestError, MediaError
-from ..formats import Format, Kind, register
 from ._base import Member, OpenContext
+from ._formats import CPIO_BINARY_HEADER as _BINARY_HEADER
+from ._formats import is_cpio
 from ._safety import Intake
 
 if TYPE_CHECKING:
     import libarchive
 
-_HEX, _OCTAL = re.compile(rb"[0-9A-Fa-f]{1,6}"), re.compile(rb"[0-7]{1,6}")
-_ASCII = {b"070701": _HEX, b"070702": _HEX, b"070707": _OCTAL}
-"""newc and crc (hexadecimal fields) and odc (octal): the magic and the first six
-digits of the fields after it (fewer if the member ends). Not every field: a header
-damaged further on is still a cpio, refused as damaged rather than passed over."""
 _CRC = b"070702"
-_BINARY = (b"\xc7\x71", b"\x71\xc7")
-"""The old binary form's magic 070707 as a 16-bit word, little- or big-endian."""
-_BINARY_HEADER = 26
 
 _FOREIGN = (UnicodeError, ValueError, OSError)
 """What libarchive-c raises on a truncated or damaged archive, beside its own
 ArchiveError (its message is not ours to show: it may quote a member name).
 libarchive is imported when a cpio archive is met, not when the registry loads."""
-
-
-def is_cpio(head: bytes) -> bool:
-    """True when ``head`` starts with a cpio header of any of the four forms."""
-    digits = _ASCII.get(head[:6])
-    if digits is not None:
-        return digits.fullmatch(head, 6, 12) is not None
-    if len(head) < _BINARY_HEADER or head[:2] not in _BINARY:
-        return False
-    # two bytes are a weak sign: the name's size and its closing NUL must agree
-    name_size = int.from_bytes(head[20:22], "little" if head[:2] == _BINARY[0] else "big")
-    end = _BINARY_HEADER + name_size - 1
-    return 1 < name_size <= 4096 and len(head) > end and head[end] == 0 \
-        and 0 not in head[_BINARY_HEADER:end]
 
 
 class CpioContainer:
@@ -191,5 +169,3 @@ def _entry(entry: libarchive.ArchiveEntry, intake: Intake) -> Member | None:
 
 
 CONTAINER = CpioContainer()
-register(Format("cpio", Kind.CONTAINER, "cpio archive (newc, crc, odc or old binary)",
-                lambda probe: CONTAINER.sniff(probe.head), CONTAINER))

@@ -15,12 +15,9 @@ import pycdlib
 from pycdlib.pycdlibexception import PyCdlibException
 
 from ..errors import IngestError, MediaError
-from ..formats import Format, Kind, register
 from ._base import Member, OpenContext
+from ._formats import is_iso
 from ._safety import Intake, read_capped
-
-_MAGIC_AT = 0x8001
-_MAGIC = b"CD001"
 
 _FOREIGN = (PyCdlibException, EOFError, OSError, ValueError, KeyError, IndexError,
             struct.error, UnicodeError, RecursionError)
@@ -33,7 +30,7 @@ class IsoContainer:
     kind = "ISO 9660 image"
 
     def sniff(self, head: bytes) -> bool:
-        return head[_MAGIC_AT:_MAGIC_AT + len(_MAGIC)] == _MAGIC
+        return is_iso(head)
 
     def open(self, member: Member, ctx: OpenContext) -> list[Member]:
         intake = Intake(member, ctx, self.kind)
@@ -126,5 +123,3 @@ def _check_whole(iso: pycdlib.PyCdlib, extent: int, size: int, name: str,
 
 
 CONTAINER = IsoContainer()
-register(Format("iso", Kind.CONTAINER, "ISO 9660 disc image",
-                lambda probe: CONTAINER.sniff(probe.head), CONTAINER))

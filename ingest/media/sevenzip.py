@@ -45,12 +45,11 @@ from .._fs import (
     secret_pipe,
 )
 from ..errors import DecryptionError, IngestError, MediaError
-from ..formats import Format, Kind, register
 from ..settings import stall_seconds
 from ._base import Member, OpenContext
+from ._formats import is_seven_zip
 from ._safety import Intake
 
-MAGIC = b"7z\xbc\xaf\x27\x1c"
 _AES = b"\x06\xf1\x07\x01"  # the 7zAES coder
 
 _COMMANDS = ("7z", "7zz")
@@ -129,7 +128,7 @@ class SevenZipContainer:
     kind = "7-Zip archive"
 
     def sniff(self, head: bytes) -> bool:
-        return head.startswith(MAGIC)
+        return is_seven_zip(head)
 
     def open(self, member: Member, ctx: OpenContext) -> list[Member]:
         intake = Intake(member, ctx, self.kind)
@@ -346,5 +345,3 @@ def _wrong_password(member: Member) -> DecryptionError:
 
 
 CONTAINER = SevenZipContainer()
-register(Format("7z", Kind.CONTAINER, "7-Zip archive",
-                lambda probe: CONTAINER.sniff(probe.head), CONTAINER))

@@ -19,11 +19,10 @@ from typing import NoReturn
 import zstandard
 
 from ..errors import IngestError, MediaError
-from ..formats import Format, Kind, register
 from ._base import Member, OpenContext
+from ._formats import compression, is_tar, is_tar_header
 from ._safety import CHUNK, Intake, read_capped
 
-_MAGICS = {"gz": b"\x1f\x8b", "bz2": b"BZh", "xz": b"\xfd7zXZ\x00", "zst": b"\x28\xb5\x2f\xfd"}
 _NAMES = {None: "tar archive", "gz": "gzip stream (or the tar in it)",
           "bz2": "bzip2 stream (or the tar in it)", "xz": "xz stream (or the tar in it)",
           "zst": "zstd stream (or the tar in it)"}
@@ -46,26 +45,13 @@ _FOREIGN = (tarfile.TarError, EOFError, OSError, zlib.error, lzma.LZMAError, Val
 """What tarfile and the decompressors raise on a truncated or damaged stream."""
 
 
-def compression(head: bytes) -> str | None:
-    """The compression a stream starts with, by magic bytes; None when plain."""
-    for name, magic in _MAGICS.items():
-        if head.startswith(magic):
-            return name
-    return None
-
-
-def is_tar_header(block: bytes) -> bool:
-    """True when ``block`` starts with a ustar, GNU or pax header."""
-    return block[257:262] == b"ustar"
-
-
 class TarContainer:
     """Tar archives and compressed streams, recognised by magic bytes."""
 
     kind = "tar archive"
 
     def sniff(self, head: bytes) -> bool:
-        return compression(head) is not None or is_tar_header(head)
+        return is_tar(head)
 
     def open(self, member: Member, ctx: OpenContext) -> list[Member]:
         comp = compression(member.data[:8])
@@ -240,5 +226,3 @@ def _single(member: Member, plain: bytes, intake: Intake) -> Member:
 
 
 CONTAINER = TarContainer()
-register(Format("tar", Kind.CONTAINER, "tar archive or compressed stream (gzip, bzip2, xz, zstd)",
-                lambda probe: CONTAINER.sniff(probe.head), CONTAINER))

@@ -17,8 +17,9 @@ import pyzipper
 from pyzipper import BadZipFile, LargeZipFile
 
 from ..errors import DecryptionError, IngestError, MediaError
-from ..formats import Format, Kind, Probe, register
+from ..formats import Probe
 from ._base import Member, OpenContext
+from ._formats import is_zip_archive
 from ._safety import Intake, read_capped
 
 _UNIX_CREATORS = {3, 19}  # Unix, OS X: external_attr holds a POSIX mode
@@ -27,12 +28,6 @@ _ENCRYPTED, _DESCRIPTOR, _STRONG = 0x1, 0x8, 0x40
 _FOREIGN = (BadZipFile, LargeZipFile, RuntimeError, EOFError, OSError, zlib.error,
             lzma.LZMAError, ValueError, NotImplementedError, struct.error, UnicodeError)
 """What pyzipper and the decompressors raise on a wrong password or damaged data."""
-
-
-def is_zip_archive(probe: Probe) -> bool:
-    """A ZIP that is an archive of files, not a document built on ZIP (OOXML, OpenDocument):
-    decided from the central directory, wherever the writer put each entry."""
-    return probe.zip is not None and not probe.zip.package
 
 
 class ZipContainer:
@@ -133,4 +128,3 @@ def _read(archive: pyzipper.AESZipFile, info: pyzipper.ZipInfo, name: str,
 
 
 CONTAINER = ZipContainer()
-register(Format("zip", Kind.CONTAINER, "ZIP archive", is_zip_archive, CONTAINER))

@@ -43,7 +43,10 @@ from ..errors import DecryptionError, ReadError, SchemaMismatchError
 from ..kinds import ACCESS_KINDS, READ_AS_TEXT_FROM_ACCESS
 from ..schema import Column, Dataset
 from ..settings import stall_seconds
+from . import Reader
 from ._base import SourceTable, match_columns
+from ._formats import ACCESS_MAGIC as _MAGIC
+from ._formats import is_access as sniff
 
 DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EXPORT_BIND_SIZE = 200_000
@@ -58,7 +61,6 @@ _PIPE_PAUSE_SECONDS = 0.005
 for 50 MB) slows it by a tenth. Pausing between reads lets a 1 MiB pipe fill
 (about 300 KB come in the pause), so mdb-export never waits for the reader."""
 
-_MAGIC = (b"Standard Jet DB", b"Standard ACE DB")
 _HEADER_MASK_KEY = bytes.fromhex("c7da396b")
 """RC4 key that masks the Jet 4/ACE header page (0x6b39dac7, little-endian)."""
 _ENCODING_KEY_OFFSET = 0x3E
@@ -66,11 +68,6 @@ _BATCHES_AHEAD = 2
 """Export batches read but not yet typed, at most."""
 _JET3_CHARSET = {"MDB_JET3_CHARSET": "CP1252"}
 """Jet 3 text is Windows-1252 unless the environment says otherwise."""
-
-
-def sniff(head: bytes) -> bool:
-    """The Jet/ACE signature at bytes 4..19."""
-    return head[4:19] in _MAGIC
 
 
 @dataclass(frozen=True)
@@ -533,14 +530,7 @@ def _rendered(typed: pl.Series, text: pl.Series, spec: Column | None) -> pl.Seri
         .to_series()
 
 
-def _register() -> None:
-    from ..formats import Format, Kind, register
-    from . import Reader
+READER = Reader("access", read)
+"""The registry's handler of the format (declared in :mod:`._formats`)."""
 
-    register(Format("access", Kind.TABLE, "Access database (.mdb, .accdb)",
-                    lambda probe: sniff(probe.head), Reader("access", read)))
-
-
-_register()
-
-__all__ = ["list_tables", "password_encrypted", "read", "read_table", "sniff"]
+__all__ = ["READER", "list_tables", "password_encrypted", "read", "read_table", "sniff"]

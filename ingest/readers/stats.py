@@ -44,10 +44,6 @@ from ._base import SourceTable, match_columns
 VALUE_LABELS_APPLIED = "value_labels_applied"
 USER_MISSING_TO_NULL = "user_missing_to_null"
 
-_SAS_MAGIC = bytes.fromhex("000000000000000000000000c2ea8160b31411cfbd92080009c7318c181f1011")
-_SAS_TRANSPORT = (b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!",
-                  b"HEADER RECORD*******LIBV8   HEADER RECORD!!!!!!!")
-"""Version 5 and version 8 transport files."""
 _OBS_V8 = b"HEADER RECORD*******OBSV8   HEADER RECORD!!!!!!!"
 _COMPRESSED_CELLS_PER_BYTE = 1100
 """At most this many cells per byte of a compressed file (SPSS bytecode in zlib,
@@ -59,14 +55,6 @@ _BYTES_PER_CELL = 8
 """What the reader sets aside per declared cell, at least (a float or a reference)."""
 _CLEAN_MESSAGE = re.compile(r"^[A-Za-z ,()'-]{1,120}$")
 """ReadStat's error messages are fixed sentences; anything else is withheld."""
-
-
-def _stata(head: bytes) -> bool:
-    """Stata 13+ (``<stata_dta>``), or an older release byte with its byte order."""
-    if head.startswith(b"<stata_dta>"):
-        return True
-    return len(head) > 4 and 104 <= head[0] <= 115 and head[1] in (1, 2) and head[2] == 1 \
-        and head[3] == 0
 
 
 def _readers() -> dict[str, tuple[Callable[..., Any], bool]]:
@@ -259,23 +247,6 @@ def _spelling(value: Any) -> str:
         return str(int(value))
     return str(value)
 
-
-def _register() -> None:
-    from ..formats import Format, Kind, register
-    from . import Reader
-
-    for name, title, recognise in (
-        ("spss", "SPSS data file (.sav, .zsav)",
-         lambda p: p.head.startswith((b"$FL2", b"$FL3"))),
-        ("stata", "Stata data file (.dta)", lambda p: _stata(p.head)),
-        ("sas7bdat", "SAS data set (.sas7bdat)", lambda p: p.head.startswith(_SAS_MAGIC)),
-        ("sas-transport", "SAS transport file (XPORT, .xpt)",
-         lambda p: p.head.startswith(_SAS_TRANSPORT)),
-    ):
-        register(Format(name, Kind.TABLE, title, recognise, Reader(name, read_as(name))))
-
-
-_register()
 
 __all__ = ["FORMATS", "USER_MISSING_TO_NULL", "VALUE_LABELS_APPLIED", "column_names",
            "read_stats"]

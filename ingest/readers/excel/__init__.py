@@ -55,10 +55,10 @@ header (notes, lookups, empty sheets) are skipped and named in the notes.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ...formats import Probe
-from ._book import read_workbook
-from ._formats import is_ods, is_xls, is_xlsb, is_xlsx, register_workbooks
-from ._package import _Package
+from ._formats import is_ods, is_xls, is_xlsb, is_xlsx
 from ._shape import HEADER_SCAN_ROWS, MAX_COLUMNS
 
 
@@ -79,7 +79,19 @@ def sniff_xls(data: bytes) -> bool:
     return is_xls(Probe(data))
 
 
-register_workbooks()
+def __getattr__(name: str) -> Any:
+    # the reader is loaded when a workbook is read, not when the registry declares
+    # the workbook formats (this package is imported for ._formats)
+    if name == "read_workbook":
+        from ._book import read_workbook
+
+        return read_workbook
+    if name == "_Package":
+        from ._package import _Package
+
+        return _Package
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["HEADER_SCAN_ROWS", "MAX_COLUMNS", "_Package", "read_workbook", "sniff_ods",
            "sniff_xls", "sniff_xlsb", "sniff_xlsx"]

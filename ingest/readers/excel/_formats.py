@@ -6,11 +6,17 @@ OpenDocument spreadsheet names itself in its stored ``mimetype`` entry; a
 legacy workbook is an OLE2 file whose directory holds a ``Workbook`` (BIFF8)
 or ``Book`` (BIFF5) stream and is not encrypted (that is
 :mod:`ingest.crypto.office`'s to decrypt first).
+
+The reader (:mod:`._book`, and fastexcel under it) is loaded when a workbook is
+met, not when these formats are declared.
 """
 
 from __future__ import annotations
 
-from ...formats import EXCEL_SERIAL_DATES, Format, Kind, Probe, register
+from collections.abc import Callable
+from typing import Any
+
+from ...formats import EXCEL_SERIAL_DATES, Format, Kind, Loader, Probe, register
 
 ODS_MIME = b"application/vnd.oasis.opendocument.spreadsheet"
 
@@ -46,11 +52,15 @@ _TESTS = {"xlsx": is_xlsx, "xlsb": is_xlsb, "ods": is_ods, "xls": is_xls}
 _SERIAL_DATES = {"xlsx", "xlsb", "xls"}
 
 
-def register_workbooks() -> None:
-    from .. import Reader
-    from ._book import _format_reader
+def _reader(name: str) -> Callable[[], Any]:
+    def load() -> Any:
+        from .. import Reader
+        from ._book import _format_reader
 
-    for name, test in _TESTS.items():
-        capabilities = frozenset({EXCEL_SERIAL_DATES}) if name in _SERIAL_DATES else frozenset()
-        register(Format(name, Kind.TABLE, _TITLES[name], test, Reader(name, _format_reader(name)),
-                        capabilities))
+        return Reader(name, _format_reader(name))
+    return load
+
+
+for _name, _test in _TESTS.items():
+    register(Format(_name, Kind.TABLE, _TITLES[_name], _test, Loader(_reader(_name)),
+                    frozenset({EXCEL_SERIAL_DATES}) if _name in _SERIAL_DATES else frozenset()))
