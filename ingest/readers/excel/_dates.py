@@ -195,13 +195,21 @@ def _recount(part: _Part, system: str, ods: bool,
     cell is left as it is.
     """
     assert part.value is not None
-    height = len(part.value)
+    whole_column = part.value
+    # In the 1900 counts a date cell from 1900-03-01 on is read alike by every writer
+    # (and a plain number is only told apart in a 1904 workbook or an .ods): only the
+    # earlier dates can change, so only they are worked on (a few rows, not all)
+    rows: pl.Series | None = None
+    if not ods and system != SYSTEM_1904 and numbers is None:
+        rows = (whole_column < COUNTS_AGREE).fill_null(False).arg_true()
+    values = whole_column if rows is None else whole_column.gather(rows)
+    height = len(values)
     nothing = pl.repeat(None, height, dtype=pl.Float64, eager=True)
     frame = pl.DataFrame({
-        "value": part.value,
-        "exact": exact[0] if exact else nothing,
-        "exact_1904": exact[1] if exact else pl.repeat(False, height, dtype=pl.Boolean,
-                                                       eager=True),
+        "value": values,
+        "exact": (exact[0] if rows is None else exact[0].gather(rows)) if exact else nothing,
+        "exact_1904": (exact[1] if rows is None else exact[1].gather(rows)) if exact
+        else pl.repeat(False, height, dtype=pl.Boolean, eager=True),
         "number": numbers if numbers is not None else nothing})
     value, number, looked_up = pl.col("value"), pl.col("number"), pl.col("exact")
     # calamine's date back to the serial it came from (Excel's rule undone)
@@ -231,10 +239,14 @@ def _recount(part: _Part, system: str, ods: bool,
         pl.when(usable).then(counted).otherwise(value).alias("date"),
         (usable & phantom).alias("phantom"),
         (usable & ~phantom & (counted != value)).fill_null(False).alias("changed"))
-    phantoms = checked["phantom"]
-    part.value = checked.select(pl.when(~pl.col("phantom")).then(pl.col("date"))).to_series() \
-        .alias(part.value.name)
-    rows = phantoms.arg_true()
-    if rows.len():
-        part.text = part.text.scatter(rows, [PHANTOM_TEXT] * rows.len())
-    return int(checked["changed"].sum()), rows.len()
+    dates = checked.select(pl.when(~pl.col("phantom")).then(pl.col("date"))).to_series()
+    phantoms = checked["phantom"].arg_true()
+    if rows is None:
+        part.value = dates.alias(whole_column.name)
+    else:
+        if rows.len():
+            part.value = whole_column.clone().scatter(rows, dates)
+        phantoms = rows.gather(phantoms)
+    if phantoms.len():
+        part.text = part.text.scatter(phantoms, [PHANTOM_TEXT] * phantoms.len())
+    return int(checked["changed"].sum()), phantoms.len()
