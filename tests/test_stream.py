@@ -9,8 +9,11 @@ reasons and repairs.
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -21,9 +24,14 @@ from _canaries import Canary, Maker, Scanner, files_under
 from ingest import stream
 from ingest.errors import DecryptionError, ReadError, ValidationRejected
 from ingest.keys import Keyring
+from ingest.media import Member
 from ingest.pipeline import RunSummary, run_delivery
+from ingest.readers.fixed import positioned
+from ingest.schema import Dataset
 from ingest.settings import load_settings
 from ingest.synth import Truth, generate, to_delimited
+from ingest.synth.admissions import generate as generate_admissions
+from ingest.synth.fixed_forms import Slot, fit_layout, layout_sas, to_fixed_width
 from ingest.writers import read_parquet
 
 from conftest import DELIVERY_DATE
@@ -37,12 +45,12 @@ def table_3k() -> tuple[pl.DataFrame, Truth]:
     return generate(3_000, seed=11, delivery_date=DELIVERY_DATE)
 
 
-def _run(folder: Path, out: Path, batch: int | None, **kw: object) -> RunSummary:
+def _run(folder: Path, out: Path, batch: int | None, **kw: Any) -> RunSummary:
     """``batch`` None: the in-memory path; else the batched one, ``batch`` bytes a batch."""
     settings = load_settings(stream_above_bytes=WHOLE if batch is None else 0,
                              stream_batch_bytes=batch or 1 << 26)
     summary = run_delivery(folder, out=out, delivery_date=DELIVERY_DATE, settings=settings,
-                           **kw)  # type: ignore[arg-type]
+                           **kw)
     assert ("stream" in summary.stage_seconds) == (batch is not None)  # the path asked for
     return summary
 
@@ -61,21 +69,22 @@ def _encrypted(home: Path, folder: Path, data: bytes, tmp: Path) -> Path:
     return _write(folder, cipher, "cases.csv.gpg")
 
 
-def _outputs(summary: RunSummary) -> dict[str, object]:
+def _outputs(summary: RunSummary, table: str = "reference") -> dict[str, object]:
     """Every output decrypted, and the manifest without what differs run to run."""
     folder = Path(summary.output_dir)
     keyring = Keyring.open(load_settings())
     identity = keyring.age_identity()
     plain = {p.name: pyrage.decrypt(p.read_bytes(), [identity])
              for p in folder.glob("*.age") if not p.name.startswith("features.npz")}
-    npz = pyrage.decrypt((folder / "features.npz.age").read_bytes(), [identity])
-    import io
-    arrays = dict(np.load(io.BytesIO(npz), allow_pickle=False))
+    arrays = {}
+    if (folder / "features.npz.age").exists():
+        npz = pyrage.decrypt((folder / "features.npz.age").read_bytes(), [identity])
+        arrays = dict(np.load(io.BytesIO(npz), allow_pickle=False))
     manifest = json.loads((folder / "manifest.json").read_text())
     for key in ("run", "outputs"):
         manifest.pop(key)
-    table = pl.from_arrow(read_parquet(folder / "reference.parquet", keyring))
-    return {"table": table, "plain": plain, "arrays": arrays, "manifest": manifest,
+    clean = pl.from_arrow(read_parquet(folder / f"{table}.parquet", keyring))
+    return {"table": clean, "plain": plain, "arrays": arrays, "manifest": manifest,
             "counts": (summary.rows_in, summary.rows_accepted, summary.rows_quarantined,
                        summary.quarantine_reasons, summary.repairs, summary.warnings)}
 
@@ -94,9 +103,12 @@ def _same(whole: dict[str, object], batched: dict[str, object]) -> None:
     assert whole["counts"] == batched["counts"]
 
 
-def _both(folder: Path, tmp: Path, batch: int) -> tuple[dict[str, object], dict[str, object]]:
-    whole = _outputs(_run(folder, tmp / "out-whole", None))
-    batched = _outputs(_run(folder, tmp / "out-batched", batch))
+def _both(folder: Path, tmp: Path, batch: int, schema: Dataset | None = None
+          ) -> tuple[dict[str, object], dict[str, object]]:
+    kw = {"schema": schema} if schema is not None else {}
+    name = schema.name if schema is not None else "reference"
+    whole = _outputs(_run(folder, tmp / "out-whole", None, **kw), name)
+    batched = _outputs(_run(folder, tmp / "out-batched", batch, **kw), name)
     return whole, batched
 
 
@@ -240,3 +252,38 @@ def test_no_canary_in_anything_the_batched_run_writes(
     scanner = Scanner(canaries)
     assert scanner.scan([tmp_path / "out", home]) == []
     assert any(p.suffix == ".parquet" for p in files_under([tmp_path / "out"]))
+
+
+def _declared(dataset: Dataset, slots: list[Slot]) -> Dataset:
+    """The dataset with the layout's positions declared (a delivery of one file)."""
+    found = positioned([Member("layout.sas", layout_sas(slots))], dataset)
+    assert found is not None
+    return found
+
+
+@pytest.mark.parametrize("ends", ["\r\n", ""])
+def test_fixed_width_records_line_ended_and_on_tape(
+        ends: str, home: Path, tmp_path: Path, table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    frame, _ = table_3k
+    slots = fit_layout(frame, "cp1252")
+    dataset = _declared(_reference(), slots)
+    folder = _write(tmp_path / "delivery", to_fixed_width(frame, slots, "cp1252", ends),
+                    "cases.dat")
+    whole, batched = _both(folder, tmp_path, 5_000, dataset)
+    _same(whole, batched)
+    assert whole["manifest"]["read"]["format"] == "fixed-width"  # type: ignore[index]
+
+
+def test_ebcdic_tape_with_zoned_and_packed_numbers(home: Path, tmp_path: Path) -> None:
+    from schemas.admissions import DATASET as ADMISSIONS
+
+    frame, _ = generate_admissions(3_000, seed=11, bad_share=0.005)
+    numbers = {"LOS_DAYS": Slot("LOS_DAYS", 5, "zoned", 0),
+               "PRIOR_ADM": Slot("PRIOR_ADM", 3, "zoned", 0),
+               "CREAT": Slot("CREAT", 4, "packed", 3)}
+    slots = fit_layout(frame, "cp1140", numbers)
+    dataset = _declared(dataclasses.replace(ADMISSIONS, encodings=("cp1140",)), slots)
+    folder = _write(tmp_path / "delivery", to_fixed_width(frame, slots, "cp1140"), "ADM.DAT")
+    whole, batched = _both(folder, tmp_path, 6_000, dataset)
+    _same(whole, batched)
+    assert whole["counts"][2] > 0  # type: ignore[index]

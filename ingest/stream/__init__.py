@@ -1,4 +1,5 @@
-"""Bounded memory at any delivery size: CSV and TSV deliveries in record batches.
+"""Bounded memory at any delivery size: CSV, TSV and fixed-width deliveries in record
+batches.
 
 :func:`streamable` says whether a delivery takes this path (one table, one
 plain or OpenPGP file over the ``stream_above_bytes`` setting);

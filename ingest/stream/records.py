@@ -76,7 +76,7 @@ class Records:
         decoder = codecs.getincrementaldecoder(encoding)("strict")
         as_is = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
         first = True
-        for block in _chained(head, self._blocks):
+        for block in chained(head, self._blocks):
             try:
                 text = decoder.decode(block)
             except UnicodeDecodeError:
@@ -192,7 +192,18 @@ class Records:
                             "binary or damaged, ask the sender to export it again")
 
 
-def _chained(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+def peek(blocks: Iterator[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:
+    """At least the first ``size`` bytes (fewer only if there are no more), and
+    every byte again, from the first."""
+    head = b""
+    for block in blocks:
+        head += block
+        if len(head) >= size:
+            break
+    return head, chained(head, blocks)
+
+
+def chained(head: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     if head:
         yield head
     yield from rest

@@ -15,7 +15,7 @@ is published, and the caller runs that path instead.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,12 +25,13 @@ import polars as pl
 
 from .. import features
 from ..custody import register_output_root
-from ..errors import ReadError, SchemaMismatchError, guard
+from ..errors import ReadError, guard
 from ..features import Encoding
+from ..formats import classify
 from ..keys import Keyring, session
 from ..media import Delivery, fingerprint
-from ..readers import SourceTable, _r
-from ..readers import csv as _csv
+from ..readers import SourceTable
+from ..readers import fixed as _fixed
 from ..schema import Dataset
 from ..settings import Settings
 from ..validate import ValidationResult
@@ -39,19 +40,18 @@ from ..writers.parquet import key_material_name
 from ..writers.publish import QUARANTINE, table_output
 from .checks import BatchValidator
 from .columns import FeatureColumns
-from .records import Batch, Records, WrongEncoding
+from .records import Records, WrongEncoding, peek
 from .sinks import AgeLines, ParquetRows
 from .source import Source, streamable_file, with_plaintext
+from .tables import DelimitedBatches, Fallback, FixedBatches
 
 if TYPE_CHECKING:
     from ..pipeline import RunSummary
 
+Batches = DelimitedBatches | FixedBatches
+
 BLOCK = 8 << 20
 """Bytes read from the file or from gpg at a time."""
-
-
-class Fallback(Exception):  # noqa: N818 - a signal: take the in-memory path
-    """This delivery is one the in-memory path must read (nothing was published)."""
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,9 @@ class Streamed:
 
 def streamable(path: str | Path, datasets: tuple[Dataset, ...],
                settings: Settings) -> Source | None:
-    """The delivery's file if this path reads it: one table, one file (plain or
-    OpenPGP) over ``stream_above_bytes``, a schema without fixed-width positions."""
+    """The delivery's file if this path may read it: one table, one file (plain or
+    OpenPGP) over ``stream_above_bytes``."""
     if len(datasets) != 1:
-        return None
-    dataset = datasets[0]
-    if any(c.start is not None or c.length is not None for c in dataset.columns):
         return None
     source = streamable_file(Path(path))
     if source is None or source.size <= settings.stream_above_bytes:
@@ -169,13 +166,14 @@ def _attempt(source: Source, dataset: Dataset, keyring: Keyring, settings: Setti
              encodings: tuple[str, ...]) -> Streamed:
     warnings: list[str] = []
 
-    def consume(blocks: Any) -> tuple[SourceTable, Counted]:
-        records = Records(blocks, encodings, source.member,
-                          settings.stream_batch_bytes).given(dataset.encodings)
+    def consume(blocks: Iterator[bytes]) -> tuple[SourceTable, Counted]:
+        head, blocks = peek(blocks, 1 << 16)
+        batches = _batches(head, blocks, source, dataset, encodings,
+                           settings.stream_batch_bytes)
         signal: Exception
-        with guard(f"{source.member}: reading delimited", ReadError):
+        with guard(f"{source.member}: reading {batches.format}", ReadError):
             try:
-                return _write_all(records, source, dataset, keyring, sha256, delivery_date,
+                return _write_all(batches, dataset, keyring, sha256, delivery_date,
                                   previous, staging)
             except (WrongEncoding, Fallback) as exc:  # not errors: kept from the guard
                 signal = exc
@@ -187,8 +185,23 @@ def _attempt(source: Source, dataset: Dataset, keyring: Keyring, settings: Setti
     return Streamed(table, result, warnings)
 
 
-def _write_all(records: Records, source: Source, dataset: Dataset, keyring: Keyring,
-               sha256: str, delivery_date: date, previous: Encoding | None,
+def _batches(head: bytes, blocks: Iterator[bytes], source: Source, dataset: Dataset,
+             encodings: tuple[str, ...], batch_bytes: int) -> Batches:
+    """The reader the in-memory path would choose for the member, by its content."""
+    fmt = classify(head)
+    positioned = _fixed.positioned((), dataset)
+    if positioned is not None:
+        if not _fixed.may_hold(fmt):
+            raise Fallback
+        return FixedBatches(blocks, positioned, encodings, source.member, batch_bytes)
+    if fmt.name != "delimited":
+        raise Fallback  # a container or another format inside the encryption
+    records = Records(blocks, encodings, source.member, batch_bytes).given(dataset.encodings)
+    return DelimitedBatches(records, dataset, source.member)
+
+
+def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str,
+               delivery_date: date, previous: Encoding | None,
                staging: Staging) -> tuple[SourceTable, Counted]:
     from ..pipeline import has_features
 
@@ -196,7 +209,6 @@ def _write_all(records: Records, source: Source, dataset: Dataset, keyring: Keyr
     key = keyring.pseudonym_key()
     validator = BatchValidator(dataset, delivery_date)
     wanted = FeatureColumns(dataset) if has_features(dataset) else None
-    first: SourceTable | None = None
     reasons: dict[str, int] = {}
     repairs: dict[str, int] = {}
     accepted = quarantined = 0
@@ -209,9 +221,7 @@ def _write_all(records: Records, source: Source, dataset: Dataset, keyring: Keyr
         lines = AgeLines(recipient, lines_sink, f"{dataset.name}.jsonl.age")
         rejected = AgeLines(recipient, quarantine_sink, QUARANTINE)
         try:
-            for batch in records.batches():
-                table = _read_batch(records, batch, dataset, source.member, validator.rows)
-                first = first or table
+            for table in batches.tables():
                 result = validator.validate(table)
                 del table
                 _add(reasons, result.reasons)
@@ -224,9 +234,7 @@ def _write_all(records: Records, source: Source, dataset: Dataset, keyring: Keyr
                 rejected.write(result.quarantined)
                 if wanted is not None:
                     wanted.add(result.accepted)
-            if first is None:
-                raise Fallback  # no data rows: the in-memory reader says what it is
-            _check_trailer(records, source.member, validator.rows)
+            described = batches.finish()
             parquet.close()
             lines.close()
             rejected.close()
@@ -239,38 +247,10 @@ def _write_all(records: Records, source: Source, dataset: Dataset, keyring: Keyr
         matrix = features.build(wanted.table(), dataset, encoding=previous)
         features.write(matrix, recipient,
                        lambda out: staging.open(table_output(None, out), "features"))
-    table = SourceTable(first.member, first.format, pl.DataFrame(), records.encoding,
-                        records.trailer, first.notes)
     counted = Counted(pl.DataFrame(), pl.DataFrame(), validator.rows,
                       dict(sorted(reasons.items())), dict(sorted(repairs.items())),
                       accepted, quarantined)
-    return table, counted
-
-
-def _read_batch(records: Records, batch: Batch, dataset: Dataset, member: str,
-                rows_before: int) -> SourceTable:
-    """One batch read as the in-memory reader reads a whole member (header in front)."""
-    utf8 = _csv.Utf8Text(records.header + batch.text, records.encoding, None)
-    try:
-        table = _csv.read_utf8(utf8, dataset, member)
-    except SchemaMismatchError:
-        raise
-    except ReadError as exc:
-        if rows_before == 0:
-            raise
-        # its row and line numbers count from this batch's start
-        raise ReadError(f"{exc} (row and line numbers counted within the rows read from "
-                        f"data row {rows_before + 1}, line {batch.first_line} of the file, "
-                        "on)") from None
-    if table.repairs or _r.ESCAPED_QUOTES_NOTE in table.notes:
-        raise Fallback  # R's conventions are decided on the whole text
-    return table
-
-
-def _check_trailer(records: Records, member: str, rows: int) -> None:
-    if records.trailer is not None and records.trailer != rows:
-        raise ReadError(f"{member}: the trailer says {records.trailer} records but {rows} "
-                        "were read; the file is incomplete or altered, ask for it again")
+    return described, counted
 
 
 def _add(total: dict[str, int], counts: dict[str, int]) -> None:
