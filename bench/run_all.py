@@ -596,7 +596,9 @@ def main() -> int:
            "suite_seconds": round(time.perf_counter() - started, 1)}
     for entry in doc["inputs"].values():
         entry.pop("password", None)
-    path = save(f"run_all-{args.rows}", doc)
+    # a run of some forms is named after them: it never replaces the whole suite's file
+    some = "" if set(forms) == set(FORMS) else "-" + "-".join(forms)
+    path = save(f"run_all-{args.rows}{some}", doc)
     png = path.with_suffix(".png")
     chart(results, scale, png, args.rows)
     print(f"\nwritten {path} and {png} ({doc['suite_seconds']:.0f} s in all)")
