@@ -43,18 +43,21 @@ class KeyIndex:
 
     def earlier(self, values: pl.Series) -> pl.Series:
         """Per value, the row it first appeared on in an earlier batch (null: new)."""
-        found = values.to_frame(_VALUE).join(self._seen, on=_VALUE, how="left",
+        # the batch's values are hashed, not the index: the index is only scanned
+        hits = self._seen.filter(pl.col(_VALUE).is_in(values.drop_nulls().implode()))
+        found = values.to_frame(_VALUE).join(hits, on=_VALUE, how="left",
                                              maintain_order="left", nulls_equal=False)
         return found[FIRST_ROW]
 
-    def add(self, values: pl.Series, first_row: int) -> None:
-        """Remember this batch's new values (``first_row``: the batch's first row)."""
+    def add(self, values: pl.Series, first_row: int, earlier: pl.Series) -> None:
+        """Remember this batch's new values (``first_row``: the batch's first row;
+        ``earlier``: what :meth:`earlier` said of them)."""
         fresh = (values.to_frame(_VALUE).with_row_index(FIRST_ROW, offset=first_row)
                  .select(_VALUE, pl.col(FIRST_ROW).cast(pl.UInt64))
-                 .filter(pl.col(_VALUE).is_not_null() & pl.col(_VALUE).is_first_distinct())
-                 .join(self._seen, on=_VALUE, how="anti"))
+                 .filter(pl.col(_VALUE).is_not_null() & earlier.is_null()
+                         & pl.col(_VALUE).is_first_distinct()))
         self._seen = pl.concat([self._seen, fresh], rechunk=False)
-        if self._seen.n_chunks() > 32:
+        if self._seen.n_chunks() > 64:
             self._seen = self._seen.rechunk()
 
 
@@ -87,7 +90,7 @@ class BatchValidator:
             quarantined = quarantined.with_columns(
                 self._first_rows(clean, flags, result.quarantined[ROW], earlier, offset))
         for u in dataset.unique:
-            self._indexes[u].add(clean[u], offset + 1)
+            self._indexes[u].add(clean[u], offset + 1, earlier[u])
         self.rows += clean.height
         return replace(result, quarantined=quarantined,
                        repairs=_merged(source.repairs, repairs))

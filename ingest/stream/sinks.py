@@ -20,7 +20,9 @@ from ..writers.parquet import ROWS_PER_GROUP, EncryptedWriter, encrypted_writer
 
 _END = b""
 _AHEAD = 4
-"""Serialised batches waiting for the encryption, at most."""
+"""Serialised slices waiting for the encryption, at most."""
+_ROWS = 8192
+"""Rows serialised at a time (about 2 MB of JSON for the reference table)."""
 
 
 class _Stopped(Exception):  # noqa: N818 - ends the encryption of an abandoned output
@@ -65,11 +67,12 @@ class AgeLines:
         self._job: Future[None] = self._pool.submit(encrypt_into, reader, recipient, sink)
 
     def write(self, frame: pl.DataFrame) -> None:
-        if not frame.height:
-            return
-        out = io.BytesIO()
-        json_ready(frame).write_ndjson(out)
-        self._put(out.getvalue())
+        # in slices: the text waiting for the encryption stays a few MB, whatever the batch
+        ready = json_ready(frame)
+        for offset in range(0, frame.height, _ROWS):
+            out = io.BytesIO()
+            ready.slice(offset, _ROWS).write_ndjson(out)
+            self._put(out.getvalue())
 
     def _put(self, part: bytes | None) -> None:
         while True:
