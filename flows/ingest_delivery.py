@@ -21,6 +21,7 @@ denied, no such file). See :func:`transient`.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -122,7 +123,9 @@ class PrefectProgress:
         self._latest: tuple[float, str] | None = None
         self._closed = False
         self._ready = threading.Condition()
-        self._thread = threading.Thread(target=self._send, name="ingest-progress-artifact",
+        # the flow run's context (its Prefect settings: the API's address) goes along
+        self._thread = threading.Thread(target=contextvars.copy_context().run,
+                                        args=(self._send,), name="ingest-progress-artifact",
                                         daemon=True)
         self._thread.start()
 
