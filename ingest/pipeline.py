@@ -21,12 +21,12 @@ from typing import Any
 
 import polars as pl
 
-from . import __version__, audit, catalog, features, progress
+from . import __version__, audit, catalog, features, progress, stream
 from .custody import register_output_root
 from .errors import IngestError, UsageError, ValidationRejected
 from .features import Encoding
 from .keys import Keyring, session
-from .media import Delivery, open_delivery
+from .media import Delivery, fingerprint, open_delivery
 from .readers import SourceTable, read_delivery_table, read_delivery_tables
 from .schema import Dataset, load_dataset
 from .settings import Settings, load_settings
@@ -412,13 +412,11 @@ def run_delivery(path: str | Path, *,
 def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
          settings: Settings, out: Path, delivery_date: date | None, force: bool,
          timed: Callable[..., Any], log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
-    from . import stream
-
     source = stream.streamable(path, datasets, settings)
-    if source is not None:  # a large CSV or TSV: in record batches, in bounded memory
+    if source is not None:  # a large CSV, TSV or fixed-width file: in bounded memory
         try:
-            return stream.run_streamed(path, source, datasets[0], keyring, settings, out,
-                                       delivery_date, force, timed, log)
+            return _run_streamed(path, source, datasets[0], keyring, settings, out,
+                                 delivery_date, force, timed, log)
         except stream.Fallback:
             log.info("delivery read whole: its form is one the batches do not take")
     started = datetime.now(UTC)
@@ -474,6 +472,53 @@ def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
                 manifest = build_manifest(delivery, tables[0], results[0], datasets[0],
                                           keyring, when, started, summary.warnings)
             progress.rows("written", manifest["rows"]["in"])  # accepted and quarantined
+            summary.rows_in = manifest["rows"]["in"]
+            summary.rows_accepted = manifest["rows"]["accepted"]
+            summary.rows_quarantined = manifest["rows"]["quarantined"]
+            summary.quarantine_reasons = manifest["quarantine_reasons"]
+            summary.repairs = manifest["repairs"]
+            final = timed("publish", publish_stage, staging, summary, manifest, force,
+                          settings.audit_log)
+    summary.output_dir = str(final)
+    log.info("published %d outputs to %s", len(summary.outputs), final)
+    return summary
+
+
+def _run_streamed(path: str | Path, source: stream.Source, dataset: Dataset, keyring: Keyring,
+                  settings: Settings, out: Path, delivery_date: date | None, force: bool,
+                  timed: Callable[..., Any],
+                  log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
+    """:func:`_run` for one table read, validated and written in record batches
+    (``ingest.stream``): the same outputs, manifest and summary."""
+    started = datetime.now(UTC)
+    sha256 = timed("open-media", fingerprint, Path(path))
+    delivery = Delivery(str(path), sha256, [])
+    summary = RunSummary(delivery.id, sha256, dataset.name)
+    with delivery_lock(out, delivery.id):
+        if is_published(out, delivery.id) and not force:
+            log.info("delivery %s is already processed; nothing to do", delivery.id)
+            return _already(summary, out)
+        when = delivery_date or date.today()
+        previous = (features.latest_encoding(out, keyring.age_identity(), exclude=delivery.id,
+                                             table=None) if has_features(dataset) else None)
+        register_output_root(settings, out)
+        with Staging(out, delivery.id) as staging:
+            made: stream.Streamed = timed("stream", stream.stream_stage, source, dataset,
+                                          keyring, settings, sha256, when, previous, staging)
+            delivery = Delivery(str(path), sha256, [], made.warnings)
+            summary.warnings = list(made.warnings)
+            for warning in made.warnings:
+                log.warning(warning)
+            log.info("read %d rows from %s (%s), in batches", made.result.rows_in,
+                     made.table.member, made.table.format)
+            for note in made.table.notes:
+                log.warning(note)
+                summary.warnings.append(note)
+            check_quarantine_share(made.result, settings.max_quarantine_share)
+            log.info("%d rows accepted, %d quarantined", made.result.rows_accepted,
+                     made.result.rows_quarantined)
+            manifest = build_manifest(delivery, made.table, made.result, dataset, keyring,
+                                      when, started, summary.warnings)
             summary.rows_in = manifest["rows"]["in"]
             summary.rows_accepted = manifest["rows"]["accepted"]
             summary.rows_quarantined = manifest["rows"]["quarantined"]

@@ -3,11 +3,13 @@ batches.
 
 :func:`streamable` says whether a delivery takes this path (one table, one
 plain or OpenPGP file over the ``stream_above_bytes`` setting);
-:func:`run_streamed` runs it, with the outputs, manifest and summary of the
-in-memory path, or raises :class:`Fallback` (nothing published) for a delivery
-that path must read.
+:func:`stream_stage` reads, validates and writes every output of it into the
+staging folder (``ingest.pipeline`` composes it with the other stages), with the
+outputs of the in-memory path, or raises :class:`Fallback` (nothing published)
+for a delivery that path must read.
 """
 
-from .run import Fallback, run_streamed, streamable
+from .run import Counted, Fallback, Streamed, stream_stage, streamable
+from .source import Source
 
-__all__ = ["Fallback", "run_streamed", "streamable"]
+__all__ = ["Counted", "Fallback", "Source", "Streamed", "stream_stage", "streamable"]

@@ -14,28 +14,24 @@ is published, and the caller runs that path instead.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from .. import features
-from ..custody import register_output_root
+from .. import features, progress
 from ..errors import ReadError, guard
 from ..features import Encoding
 from ..formats import classify
 from ..keys import Keyring, session
-from ..media import Delivery, fingerprint
 from ..readers import SourceTable
 from ..readers import fixed as _fixed
 from ..schema import Dataset
 from ..settings import Settings
 from ..validate import ValidationResult
-from ..writers import Staging, apply_policies, delivery_lock, is_published, restricted_columns
+from ..writers import Staging, apply_policies, restricted_columns
 from ..writers.parquet import key_material_name
 from ..writers.publish import QUARANTINE, table_output
 from .checks import BatchValidator
@@ -44,9 +40,6 @@ from .records import Records, WrongEncoding, peek
 from .sinks import AgeLines, ParquetRows
 from .source import Source, streamable_file, with_plaintext
 from .tables import DelimitedBatches, Fallback, FixedBatches
-
-if TYPE_CHECKING:
-    from ..pipeline import RunSummary
 
 Batches = DelimitedBatches | FixedBatches
 
@@ -90,61 +83,6 @@ def streamable(path: str | Path, datasets: tuple[Dataset, ...],
     if source is None or source.size <= settings.stream_above_bytes:
         return None
     return source
-
-
-def run_streamed(path: str | Path, source: Source, dataset: Dataset, keyring: Keyring,
-                 settings: Settings, out: Path, delivery_date: date | None, force: bool,
-                 timed: Callable[..., Any],
-                 log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
-    """As ``ingest.pipeline._run`` for one table, in batches."""
-    from ..pipeline import (
-        RunSummary,
-        _already,
-        build_manifest,
-        check_quarantine_share,
-        has_features,
-        publish_stage,
-    )
-
-    started = datetime.now(UTC)
-    sha256 = timed("open-media", fingerprint, Path(path))
-    delivery = Delivery(str(path), sha256, [])
-    summary = RunSummary(delivery.id, sha256, dataset.name)
-    with delivery_lock(out, delivery.id):
-        if is_published(out, delivery.id) and not force:
-            log.info("delivery %s is already processed; nothing to do", delivery.id)
-            return _already(summary, out)
-        when = delivery_date or date.today()
-        previous = (features.latest_encoding(out, keyring.age_identity(), exclude=delivery.id,
-                                             table=None) if has_features(dataset) else None)
-        register_output_root(settings, out)
-        with Staging(out, delivery.id) as staging:
-            made: Streamed = timed("stream", stream_stage, source, dataset, keyring, settings,
-                                   sha256, when, previous, staging)
-            delivery = Delivery(str(path), sha256, [], made.warnings)
-            summary.warnings = list(made.warnings)
-            for warning in made.warnings:
-                log.warning(warning)
-            log.info("read %d rows from %s (%s), in batches", made.result.rows_in,
-                     made.table.member, made.table.format)
-            for note in made.table.notes:
-                log.warning(note)
-                summary.warnings.append(note)
-            check_quarantine_share(made.result, settings.max_quarantine_share)
-            log.info("%d rows accepted, %d quarantined", made.result.rows_accepted,
-                     made.result.rows_quarantined)
-            manifest = build_manifest(delivery, made.table, made.result, dataset, keyring,
-                                      when, started, summary.warnings)
-            summary.rows_in = manifest["rows"]["in"]
-            summary.rows_accepted = manifest["rows"]["accepted"]
-            summary.rows_quarantined = manifest["rows"]["quarantined"]
-            summary.quarantine_reasons = manifest["quarantine_reasons"]
-            summary.repairs = manifest["repairs"]
-            final = timed("publish", publish_stage, staging, summary, manifest, force,
-                          settings.audit_log)
-    summary.output_dir = str(final)
-    log.info("published %d outputs to %s", len(summary.outputs), final)
-    return summary
 
 
 def stream_stage(source: Source, dataset: Dataset, keyring: Keyring, settings: Settings,
@@ -203,12 +141,12 @@ def _batches(head: bytes, blocks: Iterator[bytes], source: Source, dataset: Data
 def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str,
                delivery_date: date, previous: Encoding | None,
                staging: Staging) -> tuple[SourceTable, Counted]:
-    from ..pipeline import has_features
-
     recipient = keyring.age_recipient()
     key = keyring.pseudonym_key()
     validator = BatchValidator(dataset, delivery_date)
-    wanted = FeatureColumns(dataset) if has_features(dataset) else None
+    spec = dataset.features
+    wanted = FeatureColumns(dataset) if spec.labels or spec.categorical or spec.numeric \
+        else None
     reasons: dict[str, int] = {}
     repairs: dict[str, int] = {}
     accepted = quarantined = 0
@@ -222,8 +160,10 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
         rejected = AgeLines(recipient, quarantine_sink, QUARANTINE)
         try:
             for table in batches.tables():
+                progress.rows("read", table.rows)
                 result = validator.validate(table)
                 del table
+                progress.rows("validated", result.rows_in)
                 _add(reasons, result.reasons)
                 _add(repairs, result.repairs)
                 accepted += result.rows_accepted
@@ -234,6 +174,7 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
                 rejected.write(result.quarantined)
                 if wanted is not None:
                     wanted.add(result.accepted)
+                progress.rows("written", result.rows_in)
             described = batches.finish()
             parquet.close()
             lines.close()

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from .. import progress
 from .._fs import ChildOutput, child_environment, run_tool, secret_pipe
 from ..crypto import openpgp
 from ..errors import DecryptionError, IngestError, MediaError
@@ -100,6 +101,7 @@ def _decrypting(source: Source, block: int, consume: Callable[[Blocks], T],
             stack.callback(os.close, secret)
             cmd += ["--passphrase-fd", str(secret)]
             pass_fds = (secret,)
+        stack.enter_context(progress.tool_input(message))  # how far gpg has read
         code, (made, failed), messages = run_tool(
             [*cmd, "--decrypt"], lambda output: _drained(output, block, consume),
             stdin=message, pass_fds=pass_fds, env=child_environment(),
