@@ -59,7 +59,7 @@ class Settings:
     stream_above_bytes: int = 256 * 2**20
     """A CSV, TSV or fixed-width delivery file larger than this is read, validated and
     written in record batches, in bounded memory (0: always). Env: INGEST_STREAM_ABOVE_BYTES."""
-    stream_batch_bytes: int = 64 * 2**20
+    stream_batch_bytes: int = 16 * 2**20
     """Plaintext bytes per record batch when streaming. Env: INGEST_STREAM_BATCH_BYTES."""
     limits: Limits = field(default_factory=Limits)
     """What a delivery's containers may expand to; each field is its own setting."""

@@ -287,3 +287,36 @@ def test_ebcdic_tape_with_zoned_and_packed_numbers(home: Path, tmp_path: Path) -
     whole, batched = _both(folder, tmp_path, 6_000, dataset)
     _same(whole, batched)
     assert whole["counts"][2] > 0  # type: ignore[index]
+
+
+def test_a_container_inside_the_encryption_is_read_whole(
+        home: Path, tmp_path: Path, table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    """A tar behind OpenPGP: the first bytes are no table, so the run falls back to
+    the in-memory path (which opens the tar) before writing anything."""
+    from ingest.synth.packaging import make_tar
+
+    frame, _ = table_3k
+    tar = make_tar({"cases.csv": to_delimited(frame)})
+    folder = _encrypted(home, tmp_path / "delivery", tar, tmp_path)
+    settings = load_settings(stream_above_bytes=0, stream_batch_bytes=4_000)
+    summary = run_delivery(folder, out=tmp_path / "out", delivery_date=DELIVERY_DATE,
+                           settings=settings)
+    assert "stream" not in summary.stage_seconds and "read" in summary.stage_seconds
+    whole = _run(folder, tmp_path / "out-whole", None)
+    assert _outputs(summary)["counts"] == _outputs(whole)["counts"]
+
+
+def test_r_escaped_quotes_are_read_whole(home: Path, tmp_path: Path,
+                                        table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    """R's conventions are decided on the whole text: a batch that shows one sends
+    the run to the in-memory path, with the same outcome as reading it whole."""
+    frame, _ = table_3k
+    frame = _edited(frame, CMNT=(frame.height - 5, 'said "no" twice'))
+    data = to_delimited(frame).replace(b'said ""no"" twice', b'said \\"no\\" twice')
+    assert b'\\"no\\"' in data
+    folder = _write(tmp_path / "delivery", data)
+    settings = load_settings(stream_above_bytes=0, stream_batch_bytes=4_000)
+    summary = run_delivery(folder, out=tmp_path / "out", delivery_date=DELIVERY_DATE,
+                           settings=settings)
+    assert "stream" not in summary.stage_seconds
+    assert any("escaped with a backslash" in w for w in summary.warnings)
