@@ -23,6 +23,7 @@ import ingest
 from ingest.errors import ReadError, SchemaMismatchError
 from ingest.formats import Kind, classify
 from ingest.media import Member
+from ingest.readers import fixed as fixed_reader
 from ingest.readers import read_delivery_table
 from ingest.readers.ebcdic import INVALID, decode_numbers, encode_packed, encode_zoned
 from ingest.readers.layout import parse_layout
@@ -95,6 +96,23 @@ def test_ebcdic_records_made_by_iconv_read_exactly(reference, code_page: str) ->
     table = read({"tape.dat": data, "layout.sas": layout_sas(slots)}, dataset)
     assert table.encoding == "cp" + code_page[3:]
     assert table.frame.equals(as_read(frame))
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-8", "cp1140"])
+def test_a_text_field_decoded_in_blocks_of_records_reads_as_whole(
+        reference, encoding: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide field is decoded a block of records at a time (bounded memory); blocks
+    of a few records, most holding characters beyond ASCII, give the same table."""
+    frame = reference if encoding != "cp1140" else reference.drop("CMNT")
+    dataset = dataclasses.replace(REFERENCE, encodings=(encoding,), columns=tuple(
+        c for c in REFERENCE.columns if c.source in frame.columns))
+    slots = fit_layout(frame, encoding)
+    files = {"cases.dat": to_fixed_width(frame, slots, encoding, "\n" if encoding != "cp1140"
+                                         else ""), "cases.layout.csv": layout_csv(slots)}
+    whole = read(files, dataset).frame
+    assert whole.equals(as_read(frame))
+    monkeypatch.setattr(fixed_reader, "BLOCK_BYTES", 997)  # 1 to 90 records a block
+    assert read(files, dataset).frame.equals(whole)
 
 
 def test_positions_declared_by_the_schema_need_no_layout(reference) -> None:

@@ -305,26 +305,41 @@ def _column(matrix: np.ndarray, slot: _Slot, encoding: str, member: str) -> pl.S
         blank = " ".encode(encoding)[0]
         return decode_numbers(np.ascontiguousarray(field), col.storage, _places(col),
                               blank).alias(col.source)
-    blob = np.ascontiguousarray(field).tobytes()
-    rows, width = field.shape
     name = codecs.lookup(encoding).name
     if name == "utf-8":
         _whole_characters(matrix, slot, member)
+    # a block of records at a time: a wide field (comments) decoded whole would hold
+    # its bytes, their ASCII map, a Python string and its UTF-8 at once (4-6 times
+    # the field); the blocks' UTF-8 alone stays
+    step = max(1, BLOCK_BYTES // max(slot.length, 1))
+    blocks = [_text_block(field[first:first + step], name)
+              for first in range(0, field.shape[0], step)]
+    series = pl.Series(col.source, pa.chunked_array(blocks, pa.large_utf8()), dtype=pl.Utf8)
+    stripped = series.str.strip_chars_end(" ")
+    return stripped if col.kind == "string" else stripped.str.strip_chars_start(" ")
+
+
+BLOCK_BYTES = 1 << 24
+"""Bytes of one field decoded at a time (see :func:`_column`)."""
+
+
+def _text_block(field: np.ndarray, name: str) -> pa.LargeStringArray:
+    """Records' text field (rows x width bytes in the code page ``name``) as UTF-8."""
+    blob = np.ascontiguousarray(field).tobytes()
+    rows, width = field.shape
+    offsets = np.arange(0, rows * width + 1, width, dtype=np.int64)
+    if name == "utf-8":
         blob.decode("utf-8")  # raises if not UTF-8: the next encoding is tried
-        text, offsets = blob, np.arange(0, rows * width + 1, width, dtype=np.int64)
+        text = blob
     else:
-        offsets = np.arange(0, rows * width + 1, width, dtype=np.int64)
         ascii_only = blob.translate(_to_ascii(name))  # 0x80 marks any other character
         if ascii_only.isascii():
             text = ascii_only  # ASCII is UTF-8 as it stands: no decoding at all
         else:
             text = blob.decode(name).encode("utf-8")
             offsets[1:] += np.cumsum(_extra_bytes(blob, ascii_only, rows, width, name))
-    array = pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets.tobytes()),
-                                             pa.py_buffer(text))
-    series = pl.Series(col.source, array, dtype=pl.Utf8)
-    stripped = series.str.strip_chars_end(" ")
-    return stripped if col.kind == "string" else stripped.str.strip_chars_start(" ")
+    return pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets.tobytes()),
+                                            pa.py_buffer(text))
 
 
 def _whole_characters(matrix: np.ndarray, slot: _Slot, member: str) -> None:
