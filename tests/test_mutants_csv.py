@@ -22,7 +22,7 @@ ROW = b"0000000001,P0000ABCD,01/02/1980,F,01001,03/04/2020,A01.1,1.5,N,\r\n"
 @pytest.mark.parametrize(("data", "line"), [
     (b"\x00" + HEADER + ROW, 1),  # the very first byte
     (HEADER + ROW + ROW.replace(b"F", b"\x00") + ROW.replace(b"N,", b"N,\x00"), 3),
-])
+], ids=["first-byte", "third-line"])
 def test_a_nul_byte_is_refused_naming_the_line_of_the_first(data: bytes, line: int) -> None:
     with pytest.raises(ReadError) as caught:
         read_delimited(data, DATASET, "cases.csv")
@@ -35,29 +35,37 @@ def test_a_nul_byte_is_refused_naming_the_line_of_the_first(data: bytes, line: i
 ROWS = b"a,b\r\n1,2"
 
 
-@pytest.mark.parametrize(("data", "text", "trailer"), [
-    (ROWS + b"\r\n", ROWS + b"\n", None),  # the last line end made one LF
-    (ROWS, ROWS, None),
-    (ROWS + b"\r\n\r\n\n", ROWS + b"\n", None),
-    (ROWS + b"\r\n" * 1000, ROWS + b"\n", None),  # more than one 256-byte step back
-    (ROWS + b"\r\n\x1a", ROWS + b"\n", None),  # a DOS end-of-file mark on its own line
-    (ROWS + b"\r\n\x1a\r\n\r\n", ROWS + b"\n", None),
-    (ROWS + b"\x1a", ROWS + b"\x1a", None),  # at the end of a row it is the row's
-    (b"\x1a", b"\x1a", None),
-    (b"\n\x1a", b"\n", None),
-    (ROWS + b"\r\nTOTAL RECORDS: 1\r\n", ROWS + b"\n", 1),
-    (ROWS + b"\r\nTOTAL RECORDS: 12 \r\n\x1a  ", ROWS + b"\n", 12),
-    (ROWS + b"\nrecord_count=7", ROWS + b"\n", 7),
-    (ROWS + b'\r\n"TOTAL RECORDS: 3"', ROWS + b"\n", 3),  # quoted, after the last break
-    (b'a,b\r\n1,"2"\r\nTOTAL: 7', b'a,b\r\n1,"2"\n', 7),
-    # inside a quoted value that is still open, a trailer-like line is the value's
-    (b'a,b\r\n1,"2\r\nTOTAL RECORDS: 1\r\n', b'a,b\r\n1,"2\r\nTOTAL RECORDS: 1\n', None),
-    (b"TOTAL RECORDS: 1", b"", 1),
-    (b"TOTAL RECORDS: 1\r\n\r\n", b"", 1),
-    (ROWS + b"\r\n" + b" " * 300 + b"TOTAL: 5", ROWS + b"\n", 5),
-], ids=lambda v: repr(v)[:40] if isinstance(v, bytes) else None)
-def test_the_records_lose_only_their_trailer_and_blank_lines_at_the_end(
-        data: bytes, text: bytes, trailer: int | None) -> None:
+RECORDS = {  # what arrives: (what the parser is handed, the trailer's count)
+    # the last line end is made one LF
+    "crlf-end": (ROWS + b"\r\n", ROWS + b"\n", None),
+    "no-end": (ROWS, ROWS, None),
+    "blank-lines": (ROWS + b"\r\n\r\n\n", ROWS + b"\n", None),
+    # more than one 256-byte step back from the end
+    "a-thousand-blank-lines": (ROWS + b"\r\n" * 1000, ROWS + b"\n", None),
+    # a DOS end-of-file mark on a line of its own is not a row; at the end of a row it
+    # is the row's
+    "eof-mark-own-line": (ROWS + b"\r\n\x1a", ROWS + b"\n", None),
+    "eof-mark-then-blanks": (ROWS + b"\r\n\x1a\r\n\r\n", ROWS + b"\n", None),
+    "eof-mark-ending-a-row": (ROWS + b"\x1a", ROWS + b"\x1a", None),
+    "eof-mark-alone": (b"\x1a", b"\x1a", None),
+    "eof-mark-after-a-break": (b"\n\x1a", b"\n", None),
+    "trailer": (ROWS + b"\r\nTOTAL RECORDS: 1\r\n", ROWS + b"\n", 1),
+    "trailer-spaces-eof-mark": (ROWS + b"\r\nTOTAL RECORDS: 12 \r\n\x1a  ", ROWS + b"\n", 12),
+    "trailer-lf": (ROWS + b"\nrecord_count=7", ROWS + b"\n", 7),
+    "trailer-quoted": (ROWS + b'\r\n"TOTAL RECORDS: 3"', ROWS + b"\n", 3),
+    "trailer-after-quotes": (b'a,b\r\n1,"2"\r\nTOTAL: 7', b'a,b\r\n1,"2"\n', 7),
+    # inside a quoted value still open, a line that reads as a trailer is the value's
+    "trailer-like-in-open-quote": (b'a,b\r\n1,"2\r\nTOTAL RECORDS: 1\r\n',
+                                   b'a,b\r\n1,"2\r\nTOTAL RECORDS: 1\n', None),
+    "trailer-alone": (b"TOTAL RECORDS: 1", b"", 1),
+    "trailer-alone-blank-lines": (b"TOTAL RECORDS: 1\r\n\r\n", b"", 1),
+    "trailer-after-300-blanks": (ROWS + b"\r\n" + b" " * 300 + b"TOTAL: 5", ROWS + b"\n", 5),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RECORDS))
+def test_the_records_lose_only_their_trailer_and_blank_lines_at_the_end(case: str) -> None:
+    data, text, trailer = RECORDS[case]
     assert to_utf8(data, DATASET, "cases.csv") == (text, "utf-8", trailer)
 
 
@@ -69,7 +77,7 @@ def test_the_records_lose_only_their_trailer_and_blank_lines_at_the_end(
     ('a,b\r\n1,"2\r\nTOTAL RECORDS: 1\r\n', 'a,b\r\n1,"2\r\nTOTAL RECORDS: 1\r\n', None),
     ("a,b\r\n1,2\r\n", "a,b\r\n1,2\r\n", None),
     ("a,b\r\n1,2\r\nTOTAL RECORDS: x\r\n", "a,b\r\n1,2\r\nTOTAL RECORDS: x\r\n", None),
-])
+], ids=["eof-mark", "lf", "quoted", "alone", "open-quote", "none", "no-count"])
 def test_a_trailer_is_split_from_decoded_text(text: str, body: str, count: int | None) -> None:
     assert split_trailer(text) == (body, count)
 
@@ -83,7 +91,7 @@ def test_a_trailer_is_split_from_decoded_text(text: str, body: str, count: int |
     ("a,b\r\né,2\r\n".encode(), "utf-8"),
     ("a,b\r\né,2\r\n".encode("cp1252"), "cp1252"),
     ("a,b\r\né,2,€\r\n".encode("cp1252"), "cp1252"),
-])
+], ids=["utf8-bom", "utf16-le", "utf16-be", "utf8", "cp1252", "cp1252-euro"])
 def test_the_text_is_decoded_as_its_mark_or_the_first_encoding_allowed(
         data: bytes, encoding: str) -> None:
     expected = "a,b\r\né,2,€\n" if "€".encode("cp1252") in data else "a,b\r\né,2\n"
@@ -100,7 +108,7 @@ def test_utf8_cut_short_in_a_character_is_not_utf8() -> None:
     (codecs.BOM_UTF8 + b"a,b\r\n\xff,2\r\n", "utf-8"),
     (codecs.BOM_UTF16_LE + "a,b".encode("utf-16-le") + b"\x00", "utf-16"),
     (codecs.BOM_UTF16_BE + "a,b".encode("utf-16-be") + b"\xd8\x00", "utf-16"),
-])
+], ids=["utf8-bom", "utf16-odd-length", "utf16-lone-surrogate"])
 def test_text_not_in_the_encoding_its_mark_names_is_refused(data: bytes, encoding: str) -> None:
     with pytest.raises(ReadError) as caught:
         to_utf8(data, DATASET, "cases.csv")
@@ -152,6 +160,7 @@ def test_a_large_cp1252_file_is_cp1252_wherever_its_first_non_utf8_byte_falls(
     (b"ab", False), (b"a:b", False),
     (b"a,b" + b"x" * 8188 + b"\x00", False),  # a NUL at the last byte looked at
     (b"a,b" + b"x" * 8189 + b"\x00", True),  # past the part looked at
-])
+], ids=["utf16-le", "utf16-be", "utf16-unmarked", "comma", "tab", "semicolon", "bar",
+        "no-delimiter", "colon", "nul-at-8191", "nul-at-8192"])
 def test_delimited_text_is_told_by_its_first_bytes(head: bytes, text: bool) -> None:
     assert sniff_text(head) is text

@@ -230,7 +230,7 @@ def test_a_missing_keyring_or_key_tells_what_to_run(tmp_path: Path, ring: Keyrin
      "does not hold a 256-bit key"),
     (b'{"id": "general-1", "key": "' + base64.b64encode(bytes(33)) + b'"}',
      "does not hold a 256-bit key"),
-])
+], ids=["not-json", "no-key", "key-not-base64", "key-not-text", "31-bytes", "33-bytes"])
 def test_a_damaged_key_file_is_refused(ring: Keyring, content: bytes, says: str) -> None:
     path = ring.settings.keys_dir / "general.json"
     path.write_bytes(content)
