@@ -40,4 +40,5 @@ class FeatureColumns:
 
     def table(self) -> pl.DataFrame:
         parts, self._parts = self._parts, []
-        return pl.concat(parts) if parts else pl.DataFrame()
+        # the batches' columns side by side, not copied into one piece
+        return pl.concat(parts, rechunk=False) if parts else pl.DataFrame()

@@ -184,11 +184,13 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
             rejected.abandon()
             raise
     staging.add(key_material_name(name), parquet.material, "key-material")
+    rows = validator.rows
+    del validator  # its index of unique values is not needed by the feature matrix
     if wanted is not None:
         matrix = features.build(wanted.table(), dataset, encoding=previous)
         features.write(matrix, recipient,
                        lambda out: staging.open(table_output(None, out), "features"))
-    counted = Counted(pl.DataFrame(), pl.DataFrame(), validator.rows,
+    counted = Counted(pl.DataFrame(), pl.DataFrame(), rows,
                       dict(sorted(reasons.items())), dict(sorted(repairs.items())),
                       accepted, quarantined)
     return described, counted
