@@ -102,6 +102,24 @@ def test_server_start_refuses_a_password_on_the_command_line(
     assert "--database goes with 'ingest server start'" in capsys.readouterr().err
 
 
+def test_a_running_server_on_another_database_is_not_taken_silently(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from flows.server import PrefectServerError, _check_same_database
+
+    monkeypatch.setenv("INGEST_HOME", str(tmp_path))
+    monkeypatch.delenv("INGEST_PREFECT_DATABASE", raising=False)
+    on_sqlite = {"database": database_url(load_settings())}
+    on_postgres = {"database": "postgresql+asyncpg://prefect@db.example/prefect"}
+    # no database named: whatever our server runs on is used
+    for state in (on_sqlite, on_postgres, {}):
+        _check_same_database(load_settings(), state)
+    monkeypatch.setenv("INGEST_PREFECT_DATABASE", "postgresql://prefect@db.example/prefect")
+    _check_same_database(load_settings(), on_postgres)
+    for state in (on_sqlite, {}):  # a state from before the setting: SQLite
+        with pytest.raises(PrefectServerError, match="stop it first"):
+            _check_same_database(load_settings(), state)
+
+
 # --------------------------------------------------------------------------- for real
 
 
