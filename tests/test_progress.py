@@ -180,6 +180,7 @@ def test_the_cli_prints_counts_and_never_a_value(cli_env: dict[str, str],
                and f"written {rows} rows" in line for line in lines), lines
     assert any("decrypted" in line and "(100%" in line for line in lines), lines
     assert SCANNER.scan_bytes((shown.stderr + shown.stdout).encode()) == set()
+    assert json.loads(shown.stdout)["rows_in"] == truth.rows  # type: ignore[attr-defined]
     # without --progress, stderr being no terminal: nothing; --quiet: nothing
     for extra in ((), ("--quiet",)):
         quiet = _ingest(cli_env, *args, "--force", *extra)
