@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from datetime import date
@@ -53,6 +54,31 @@ def keyring_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     home = tmp_path_factory.mktemp("ingest-home")
     Keyring.init(load_settings(home=home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def keyring_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A keyring made once, for tests that need one of their own to change (rotation,
+    protection): copying it costs milliseconds, making one (GnuPG key generation) a
+    second on a loaded machine, and mutation testing repeats every set-up."""
+    from ingest.keys import Keyring
+    from ingest.settings import load_settings
+
+    template = tmp_path_factory.mktemp("keyring-template") / "home"
+    Keyring.init(load_settings(home=template))
+    return template
+
+
+@pytest.fixture
+def own_keyring(keyring_template: Path, tmp_path: Path,
+                monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A keyring of this test's own (a copy of the template, without its gpg-agent's
+    sockets), made the current one through ``INGEST_HOME``."""
+    home = tmp_path / "home"
+    shutil.copytree(keyring_template, home, symlinks=True,
+                    ignore=shutil.ignore_patterns("S.*", "*.lock"))
+    monkeypatch.setenv("INGEST_HOME", str(home))
     return home
 
 

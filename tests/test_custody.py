@@ -25,12 +25,9 @@ RESTRICTED = {"person_id", "birth_date", "comments"}
 
 
 @pytest.fixture
-def own_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def own_home(own_keyring: Path) -> Path:
     """A keyring of this test's own (rotation changes keys)."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("INGEST_HOME", str(home))
-    Keyring.init(load_settings())
-    return home
+    return own_keyring
 
 
 @pytest.fixture

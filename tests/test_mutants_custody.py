@@ -29,12 +29,9 @@ SCHEMAS = ["reference", "counties"]
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def home(own_keyring: Path) -> Path:
     """A keyring of this test's own (rotation changes keys; the audit log is edited)."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("INGEST_HOME", str(home))
-    Keyring.init(load_settings())
-    return home
+    return own_keyring
 
 
 def _deliver(tmp_path: Path, table_20k, tables: int = 1) -> tuple[Path, Path]:
