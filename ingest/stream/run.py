@@ -82,6 +82,8 @@ def streamable(path: str | Path, datasets: tuple[Dataset, ...],
     source = streamable_file(Path(path))
     if source is None or source.size <= settings.stream_above_bytes:
         return None
+    if not source.encrypted and source.size > settings.limits.max_expanded_bytes:
+        return None  # refused as too large, by the in-memory path's own check
     return source
 
 
@@ -104,22 +106,28 @@ def _attempt(source: Source, dataset: Dataset, keyring: Keyring, settings: Setti
              encodings: tuple[str, ...]) -> Streamed:
     warnings: list[str] = []
 
-    def consume(blocks: Iterator[bytes]) -> tuple[SourceTable, Counted]:
+    def consume(blocks: Iterator[bytes]
+                ) -> tuple[SourceTable, Counted, FeatureColumns | None]:
         head, blocks = peek(blocks, 1 << 16)
         batches = _batches(head, blocks, source, dataset, encodings,
                            settings.stream_batch_bytes)
         signal: Exception
         with guard(f"{source.member}: reading {batches.format}", ReadError):
             try:
-                return _write_all(batches, dataset, keyring, sha256, delivery_date,
-                                  previous, staging)
+                return _write_all(batches, dataset, keyring, sha256, delivery_date, staging)
             except (WrongEncoding, Fallback) as exc:  # not errors: kept from the guard
                 signal = exc
         raise signal
 
     block = min(BLOCK, max(settings.stream_batch_bytes, 1 << 12))
-    table, result = with_plaintext(source, block, consume, gnupg_home=settings.gnupg_home,
-                                   passphrase=session.passphrase(), warnings=warnings)
+    table, result, wanted = with_plaintext(source, block, consume,
+                                           gnupg_home=settings.gnupg_home,
+                                           passphrase=session.passphrase(),
+                                           warnings=warnings)
+    if wanted is not None:  # once gpg has vouched for the plaintext
+        matrix = features.build(wanted.table(), dataset, encoding=previous)
+        features.write(matrix, keyring.age_recipient(),
+                       lambda out: staging.open(table_output(None, out), "features"))
     return Streamed(table, result, warnings)
 
 
@@ -139,8 +147,8 @@ def _batches(head: bytes, blocks: Iterator[bytes], source: Source, dataset: Data
 
 
 def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str,
-               delivery_date: date, previous: Encoding | None,
-               staging: Staging) -> tuple[SourceTable, Counted]:
+               delivery_date: date, staging: Staging
+               ) -> tuple[SourceTable, Counted, FeatureColumns | None]:
     recipient = keyring.age_recipient()
     key = keyring.pseudonym_key()
     validator = BatchValidator(dataset, delivery_date)
@@ -184,16 +192,10 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
             rejected.abandon()
             raise
     staging.add(key_material_name(name), parquet.material, "key-material")
-    rows = validator.rows
-    del validator  # its index of unique values is not needed by the feature matrix
-    if wanted is not None:
-        matrix = features.build(wanted.table(), dataset, encoding=previous)
-        features.write(matrix, recipient,
-                       lambda out: staging.open(table_output(None, out), "features"))
-    counted = Counted(pl.DataFrame(), pl.DataFrame(), rows,
+    counted = Counted(pl.DataFrame(), pl.DataFrame(), validator.rows,
                       dict(sorted(reasons.items())), dict(sorted(repairs.items())),
                       accepted, quarantined)
-    return described, counted
+    return described, counted, wanted
 
 
 def _add(total: dict[str, int], counts: dict[str, int]) -> None:
