@@ -25,12 +25,12 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from prefect import flow, get_run_logger, task
+from prefect import Flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.states import Completed
@@ -185,7 +185,35 @@ def publish_report(summary: dict[str, Any], profile: dict[str, Any] | None) -> N
         reports.write_html(folder, page)
 
 
-@flow(name="ingest-delivery", persist_result=False, log_prints=False)
+class _Flow(Flow):  # type: ignore[type-arg]
+    """A flow whose parameters (paths, schema specs, a date, flags) are recorded as
+    plain JSON without Prefect's general encoder, which imports FastAPI (0.1-0.5 s
+    of every run, the server's web framework, for a client that needs none of it).
+    Anything else still goes through Prefect's encoder."""
+
+    def serialize_parameters(self, parameters: dict[str, Any]) -> dict[str, Any]:
+        encoded: dict[str, Any] = {}
+        for key, value in parameters.items():
+            if _is_plain(value):
+                encoded[key] = value
+            elif isinstance(value, date) and not isinstance(value, datetime):
+                encoded[key] = value.isoformat()  # as Prefect's encoder writes it
+            else:
+                encoded.update(super().serialize_parameters({key: value}))
+        return encoded
+
+
+def _is_plain(value: object) -> bool:
+    if value is None or isinstance(value, str | bool | int | float):
+        return True
+    return isinstance(value, list) and all(_is_plain(v) for v in value)
+
+
+def _flow(**options: Any) -> Callable[[Callable[..., Any]], _Flow]:
+    return lambda fn: _Flow(fn, **options)
+
+
+@_flow(name="ingest-delivery", persist_result=False, log_prints=False)
 def ingest_delivery(delivery: str, out: str, dataset: str | list[str] = "reference",
                     delivery_date: date | None = None, force: bool = False,
                     passphrase_file: str | None = None,
