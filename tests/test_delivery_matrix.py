@@ -51,7 +51,8 @@ def sources(table_20k) -> dict[str, tuple[str, bytes]]:
 
 
 def stats_sources(frame: pl.DataFrame) -> dict[str, tuple[str, bytes]]:
-    """The table as pyreadstat writes SPSS, Stata and SAS transport files."""
+    """The table as pyreadstat writes SPSS, Stata and SAS transport files, and as R's
+    haven writes a SAS data set."""
     import os
     import tempfile
 
@@ -68,6 +69,14 @@ def stats_sources(frame: pl.DataFrame) -> dict[str, tuple[str, bytes]]:
             path = os.path.join(folder, "cases" + suffix)
             write(frame.to_pandas(), path, **options)
             made[form] = ("cases" + suffix, Path(path).read_bytes())
+        # a SAS data set: R haven's write_sas (ReadStat's writer) from the SPSS file
+        import subprocess
+
+        path = os.path.join(folder, "cases.sas7bdat")
+        subprocess.run(["Rscript", "-e", "suppressWarnings(haven::write_sas(haven::read_sav("
+                        "commandArgs(TRUE)[1]), commandArgs(TRUE)[2]))",
+                        os.path.join(folder, "cases.sav"), path], check=True, capture_output=True)
+        made["sas7bdat"] = ("cases.sas7bdat", Path(path).read_bytes())
     return made
 
 
@@ -118,7 +127,7 @@ def expected(sources, tmp_path_factory, keyring_home: Path) -> tuple[str, dict[s
 CELLS = [(f, c) for f in ("csv-cp1252", "csv-utf8-bom", "tsv") for c in CONTAINERS] + [
     (f, c) for f in ("xlsx", "xls") for c in ("folder", "openpgp-key", "7z-in-iso")] + [
     # statistical packages' files: plain, in an OpenPGP layer, an AES ZIP, 7z, a tape
-    (f, c) for f in ("sav", "zsav", "dta", "xpt")
+    (f, c) for f in ("sav", "zsav", "dta", "xpt", "sas7bdat")
     for c in ("folder", "openpgp-key", "zip-aes", "7z-encrypted-names", "tar-zstd-tape")]
 
 
