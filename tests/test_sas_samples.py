@@ -22,6 +22,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from sas_schemas import AIRLINE, PRODUCTSALES, TEST1
+from test_delivery_matrix import CONTAINERS, PASSWORD, deliver
 
 import ingest
 from ingest.schema import Dataset
@@ -107,3 +108,22 @@ def test_the_stored_length_rule_is_what_the_file_holds() -> None:
     file's beyond 12 digits, and equals it once cut to 4 bytes."""
     assert f"{1958.00096758:.12g}" != "1958"
     assert f"{truncated(1958.00096758, 4):.12g}" == "1958"
+
+
+@pytest.mark.parametrize("container", ["openpgp-key", "zip-aes", "7z-encrypted-names",
+                                       "tar-zstd-tape", "cpio-gzip-tape"])
+def test_a_sas_written_file_reads_the_same_in_each_container(
+        container: str, tmp_path: Path, home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """productsales (SAS 9.3, 64-bit) in the delivery matrix's containers gives what it
+    gives as a plain file (checked against its CSV above)."""
+    monkeypatch.setenv("INGEST_PASSPHRASE", PASSWORD)
+    dataset = SAMPLES["productsales"][0]
+    files = {"productsales.sas7bdat": sample("productsales")}
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "packed").mkdir()
+    plain = ingest.run_delivery(deliver(tmp_path / "plain", files), schema=dataset,
+                                out=tmp_path / "out-plain")
+    packed = deliver(tmp_path / "packed", CONTAINERS[container](files, tmp_path, home))
+    summary = ingest.run_delivery(packed, schema=dataset, out=tmp_path / "out")
+    assert (summary.rows_in, summary.rows_accepted) == (plain.rows_in, plain.rows_accepted)
+    assert ingest.load(tmp_path / "out").equals(ingest.load(tmp_path / "out-plain"))
