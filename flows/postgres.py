@@ -204,11 +204,18 @@ def _create_database(tools: Path, cluster: Cluster) -> None:
           f"CREATE DATABASE {DATABASE}"], None, cluster.root, "creating the database", env=env)
 
 
+def psql(cluster: Cluster, sql: str) -> None:
+    """Run ``sql`` in the cluster's database as its role (statements of ours, never data)."""
+    env = {**os.environ, "PGPASSFILE": str(cluster.passfile)}
+    env.pop("PGPASSWORD", None)
+    _run([str(bin_dir() / "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", HOST, "-p",
+          str(cluster.port), "-U", ROLE, "-d", DATABASE, "-c", sql], None, cluster.root,
+         "psql", env=env)
+
+
 def checkpoint(cluster: Cluster) -> None:
     """Write every change out to the data files (what a scan of them should see)."""
-    env = {**os.environ, "PGPASSFILE": str(cluster.passfile)}
-    _run([str(bin_dir() / "psql"), "-X", "-q", "-h", HOST, "-p", str(cluster.port), "-U",
-          ROLE, "-d", DATABASE, "-c", "CHECKPOINT"], None, cluster.root, "CHECKPOINT", env=env)
+    psql(cluster, "CHECKPOINT")
 
 
 # --------------------------------------------------------------------------- CLI

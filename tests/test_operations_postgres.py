@@ -123,11 +123,31 @@ def test_a_running_server_on_another_database_is_not_taken_silently(
 # --------------------------------------------------------------------------- for real
 
 
+UNCOMPRESSED = """
+DO $$
+DECLARE col record;
+BEGIN
+  FOR col IN SELECT c.oid::regclass AS tab, a.attname AS name
+             FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+             JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND a.attnum > 0
+               AND NOT a.attisdropped AND a.attstorage IN ('x', 'm')
+  LOOP
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET STORAGE EXTERNAL', col.tab, col.name);
+  END LOOP;
+END $$
+"""
+"""PostgreSQL compresses a long value (pglz) before storing it; pglz keeps runs of
+new bytes as they are but puts a control byte before every 8 items, which may split
+a value the scan looks for. So in the test's cluster every column Prefect made is
+stored uncompressed (``EXTERNAL``: out of line when long, never compressed)."""
+
+
 @pytest.fixture(scope="module")
 def pg_ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A temporary PostgreSQL cluster, a keyring, and our Prefect server on that
     cluster in a temporary INGEST_HOME; stops and deletes what it started."""
-    from flows.postgres import temporary_cluster
+    from flows.postgres import psql, temporary_cluster
     from flows.server import client_environment, ensure_server, stop_server
     from ingest.keys import Keyring
 
@@ -148,6 +168,7 @@ def pg_ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             t0 = time.monotonic()
             url = ensure_server(settings)
             server_start = time.monotonic() - t0
+            psql(cluster, UNCOMPRESSED)
             env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
             env.update(client_environment(settings))
             yield {"base": base, "home": home, "settings": settings, "url": url, "env": env,
@@ -280,15 +301,18 @@ def test_ten_deliveries_two_workers_one_postgres_backed_server(pg_ops: dict) -> 
     assert any(p.is_relative_to(cluster.data / "pg_wal") for p in scanned)
     assert any(p.is_relative_to(cluster.data / "base") for p in scanned)
 
-    # the scan sees a value written through the API in PostgreSQL's files
-    probe = "KJHQWPZMRTXVBNLC"
+    # the scan sees values written through the API in PostgreSQL's files, a short one
+    # and one long enough to be stored out of line (where it would be compressed)
+    probes = {"short probe": "KJHQWPZMRTXVBNLC", "long probe": "VNZQKXJWMBHTRPLD"}
     with temporary_settings(updates={PREFECT_API_URL: pg_ops["url"]}):
         from prefect.variables import Variable
 
-        Variable.set("scan-probe", probe)
+        Variable.set("scan-probe-short", probes["short probe"])
+        Variable.set("scan-probe-long", "filler " * 600 + probes["long probe"])
     checkpoint(cluster)
-    probe_scan = Scanner([Canary("probe", probe)])
-    assert probe_scan.scan([cluster.data]), "the scan does not see into PostgreSQL's files"
+    probe_scan = Scanner([Canary(label, value) for label, value in probes.items()])
+    found = {hit.split(" in ")[0] for hit in probe_scan.scan([cluster.data / "base"])}
+    assert found == set(probes), f"the scan sees only {found} in PostgreSQL's files"
     print(f"\ntimings: server start on PostgreSQL {pg_ops['server_start']:.1f} s, set-up "
           f"{t_ready - t_start:.1f} s, ten deliveries on two workers {t_done - t_ready:.1f} s "
           f"({per_worker}, {refused} double asks refused; each run "
