@@ -56,7 +56,8 @@ def _folder(tmp_path: Path, files: dict[str, bytes]) -> Path:
     return folder
 
 
-def _check_admissions_and_wards(summary: dict, out: Path, frame: pl.DataFrame, truth) -> None:
+def _check_admissions_and_wards(summary: dict, out: Path, frame: pl.DataFrame, truth,
+                                wards_format: str = "csv") -> None:
     parts = {t["name"]: t for t in summary["tables"]}
     assert (parts["admissions"]["rows_in"], parts["admissions"]["rows_accepted"],
             parts["admissions"]["rows_quarantined"]) == (truth.rows, truth.accepted,
@@ -64,7 +65,7 @@ def _check_admissions_and_wards(summary: dict, out: Path, frame: pl.DataFrame, t
     manifest = json.loads((Path(summary["output_dir"]) / "manifest.json").read_text())
     read = {t["name"]: (t["read"]["member"], t["read"]["format"]) for t in manifest["tables"]}
     assert read["admissions"] == ("ADMISSIONS.DAT", "fixed-width")
-    assert read["wards"][1] == "csv"
+    assert read["wards"][1] == wards_format
     assert (parts["wards"]["rows_in"], parts["wards"]["rows_accepted"]) == (len(WARDS),
                                                                             len(WARDS))
     got = ingest.load(out, table="wards")
@@ -197,3 +198,23 @@ def test_a_layout_matching_two_schemas_is_refused(admissions, tmp_path: Path,
                                 "layout.csv": layout_csv(slots)})
     with pytest.raises(SchemaMismatchError, match="matches schemas 'admissions' and 'twin'"):
         ingest.run_delivery(folder, schema=[ADMISSIONS, twin], out=tmp_path / "out")
+
+
+def test_two_fixed_width_tables_each_with_its_layout(admissions, tmp_path: Path,
+                                                     home: Path) -> None:
+    """Each layout goes to the schema whose columns it names, and each schema reads the
+    records of its own length (the other member's first record does not fit)."""
+    frame, truth = admissions
+    slots = fit_layout(frame, "utf-8")
+    ward_slots = fit_layout(wards(), "cp1252")
+    folder = _folder(tmp_path, {
+        "ADMISSIONS.DAT": to_fixed_width(frame, slots, "utf-8", "\n"),
+        "ADMISSIONS.SAS": layout_sas(slots, "ADMISSIONS.DAT"),
+        "WARDS.DAT": to_fixed_width(wards(), ward_slots, "cp1252", "\r\n"),
+        "wards.layout.csv": layout_csv(ward_slots)})
+    out = tmp_path / "out"
+
+    summary = ingest.run_delivery(folder, schema=["admissions", "wards"], out=out)
+
+    _check_admissions_and_wards({"tables": summary.tables, "output_dir": summary.output_dir},
+                                out, frame, truth, wards_format="fixed-width")
