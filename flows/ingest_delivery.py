@@ -244,6 +244,8 @@ def ingest_delivery(delivery: str, out: str, dataset: str | list[str] = "referen
                                      for n, r in zip(names, value, strict=True)}
             else:
                 profile.update(reports.column_profile(value.accepted))
+        if name == "stream":  # a table in record batches: the same aggregates, summed
+            profile.update(value.profile)
         return value
 
     try:

@@ -320,3 +320,24 @@ def test_r_escaped_quotes_are_read_whole(home: Path, tmp_path: Path,
                            settings=settings)
     assert "stream" not in summary.stage_seconds
     assert any("escaped with a backslash" in w for w in summary.warnings)
+
+
+def test_the_report_profile_is_the_same(home: Path, tmp_path: Path,
+                                        table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    """The flow's report shows null counts of the accepted rows: summed over the
+    batches, they are those of the whole table."""
+    from ingest.report import column_profile
+
+    frame, _ = table_3k
+    folder = _write(tmp_path / "delivery", to_delimited(frame))
+    seen: dict[str, Any] = {}
+
+    def stage(name: str, fn: Any, *args: Any) -> Any:
+        value = fn(*args)
+        seen[name] = value
+        return value
+
+    for batch, out in ((None, "whole"), (3_000, "batched")):
+        _run(folder, tmp_path / out, batch, stage=stage)
+    assert seen["stream"].profile == column_profile(seen["validate"].accepted)
+    assert seen["stream"].profile["nulls"]["lab_value"] > 0

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -53,6 +54,8 @@ class Counted(ValidationResult):
 
     accepted_rows: int = 0
     quarantined_rows: int = 0
+    accepted_nulls: dict[str, int] = field(default_factory=dict)
+    """Null cells per column of the accepted rows."""
 
     @property
     def rows_accepted(self) -> int:
@@ -71,6 +74,11 @@ class Streamed:
     table: SourceTable
     result: Counted
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def profile(self) -> dict[str, Any]:
+        """As ``ingest.report.column_profile`` of the accepted rows: aggregates only."""
+        return {"rows": self.result.rows_accepted, "nulls": dict(self.result.accepted_nulls)}
 
 
 def streamable(path: str | Path, datasets: tuple[Dataset, ...],
@@ -157,6 +165,7 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
         else None
     reasons: dict[str, int] = {}
     repairs: dict[str, int] = {}
+    nulls: dict[str, int] = {}
     accepted = quarantined = 0
     name = f"{dataset.name}.parquet"
     with staging.open(name, "parquet") as parquet_sink, \
@@ -175,6 +184,7 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
                 _add(reasons, result.reasons)
                 _add(repairs, result.repairs)
                 accepted += result.rows_accepted
+                _add(nulls, result.accepted.null_count().row(0, named=True))
                 quarantined += result.rows_quarantined
                 clean = apply_policies(result.accepted, dataset, key)
                 parquet.write(clean)
@@ -194,7 +204,7 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
     staging.add(key_material_name(name), parquet.material, "key-material")
     counted = Counted(pl.DataFrame(), pl.DataFrame(), validator.rows,
                       dict(sorted(reasons.items())), dict(sorted(repairs.items())),
-                      accepted, quarantined)
+                      accepted, quarantined, nulls)
     return described, counted, wanted
 
 
