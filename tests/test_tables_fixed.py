@@ -218,3 +218,22 @@ def test_two_fixed_width_tables_each_with_its_layout(admissions, tmp_path: Path,
 
     _check_admissions_and_wards({"tables": summary.tables, "output_dir": summary.output_dir},
                                 out, frame, truth, wards_format="fixed-width")
+
+
+def test_inspect_reads_the_fixed_width_table_beside_the_csv(admissions, tmp_path: Path,
+                                                            home: Path) -> None:
+    frame, truth = admissions
+    slots = fit_layout(frame, "utf-8")
+    folder = _folder(tmp_path, {
+        "ADMISSIONS.DAT": to_fixed_width(frame, slots, "utf-8", "\n"),
+        "ADMISSIONS.SAS": layout_sas(slots, "ADMISSIONS.DAT"),
+        "wards.csv": to_delimited(wards(), encoding="cp1252")})
+    env = dict(os.environ, INGEST_HOME=str(home))
+    done = subprocess.run([INGEST, "inspect", str(folder), "--schema", "admissions",
+                           "--schema", "wards", "--json"],
+                          env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["accepted"] is True
+    assert [(t["member"], t["format"], t["rows"]) for t in doc["tables"]] == [
+        ("ADMISSIONS.DAT", "fixed-width", truth.rows), ("wards.csv", "csv", len(WARDS))]
