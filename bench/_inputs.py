@@ -280,10 +280,14 @@ def _stats(name: str, folder: Path, frame: _Frame, recipient: Callable[[], bytes
                 pyreadstat.write_sav(table, str(sav))
                 import subprocess
 
-                subprocess.run(["Rscript", "-e", "suppressWarnings(haven::write_sas("
-                                "haven::zap_formats(haven::read_sav(commandArgs(TRUE)[1])), "
-                                "commandArgs(TRUE)[2]))", str(sav), str(plain)],
-                               check=True, capture_output=True)
+                done = subprocess.run(["Rscript", "-e", "suppressWarnings(haven::write_sas("
+                                       "haven::zap_formats(haven::read_sav(commandArgs(TRUE)"
+                                       "[1])), commandArgs(TRUE)[2]))", str(sav), str(plain)],
+                                      capture_output=True)
+                if done.returncode != 0:
+                    raise RuntimeError("the sas7bdat input is written by R's haven, which "
+                                       "failed (install r-cran-haven, as scripts/bootstrap "
+                                       "does): " + done.stderr.decode(errors="replace")[-300:])
             data = plain.read_bytes()
         _write(path, encrypt_openpgp(data, SENDER_GNUPG, recipient_key=recipient()))
         log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
