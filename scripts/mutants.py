@@ -229,15 +229,24 @@ def collect(work: Path, group: Group, patterns: list[str]) -> list[Row]:
     return rows
 
 
+_DIFFS = """
+import sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+for line in sys.stdin.read().splitlines():
+    key, path = line.split("\\t")
+    print(f"# {key}")
+    print(get_diff_for_mutant(key, path=path).rstrip() + "\\n")
+"""
+
+
 def write_survivors(work: Path, name: str, rows: list[Row]) -> None:
-    """Every surviving mutant with its diff, for triage."""
-    keys = sorted(k for row in rows for k in row.survivors)
+    """Every surviving mutant with its diff, for triage (one process for all of them:
+    a ``mutmut show`` each took seconds on a loaded machine)."""
+    keys = sorted((k, row.module) for row in rows for k in row.survivors)
     path = work / "survivors.txt"
     with path.open("w") as out:
-        for key in keys:
-            diff = subprocess.run([str(ROOT / ".venv/bin/mutmut"), "show", key], cwd=work,
-                                  capture_output=True, text=True).stdout
-            out.write(diff.rstrip() + "\n\n")
+        subprocess.run([str(ROOT / ".venv/bin/python"), "-c", _DIFFS], cwd=work, text=True,
+                       input="".join(f"{k}\t{m}\n" for k, m in keys), stdout=out, check=False)
     print(f"[{name}] {len(keys)} survivors (and mutants no test reaches): {path}")
 
 
