@@ -7,7 +7,8 @@ is claimed by exactly one entry. Formats no writer here produces (SPSS, SAS,
 RAR, .xlsb, an OOXML package that is no Office document, a bare OLE2 file) are
 made by hand from their published signatures, and say so.
 
-Adding a format: register it in its module, add its samples to :data:`SAMPLES`.
+Adding a format: declare it in its stage's ``_formats`` module (the recogniser, and where its
+handler is), add its samples to :data:`SAMPLES`.
 """
 
 from __future__ import annotations
