@@ -155,12 +155,16 @@ def test_one_table_owning_every_output_holds_together(home: Path, tmp_path: Path
         {"delivery_id": folder.name, "outputs_checked": len(listed)}]
 
 
+ONE_TABLE_DAMAGE = ("schema-without-name", "output-without-path", "output-without-kind",
+                    "output-without-hash", "delivery-without-hash", "not-json")
+
+
 @pytest.mark.parametrize("damage", ["table-without-name", "table-without-outputs",
-                                    "tables-not-a-list-of-parts", "schema-without-name"])
+                                    "tables-not-a-list-of-parts", *ONE_TABLE_DAMAGE])
 def test_a_manifest_missing_what_verification_reads_is_refused(
         home: Path, tmp_path: Path, table_20k, damage: str) -> None:
-    out, folder = _deliver(tmp_path, table_20k, tables=1 if damage.startswith("schema")
-                           else 2)
+    out, folder = _deliver(tmp_path, table_20k, tables=1 if damage in ONE_TABLE_DAMAGE else 2)
+    parquet = _listed(folder).index("reference.parquet")
 
     def edit(doc: dict) -> None:
         if damage == "table-without-name":
@@ -169,9 +173,16 @@ def test_a_manifest_missing_what_verification_reads_is_refused(
             del doc["tables"][0]["outputs"]
         elif damage == "tables-not-a-list-of-parts":
             doc["tables"] = [5]
-        else:
+        elif damage == "schema-without-name":
             del doc["schema"]["name"]
+        elif damage == "delivery-without-hash":
+            del doc["delivery"]["sha256"]
+        elif damage.startswith("output-without-"):
+            field = {"path": "path", "kind": "kind", "hash": "sha256"}[damage.split("-")[-1]]
+            del doc["outputs"][parquet][field]
     _edit_manifest(folder, edit)
+    if damage == "not-json":
+        (folder / "manifest.json").write_text('{"delivery": ')
     with pytest.raises(OutputError) as caught:
         verify_outputs(out, _reader(home, tmp_path))
     assert str(caught.value) == _unreadable(folder)
@@ -263,3 +274,51 @@ def test_a_run_killed_before_its_last_audit_line_still_records_its_manifest(
     with pytest.raises(OutputError) as caught:
         verify_outputs(out, Keyring.open())
     assert str(caught.value) == _recorded_differs(folder)
+
+
+# --- rotation ---------------------------------------------------------------------------------
+
+def _audit_entries() -> list[dict]:
+    return [json.loads(line) for line in load_settings().audit_log.read_bytes().splitlines()]
+
+
+def test_a_rotation_rewraps_every_output_root_and_says_what_it_did(
+        home: Path, tmp_path: Path, table_20k, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two output roots, each registered when it was published; the keyring to rotate is
+    the one given, whatever INGEST_HOME names."""
+    out_1, folder_1 = _deliver(tmp_path, table_20k)
+    out_2, folder_2 = _deliver(tmp_path, table_20k, tables=2)
+    before = Keyring.open().current_master_keys()
+    settings = load_settings()
+    monkeypatch.setenv("INGEST_HOME", str(tmp_path / "no-keyring-here"))
+    done = rotate(settings)
+    monkeypatch.setenv("INGEST_HOME", str(home))
+    after = Keyring.open().current_master_keys()
+    assert done == {"keys": {role: {"retired": before[role].id, "current": after[role].id}
+                             for role in ("general", "restricted")},
+                    "files_rewrapped": 3}
+    assert all(before[r].id != after[r].id for r in ("general", "restricted"))
+    assert _audit_entries()[-1]["event"] == "key-rotation"
+    assert (_audit_entries()[-1]["outcome"], _audit_entries()[-1]["keys"],
+            _audit_entries()[-1]["files"]) == ("ok", done["keys"], 3)
+    for out in (out_1, out_2):
+        assert verify_outputs(out, Keyring.open())[0]["outputs_checked"] > 0
+
+
+def test_a_keyring_that_never_published_rotates_nothing(home: Path) -> None:
+    assert not (home / "output-roots.json").exists()
+    assert rotate(load_settings(), roles=("general",))["files_rewrapped"] == 0
+
+
+def test_a_rotation_that_fails_is_logged_and_keeps_the_old_keys(
+        home: Path, tmp_path: Path, table_20k) -> None:
+    _, folder = _deliver(tmp_path, table_20k)
+    next(p for p in folder.iterdir() if p.name.startswith("_KEY_MATERIAL")).unlink()
+    old = Keyring.open().master_key("general")
+    with pytest.raises(OutputError):
+        rotate(load_settings(), roles=("general",))
+    new = Keyring.open().master_key("general")
+    last = _audit_entries()[-1]
+    assert (last["event"], last["outcome"]) == ("key-rotation", "failed")
+    assert last["keys"] == {"general": {"retired": old.id, "current": new.id}}
+    assert Keyring.open().master_keys_by_id()[old.id] == old  # kept until it finishes
