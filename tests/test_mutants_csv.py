@@ -22,7 +22,8 @@ ROW = b"0000000001,P0000ABCD,01/02/1980,F,01001,03/04/2020,A01.1,1.5,N,\r\n"
 @pytest.mark.parametrize(("data", "line"), [
     (b"\x00" + HEADER + ROW, 1),  # the very first byte
     (HEADER + ROW + ROW.replace(b"F", b"\x00") + ROW.replace(b"N,", b"N,\x00"), 3),
-], ids=["first-byte", "third-line"])
+    (b"\n" + HEADER + ROW.replace(b"F", b"\x00"), 3),  # the first line is empty
+], ids=["first-byte", "third-line", "after-an-empty-first-line"])
 def test_a_nul_byte_is_refused_naming_the_line_of_the_first(data: bytes, line: int) -> None:
     with pytest.raises(ReadError) as caught:
         read_delimited(data, DATASET, "cases.csv")
@@ -60,6 +61,20 @@ RECORDS = {  # what arrives: (what the parser is handed, the trailer's count)
     "trailer-alone": (b"TOTAL RECORDS: 1", b"", 1),
     "trailer-alone-blank-lines": (b"TOTAL RECORDS: 1\r\n\r\n", b"", 1),
     "trailer-after-300-blanks": (ROWS + b"\r\n" + b" " * 300 + b"TOTAL: 5", ROWS + b"\n", 5),
+    "trailer-after-a-leading-break": (b"\nTOTAL RECORDS: 1", b"\n", 1),
+    "trailer-half-quoted": (ROWS + b'\r\n"TOTAL RECORDS: 3', ROWS + b"\n", 3),
+    "trailer-after-a-quoted-header": (b'"a",b\r\n1,2\r\nTOTAL: 3', b'"a",b\r\n1,2\n', 3),
+    "trailer-after-quotes-lf": (b'a,b\n1,"2"\nTOTAL: 7', b'a,b\n1,"2"\n', 7),
+    # a line that only begins like a trailer, or one with a row after it, is data
+    "more-after-the-count": (ROWS + b"\r\nTOTAL: 12 XX", ROWS + b"\r\nTOTAL: 12 XX", None),
+    "a-row-after-a-trailer-like-line": (ROWS + b"\r\nTOTAL: 1\r\nX",
+                                        ROWS + b"\r\nTOTAL: 1\r\nX", None),
+    # the last value's own characters stay, whatever they are
+    "last-value-x": (b"a,b\r\n1,X", b"a,b\r\n1,X", None),
+    "last-value-trailing-spaces": (ROWS + b"  ", ROWS + b"  ", None),
+    "eof-mark-ending-a-row-x": (b"a,b\r\n1,X\x1a", b"a,b\r\n1,X\x1a", None),
+    "eof-mark-after-a-trailing-space": (ROWS + b" \r\n\x1a", ROWS + b" \n", None),
+    "eof-mark-after-a-row-x": (b"a,b\r\n1,X\r\n\x1a", b"a,b\r\n1,X\n", None),
 }
 
 
@@ -77,7 +92,15 @@ def test_the_records_lose_only_their_trailer_and_blank_lines_at_the_end(case: st
     ('a,b\r\n1,"2\r\nTOTAL RECORDS: 1\r\n', 'a,b\r\n1,"2\r\nTOTAL RECORDS: 1\r\n', None),
     ("a,b\r\n1,2\r\n", "a,b\r\n1,2\r\n", None),
     ("a,b\r\n1,2\r\nTOTAL RECORDS: x\r\n", "a,b\r\n1,2\r\nTOTAL RECORDS: x\r\n", None),
-], ids=["eof-mark", "lf", "quoted", "alone", "open-quote", "none", "no-count"])
+    ('a,b\r\n1,"2"\r\nTOTAL: 7', 'a,b\r\n1,"2"\r\n', 7),
+    ('a,b\n1,"2"\nTOTAL: 7', 'a,b\n1,"2"\n', 7),
+    ('"a",b\r\n1,2\r\nTOTAL: 3', '"a",b\r\n1,2\r\n', 3),
+    ('a,b\r\n1,2\r\n"TOTAL RECORDS: 3', "a,b\r\n1,2\r\n", 3),
+    ("a,b\r\nTOTAL: 12 XX", "a,b\r\nTOTAL: 12 XX", None),
+    ("a,b\r\nTOTAL: 1\r\nX", "a,b\r\nTOTAL: 1\r\nX", None),
+], ids=["eof-mark", "lf", "quoted", "alone", "open-quote", "none", "no-count",
+        "after-quotes", "after-quotes-lf", "after-a-quoted-header", "half-quoted",
+        "more-after-the-count", "a-row-after-it"])
 def test_a_trailer_is_split_from_decoded_text(text: str, body: str, count: int | None) -> None:
     assert split_trailer(text) == (body, count)
 
@@ -164,3 +187,10 @@ def test_a_large_cp1252_file_is_cp1252_wherever_its_first_non_utf8_byte_falls(
         "no-delimiter", "colon", "nul-at-8191", "nul-at-8192"])
 def test_delimited_text_is_told_by_its_first_bytes(head: bytes, text: bool) -> None:
     assert sniff_text(head) is text
+
+
+def test_a_utf8_file_is_handed_on_as_it_is_not_copied() -> None:
+    """A file already in UTF-8 with nothing to trim is the parser's input itself: a
+    delivery of gigabytes is not held twice."""
+    data = "a,b\r\né,2".encode()
+    assert to_utf8(data, DATASET, "cases.csv").text is data
