@@ -33,6 +33,8 @@ def test_a_passphrase_file_gives_its_text_less_the_line_end(tmp_path: Path) -> N
     assert session.read_passphrase_file(path) == " two words "
     path.write_bytes("é\n\n".encode())
     assert session.read_passphrase_file(str(path)) == "é"
+    path.write_text("ends in X\n")  # only line ends are taken off
+    assert session.read_passphrase_file(path) == "ends in X"
 
 
 def test_an_empty_or_unreadable_passphrase_file_is_refused_naming_it(tmp_path: Path) -> None:
@@ -262,7 +264,10 @@ def test_keys_from_the_environment_come_first_and_must_be_well_formed(
     assert set(ring.master_keys_by_id()) == {"general-env", "restricted-0000000a"}
     for bad in ("general-env", f":{base64.b64encode(material).decode()}",
                 f"general-env:{base64.b64encode(bytes(31)).decode()}",
-                "general-env:not base64!"):
+                "general-env:not base64!",
+                # one character that is no base64 among 44 that are: not skipped over
+                f"general-env:{base64.b64encode(material).decode()[:20]}!"
+                f"{base64.b64encode(material).decode()[20:]}"):
         monkeypatch.setenv("INGEST_KEY_GENERAL", bad)
         with pytest.raises(KeyringError) as caught:
             ring.master_key("general")
