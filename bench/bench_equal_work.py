@@ -100,22 +100,27 @@ def _read(name: str, plain: bytes) -> Any:
     """The delivery's table, every column as text (the rules parse it)."""
     import polars as pl
 
+    from _cases import NULL_TOKENS
+
     if name in ("csv", "tsv"):
         return pl.read_csv(io.BytesIO(text_utf8(plain)), separator="\t" if name == "tsv" else ",",
-                           infer_schema=False)
+                           infer_schema=False, null_values=NULL_TOKENS)
     if name == "xlsx":
         import fastexcel
 
         book = fastexcel.read_excel(plain)
         sheets = [pl.from_arrow(book.load_sheet(i, dtypes="string").to_arrow())
                   for i in range(len(book.sheet_names))]
-        return pl.concat(sheets) if len(sheets) > 1 else sheets[0]
-    return pl.read_csv(io.BytesIO(mdb_export_csv(plain)), infer_schema=False)
+        frame = pl.concat(sheets) if len(sheets) > 1 else sheets[0]
+        return frame.with_columns(pl.when(~pl.all().is_in(NULL_TOKENS)).then(pl.all()).name.keep())
+    return pl.read_csv(io.BytesIO(mdb_export_csv(plain)), infer_schema=False,
+                       null_values=NULL_TOKENS)
 
 
 def _rules(frame: Any, delivery_date: str) -> tuple[Any, Any]:
     """(accepted clean rows, quarantined rows as delivered with ``_row`` and ``_reasons``):
-    the reference schema's rules (schemas/reference.py), each failure named."""
+    the reference schema's rules (schemas/reference.py), each failure named. The null
+    tokens are nulls already (the reader's ``null_values``)."""
     from datetime import date
 
     import polars as pl
@@ -125,28 +130,25 @@ def _rules(frame: Any, delivery_date: str) -> tuple[Any, Any]:
     c = pl.col
     last = date.fromisoformat(delivery_date)
 
-    def text(name: str) -> pl.Expr:
-        value = c(name).str.strip_chars()
-        return pl.when(value.is_in(NULL_TOKENS).not_()).then(value)
-
     def day(name: str) -> pl.Expr:
-        value = text(name)
+        value = c(name).str.strip_chars()
         # text dates as written, or calamine's spelling of a date cell
         return pl.coalesce(value.str.strptime(pl.Date, "%m/%d/%Y", strict=False, exact=True),
                            value.str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d",
                                                                strict=False, exact=True))
 
     def digits(name: str, width: int) -> pl.Expr:
-        value = text(name).str.replace(r"\.0+$", "")
+        value = c(name).str.replace(r"\.0+$", "")
         return pl.when(value.str.contains(r"^[0-9]+$")).then(value.str.zfill(width)) \
             .otherwise(value)
 
-    lab = text("LAB_VAL")
+    lab = c("LAB_VAL").str.strip_chars()
+    lab = pl.when(~lab.is_in(NULL_TOKENS)).then(lab)  # the tokens spelled with blanks too
     clean = frame.with_row_index("_row", offset=1).with_columns(
-        case_id=digits("CASE_ID", 10), person_id=text("PERS_ID"), birth_date=day("DOB"),
-        sex=text("SEX"), county_fips=digits("CNTY_FIPS", 5), report_date=day("RPT_DT"),
-        diagnosis_code=text("DX_CD"), lab_value=lab.cast(pl.Float64, strict=False),
-        hospitalized=text("HOSP_YN").replace_strict(
+        case_id=digits("CASE_ID", 10), person_id=c("PERS_ID"), birth_date=day("DOB"),
+        sex=c("SEX"), county_fips=digits("CNTY_FIPS", 5), report_date=day("RPT_DT"),
+        diagnosis_code=c("DX_CD"), lab_value=lab.cast(pl.Float64, strict=False),
+        hospitalized=c("HOSP_YN").replace_strict(
             {"Y": True, "N": False, "1": True, "0": False, "true": True, "false": False},
             default=None, return_dtype=pl.Boolean),
         comments=c("CMNT"))
@@ -169,32 +171,33 @@ def _rules(frame: Any, delivery_date: str) -> tuple[Any, Any]:
     flags = [rule.fill_null(rule_name.endswith(("pattern", "isin"))).alias(rule_name)
              for rule_name, rule in failures.items()]
     marked = clean.with_columns(flags).with_columns(
-        pl.when(~c("case_id").is_first_distinct()).then(pl.lit("case_id:duplicate"))
-        .alias("_duplicate"))
-    reasons = pl.concat_str([pl.when(c(name)).then(pl.lit(name)) for name in failures]
-                            + [c("_duplicate")], separator=";", ignore_nulls=True)
-    marked = marked.with_columns(_reasons=pl.when(reasons != "").then(reasons))
+        _duplicate=~c("case_id").is_first_distinct())
+    bad = pl.any_horizontal(*failures, "_duplicate")
     names = ["case_id", "person_id", "birth_date", "sex", "county_fips", "report_date",
              "diagnosis_code", "lab_value", "hospitalized", "comments"]
-    accepted = marked.filter(c("_reasons").is_null()).select(
+    accepted = marked.filter(~bad).select(
         *names[:3], c("sex").cast(pl.Categorical), *names[4:6],
         c("diagnosis_code").cast(pl.Categorical), *names[7:])
-    quarantined = marked.filter(c("_reasons").is_not_null()).select(
-        *frame.columns, "_row", "_reasons")
+    # the reasons are spelled for the few quarantined rows only
+    quarantined = marked.filter(bad).select(
+        *frame.columns, "_row",
+        _reasons=pl.concat_str([pl.when(c(name)).then(pl.lit(name)) for name in failures]
+                               + [pl.when(c("_duplicate")).then(pl.lit("case_id:duplicate"))],
+                               separator=";", ignore_nulls=True))
     return accepted, quarantined
 
 
 def _pseudonyms(values: Any) -> Any:
     """HMAC-SHA-256 of each distinct value, as hex; the column mapped through them."""
-    import hashlib
     import hmac
 
     import polars as pl
 
     uniques = values.unique().drop_nulls().to_list()
-    digests = [hmac.new(HMAC_KEY, v.encode(), hashlib.sha256).hexdigest() for v in uniques]
-    return values.replace_strict(pl.Series(uniques, dtype=pl.Utf8), pl.Series(digests),
-                                 default=None)
+    digests = [hmac.digest(HMAC_KEY, v.encode(), "sha256").hex() for v in uniques]
+    mapping = pl.DataFrame({"v": uniques, "t": digests}, schema={"v": pl.Utf8, "t": pl.Utf8})
+    return values.to_frame("v").join(mapping, on="v", how="left", maintain_order="left")["t"] \
+        .alias(values.name)
 
 
 def _ndjson(frame: Any) -> bytes:
