@@ -26,7 +26,8 @@ the engines allow, one step after the other:
 The library (``ingest.pipeline.run_delivery``, no Prefect, as ``run_all``'s
 ``library`` case) and the floor run side by side, each in a fresh process,
 alternating, on the same cached inputs (``bench/_inputs.py``). Reported: wall and
-CPU seconds of each, the ratio library/floor per form, and both per stage.
+CPU seconds of each, the ratio library/floor per form, and both per stage (the
+stage's CPU seconds too: every thread, and the tools waited for).
 Writes ``bench/results/equal_work-<rows>.json``.
 """
 
@@ -63,11 +64,64 @@ print(json.dumps(result))
 """
 
 
-# --- the floor (runs in a child) -------------------------------------------------------------
+# --- both sides, per stage in wall and CPU seconds (each runs in a child) -------------------
+
+def _cpu() -> float:
+    """CPU seconds of this process (every thread) and of the tools it waited for."""
+    import resource
+
+    own, tools = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + tools.ru_utime + tools.ru_stime
+
+
+class CpuClock(Clock):
+    """:class:`Clock`, with each stage's CPU seconds beside its wall time: on a loaded
+    machine the wall time of a stage is mostly waiting, its CPU time is not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = _cpu()
+        self.cpu: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        super().lap(name)
+        now = _cpu()
+        self.cpu[name] = round(self.cpu.get(name, 0.0) + now - self.c, 3)
+        self.c = now
+
+
+def library(form: dict[str, Any], out: str) -> dict[str, Any]:
+    """``run_delivery`` as run_all's library case runs it, each stage's CPU seconds too."""
+    clock = CpuClock()
+    from datetime import date
+
+    from ingest.pipeline import run_delivery
+    clock.lap("import")
+    cpu: dict[str, float] = {}
+
+    def stage(name: str, fn: Any, *args: Any) -> Any:
+        start = _cpu()
+        value = fn(*args)
+        cpu[name] = round(cpu.get(name, 0.0) + _cpu() - start, 3)
+        return value
+
+    summary = run_delivery(form["path"], out=out, force=True, passphrase=form["password"],
+                           delivery_date=date.fromisoformat(form["delivery_date"]),
+                           stage=stage)
+    clock.lap("run")
+    stages = {"import": clock.stages["import"], **summary.stage_seconds}
+    stages["other"] = round(clock.stages["run"] - sum(summary.stage_seconds.values()), 3)
+    cpu_stages = {"import": clock.cpu["import"], **cpu,
+                  "other": round(clock.cpu["run"] - sum(cpu.values()), 3)}
+    return {"stages": stages, "cpu_stages": cpu_stages, "rows_in": summary.rows_in,
+            "rows_accepted": summary.rows_accepted,
+            "rows_quarantined": summary.rows_quarantined}
+
 
 def floor(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
     """Every output of the library, by the raw engines, one step after the other."""
-    clock = Clock()
+    clock = CpuClock()
     import polars  # noqa: F401 - its import is the floor's too, timed here
     import pyrage
     clock.lap("import")
@@ -90,7 +144,8 @@ def floor(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
     clock.lap("quarantine")
     npz = pyrage.encrypt(_features(accepted), [recipient])
     clock.lap("features")
-    return {"stages": clock.stages, "rows_in": frame.height, "rows_accepted": accepted.height,
+    return {"stages": clock.stages, "cpu_stages": clock.cpu, "rows_in": frame.height,
+            "rows_accepted": accepted.height,
             "rows_quarantined": quarantined.height,
             "output_mb": round((parquet.tell() + len(jsonl) + len(quarantine) + len(npz)) / 1e6,
                                1)}
@@ -276,7 +331,7 @@ def main() -> None:
             for side in order:
                 if side == "library":
                     out = tempfile.mkdtemp(prefix="out-", dir=work)
-                    result = _child("library", "_cases", env, form=spec, out=out)
+                    result = _child("library", "bench_equal_work", env, form=spec, out=out)
                 else:
                     result = _child("floor", "bench_equal_work", env, form=spec,
                                     gnupg_home=gnupg)
@@ -293,7 +348,7 @@ def main() -> None:
                        "library_cpu_s", "floor_cpu_s", "ratio_cpu", "goal_met",
                        "library_accepted", "floor_accepted"])
     print()
-    print_table(stage_rows, ["form", "side", "stages"])
+    print_table(stage_rows, ["form", "side", "seconds", "stages"])
     save(f"equal_work-{args.rows}", {"rows": args.rows, "repeat": args.repeat,
                                      "goal_library_over_floor": GOAL, "loadavg": loads,
                                      "cpus": os.cpu_count(), "summary": rows,
@@ -317,11 +372,13 @@ def _summarise(runs: dict[str, dict[str, list[dict[str, Any]]]]
                      "library_accepted": sides["library"][0]["rows_accepted"],
                      "floor_accepted": sides["floor"][0]["rows_accepted"]})
         for side, results in sides.items():
-            names = list(results[0]["stages"])
-            stages = {s: round(statistics.median(r["stages"].get(s, 0.0) for r in results), 2)
-                      for s in names}
-            stage_rows.append({"form": name, "side": side,
-                               "stages": " ".join(f"{k}={v}" for k, v in stages.items())})
+            for what in ("stages", "cpu_stages"):
+                names = list(results[0][what])
+                stages = {s: round(statistics.median(r[what].get(s, 0.0) for r in results), 2)
+                          for s in names}
+                stage_rows.append({"form": name, "side": side,
+                                   "seconds": "wall" if what == "stages" else "cpu",
+                                   "stages": " ".join(f"{k}={v}" for k, v in stages.items())})
     return rows, stage_rows
 
 
