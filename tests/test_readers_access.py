@@ -233,12 +233,16 @@ QUOTED_MEMOS = (b'1,"PA","plain"\n'
 def batches_of(data: bytes, monkeypatch: pytest.MonkeyPatch, read_bytes: int) -> list[bytes]:
     """The batches cut from ``data`` read off a pipe ``read_bytes`` at a time."""
     monkeypatch.setattr(access, "EXPORT_BATCH_BYTES", 1)  # cut wherever a record ends
-    monkeypatch.setattr(access, "_PIPE_BYTES", read_bytes)
     reading, writing = os.pipe()
+
+    def chunks() -> Iterator[bytes]:
+        while chunk := os.read(reading, read_bytes):
+            yield chunk
+
     try:
         os.write(writing, data)  # less than a pipe holds
         os.close(writing)
-        return list(access._batches(reading, 0.0))
+        return list(access._batches(chunks(), 0.0))
     finally:
         os.close(reading)
 
@@ -267,8 +271,8 @@ def test_a_memo_crossing_a_batch_boundary_reads_whole(monkeypatch: pytest.Monkey
     cuts = []
     batches = access._batches
 
-    def counted(pipe: int, pause: float) -> Iterator[bytes]:
-        for batch in batches(pipe, pause):
+    def counted(chunks: Iterator[bytes], pause: float) -> Iterator[bytes]:
+        for batch in batches(chunks, pause):
             cuts.append(len(batch))
             yield batch
 
