@@ -353,6 +353,6 @@ def test_a_sealed_keyring_is_rotated_sealed(ring: Keyring,
     old, new = ring.begin_rotation("general")
     doc = json.loads((ring.settings.keys_dir / "general.json").read_bytes())
     assert doc["id"] == new.id and "key" not in doc and "sealed" in doc
-    assert doc["created"] >= created
+    assert doc["created"] >= created and doc["created"].endswith("+00:00")  # UTC
     assert ring.master_key("general") == new
     assert ring.master_keys_by_id()[old.id] == old
