@@ -77,14 +77,22 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run_cli(path: str, out: Path, flow: bool, env: dict[str, str]) -> dict[str, Any]:
-    argv = [INGEST, "run", path, "--schema", "reference", "--out", str(out),
-            "--delivery-date", DELIVERY_DATE.isoformat(), "--force", "--json", "--quiet"]
+def run_cli(path: str, out: Path, flow: bool, env: dict[str, str],
+            tree: Path | None = None) -> dict[str, Any]:
+    """``ingest run`` as the command a user types; with ``tree``, the ``ingest`` of that
+    source tree (another version of the code) with this interpreter."""
+    command = [INGEST] if tree is None else [sys.executable, "-m", "ingest.cli"]
+    if tree is not None:
+        env = dict(env, PYTHONPATH=os.pathsep.join([str(tree), str(ROOT / "bench")]))
+    quiet = ["--quiet"] if tree is None else []  # an older tree may not know it
+    argv = [*command, "run", path, "--schema", "reference", "--out", str(out),
+            "--delivery-date", DELIVERY_DATE.isoformat(), "--force", "--json", *quiet]
     done = run_process(argv + ([] if flow else ["--no-prefect"]), env, timeout=900)
     if done["returncode"] != 0:
         raise RuntimeError(f"ingest run failed:\n{done['stderr'][-3000:]}")
     return {"wall_s": done["wall_s"], "cpu_s": done["cpu_s"],
-            "rows": json.loads(done["stdout"])["rows_in"], "load": loadavg()}
+            "rows": json.loads(done["stdout"].strip().splitlines()[-1])["rows_in"],
+            "load": loadavg()}
 
 
 def phases(path: str, out: Path, flow: bool, env: dict[str, str]) -> dict[str, Any]:
@@ -104,6 +112,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[2_000, 400_000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--before", type=Path, metavar="TREE",
+                        help="also run the ingest of this source tree (an earlier version, "
+                        "e.g. from git archive), alternating with this one")
     parser.add_argument("--cold", action="store_true",
                         help="also time one flow run that has to start the server")
     args = parser.parse_args()
@@ -116,17 +127,33 @@ def main() -> int:
     table = []
     with tempfile.TemporaryDirectory(prefix="flow-overhead-") as tmp:
         for rows, path in deliveries.items():
-            runs: dict[str, list[dict[str, Any]]] = {"library": [], "flow": []}
+            kinds = ["library", "flow"] + (["library before", "flow before"]
+                                           if args.before else [])
+            runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
             run_cli(path, Path(tmp) / "warm", True, env)  # page cache, .pyc, the server
+            if args.before:
+                run_cli(path, Path(tmp) / "warm", True, env, args.before)
             for n in range(args.repeat):
-                order = ("library", "flow") if n % 2 == 0 else ("flow", "library")
+                order = kinds if n % 2 == 0 else kinds[::-1]
                 for kind in order:
-                    runs[kind].append(run_cli(path, Path(tmp) / kind, kind == "flow", env))
+                    tree = args.before if kind.endswith("before") else None
+                    runs[kind].append(run_cli(path, Path(tmp) / kind.replace(" ", "-"),
+                                              kind.startswith("flow"), env, tree))
             wall = {k: statistics.median(r["wall_s"] for r in v) for k, v in runs.items()}
             cpu = {k: statistics.median(r["cpu_s"] for r in v) for k, v in runs.items()}
             # the per-pair differences: each pair ran back to back, under the same load
             pairs = [f["wall_s"] - lib["wall_s"]
                      for f, lib in zip(runs["flow"], runs["library"], strict=True)]
+            if args.before:
+                old = [f["wall_s"] - lib["wall_s"] for f, lib in
+                       zip(runs["flow before"], runs["library before"], strict=True)]
+                table.append({"rows": f"{rows:,} before",
+                              "no-prefect s": f"{wall['library before']:.2f}",
+                              "flow s": f"{wall['flow before']:.2f}",
+                              "flow - no-prefect s": f"{statistics.median(old):+.2f}",
+                              "ratio": f"{wall['flow before'] / wall['library before']:.2f}",
+                              "cpu no-prefect s": f"{cpu['library before']:.2f}",
+                              "cpu flow s": f"{cpu['flow before']:.2f}"})
             size = {"rows": rows, "runs": runs, "median_wall_s": wall, "median_cpu_s": cpu,
                     "flow_minus_library_s": round(statistics.median(pairs), 3),
                     "pair_differences_s": [round(p, 3) for p in pairs],
