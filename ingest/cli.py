@@ -55,7 +55,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     session.set_passphrase(session.resolve_passphrase(args.passphrase_file,
                                                       args.passphrase_prompt))
     started = time.perf_counter()
-    with _progress(args.progress):
+    with _progress(args.progress, beside_logs=not args.no_prefect):
         if args.no_prefect:
             from .pipeline import run_delivery
 
@@ -95,15 +95,17 @@ PROGRESS_SECONDS = 5.0
 LIVE_PROGRESS_SECONDS = 0.5
 
 
-def _progress(flag: bool | None) -> contextlib.AbstractContextManager[object]:
+def _progress(flag: bool | None,
+              beside_logs: bool = False) -> contextlib.AbstractContextManager[object]:
     """Rows read, validated and written, bytes decrypted, rates and time left on
     stderr: on a terminal by default, elsewhere with ``--progress``; never with
-    ``--quiet``."""
+    ``--quiet``. ``beside_logs``: the flow's log lines go to the same terminal, so
+    plain lines, not one rewritten in place (a log line would land in it)."""
     from . import progress
 
     if not progress.wants_progress(flag):
         return contextlib.nullcontext()
-    lines = progress.TerminalLines()
+    lines = progress.TerminalLines(live=False if beside_logs else None)
     return progress.Tracker([lines], LIVE_PROGRESS_SECONDS if lines.live
                             else PROGRESS_SECONDS)
 
@@ -185,7 +187,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     out = Path(args.out) if args.out else demo / "out"
     print(f"Running the Prefect flow on {folder} ...", flush=True)
     started = time.perf_counter()
-    with _progress(None):
+    with _progress(None, beside_logs=True):
         summary = run_flow(settings, delivery=str(folder), out=str(out.resolve()),
                            dataset="reference", delivery_date=truth.delivery_date,
                            force=True)
