@@ -78,3 +78,35 @@ def test_a_hung_gpg_fails_the_run_with_nothing_published(
     assert time.monotonic() - started < 30
     published = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
     assert not [p for p in published if p.name.endswith((".parquet", ".age", "manifest.json"))]
+
+
+def test_a_hung_mdb_export_fails_the_run_naming_it_with_nothing_published(
+        home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """mdbtools is under the same watchdog and setting: a real mdb-export's first rows,
+    then silence (a front on the PATH that stops passing them on)."""
+    import shutil
+
+    from ingest.pipeline import run_delivery
+
+    from conftest import data_fixture
+
+    real = shutil.which("mdb-export")
+    assert real is not None
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    front = tools / "mdb-export"
+    # head passes the first 4 KiB on, then the front sleeps holding the pipe
+    front.write_text(f"#!/bin/sh\n'{real}' \"$@\" | head -c 4096\nexec sleep 60\n")
+    front.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("INGEST_TOOL_STALL_SECONDS", "2")
+    delivery = tmp_path / "delivery"
+    delivery.mkdir()
+    shutil.copy(data_fixture("access", "reference_20k.accdb"), delivery / "cases.accdb")
+    out = tmp_path / "out"
+    started = time.monotonic()
+    with pytest.raises(ToolStalled, match=r"^mdb-export made no progress for 2 s"):
+        run_delivery(delivery, schema="reference", out=out, delivery_date=DELIVERY_DATE)
+    assert time.monotonic() - started < 30
+    published = [p for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    assert not [p for p in published if p.name.endswith((".parquet", ".age", "manifest.json"))]
