@@ -89,6 +89,11 @@ def test_the_audit_record_sees_the_manifest_before_the_outputs_appear(tmp_path: 
     data = (final / MANIFEST).read_bytes()
     assert seen == [(Output(MANIFEST, "manifest", hashlib.sha256(data).hexdigest(),
                             len(data)), False)]
+    # published once: a second publish replaces nothing unless forced
+    with pytest.raises(AlreadyProcessed), Staging(tmp_path / "out", "d1") as again:
+        again.add("x", b"2", "parquet")
+        again.publish({})
+    assert (final / MANIFEST).read_bytes() == data
 
 
 def test_a_stage_run_again_starts_afresh(tmp_path: Path) -> None:
