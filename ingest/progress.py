@@ -136,6 +136,10 @@ class Tracker:
     _done: list[str] = field(default_factory=list)
     _rows: dict[str, int] = field(default_factory=dict)
     _row_seconds: dict[str, float] = field(default_factory=dict)
+    _row_seconds_closed: dict[str, float] = field(default_factory=dict)
+    """Each count's seconds in the stages that have ended."""
+    _counting: set[str] = field(default_factory=set)
+    """Counts the running stage has added to (a streamed run counts batch by batch)."""
     _inputs: list[tuple[Callable[[], int], int, float]] = field(default_factory=list)
     _bytes_total: int = 0
     _bytes_before: int = 0
@@ -185,6 +189,11 @@ class Tracker:
     def stage_ended(self, name: str) -> None:
         with self._lock:
             self._last_stage_seconds = time.perf_counter() - self._stage_started
+            for count in self._counting:
+                self._row_seconds_closed[count] = (self._row_seconds_closed.get(count, 0.0)
+                                                   + self._last_stage_seconds)
+                self._row_seconds[count] = self._row_seconds_closed[count]
+            self._counting.clear()
             self._done.append(name)
             self._stage = None
         self._emit("end")
@@ -192,9 +201,13 @@ class Tracker:
     def rows(self, count: str, n: int) -> None:
         with self._lock:
             self._rows[count] = self._rows.get(count, 0) + n
-            seconds = (time.perf_counter() - self._stage_started if self._stage
-                       else self._last_stage_seconds)
-            self._row_seconds[count] = self._row_seconds.get(count, 0.0) + seconds
+            closed = self._row_seconds_closed.get(count, 0.0)
+            if self._stage:  # counted as it goes: the stage's time so far
+                self._counting.add(count)
+                self._row_seconds[count] = closed + time.perf_counter() - self._stage_started
+            else:  # counted once its stage had ended: that stage's time
+                closed += self._last_stage_seconds
+                self._row_seconds_closed[count] = self._row_seconds[count] = closed
 
     @contextlib.contextmanager
     def input_read(self, probe: Callable[[], int], total: int) -> Iterator[None]:

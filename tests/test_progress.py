@@ -71,6 +71,23 @@ def test_counts_rates_and_share_done_follow_the_stages() -> None:
     assert progress._active is None  # left: hooks are no-ops again
 
 
+def test_rows_counted_batch_by_batch_are_timed_once() -> None:
+    """A streamed run counts each batch within its stage: the rate is the rows so far
+    over the stage's time so far, not over a sum of elapsed times."""
+    with progress.Tracker([Collected()], interval=0) as tracker:
+        progress.stage_started("read")
+        for _ in range(5):
+            time.sleep(0.05)
+            progress.rows("read", 100)
+        during = tracker.snapshot()
+        progress.stage_ended("read")
+        after = tracker.snapshot()
+    assert during.rows["read"] == after.rows["read"] == 500
+    assert 0.2 < during.row_seconds["read"] < 0.5  # about 0.25 s, not 0.75
+    assert during.row_seconds["read"] <= after.row_seconds["read"] < 0.5
+    assert 500 / 0.5 < after.rate("read") < 500 / 0.2
+
+
 def test_time_left_comes_from_the_bytes_decrypted() -> None:
     consumed = [0]
     with progress.Tracker([Collected()], interval=0) as tracker:
