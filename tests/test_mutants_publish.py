@@ -90,10 +90,18 @@ def test_the_audit_record_sees_the_manifest_before_the_outputs_appear(tmp_path: 
     assert seen == [(Output(MANIFEST, "manifest", hashlib.sha256(data).hexdigest(),
                             len(data)), False)]
     # published once: a second publish replaces nothing unless forced
-    with pytest.raises(AlreadyProcessed), Staging(tmp_path / "out", "d1") as again:
+    with pytest.raises(AlreadyProcessed) as caught, Staging(tmp_path / "out", "d1") as again:
         again.add("x", b"2", "parquet")
         again.publish({})
+    assert str(caught.value) == (f"delivery d1 is already processed in {final}; use --force "
+                                 "to replace its outputs")
     assert (final / MANIFEST).read_bytes() == data
+    # replaced by force, outside a with-block: the replaced outputs go at once too
+    staging = Staging(tmp_path / "out", "d1")
+    staging.add("x", b"3", "parquet")
+    assert staging.publish({}, force=True) == final
+    assert (final / "x").read_bytes() == b"3"
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["d1"]
 
 
 def test_a_stage_run_again_starts_afresh(tmp_path: Path) -> None:
@@ -180,3 +188,23 @@ def test_a_disk_error_after_the_outputs_are_in_place_says_so(
                                  "Input/output error; the outputs are in place, but the disk "
                                  "reported an error: check it")
     assert (root / "d1" / MANIFEST).is_file()
+
+
+def test_a_disk_error_while_publishing_leaves_nothing_published(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ingest.writers.publish as publish
+
+    root = tmp_path / "out"
+
+    def fsync_dir(path: Path) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(publish, "fsync_dir", fsync_dir)
+    with pytest.raises(OutputError) as caught, Staging(root, "d1") as staging:
+        staging.add("x", b"1", "parquet")
+        staging.publish({})
+    assert str(caught.value) == (
+        f"publishing delivery d1 to {root / 'd1'}: Input/output error; nothing was "
+        "published. Free space on the output folder's disk or make it writable, then run "
+        "again")
+    assert list(root.iterdir()) == []
