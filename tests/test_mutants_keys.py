@@ -356,3 +356,9 @@ def test_a_sealed_keyring_is_rotated_sealed(ring: Keyring,
     assert doc["created"] >= created and doc["created"].endswith("+00:00")  # UTC
     assert ring.master_key("general") == new
     assert ring.master_keys_by_id()[old.id] == old
+    # a key added since (as `ingest keys init` adds a missing one) is sealed by the next
+    # protect, whichever files before it are sealed already
+    Keyring._write_key(ring.settings.keys_dir / "restricted.json",
+                       SecretKey("restricted-0000000b", bytes(32)))
+    assert ring.protect("a long keyring passphrase") == 1
+    assert "sealed" in json.loads((ring.settings.keys_dir / "restricted.json").read_bytes())
