@@ -75,6 +75,14 @@ class RunSummary:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def take_counts(self, manifest: dict[str, Any]) -> None:
+        """The counts, reasons and repairs as the manifest records them."""
+        self.rows_in = manifest["rows"]["in"]
+        self.rows_accepted = manifest["rows"]["accepted"]
+        self.rows_quarantined = manifest["rows"]["quarantined"]
+        self.quarantine_reasons = manifest["quarantine_reasons"]
+        self.repairs = manifest.get("repairs", {})  # manifests from before repairs were counted
+
 
 # -- stages ------------------------------------------------------------------------
 
@@ -472,11 +480,7 @@ def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
                 manifest = build_manifest(delivery, tables[0], results[0], datasets[0],
                                           keyring, when, started, summary.warnings)
             progress.rows("written", manifest["rows"]["in"])  # accepted and quarantined
-            summary.rows_in = manifest["rows"]["in"]
-            summary.rows_accepted = manifest["rows"]["accepted"]
-            summary.rows_quarantined = manifest["rows"]["quarantined"]
-            summary.quarantine_reasons = manifest["quarantine_reasons"]
-            summary.repairs = manifest["repairs"]
+            summary.take_counts(manifest)
             final = timed("publish", publish_stage, staging, summary, manifest, force,
                           settings.audit_log)
     summary.output_dir = str(final)
@@ -519,11 +523,7 @@ def _run_streamed(path: str | Path, source: stream.Source, dataset: Dataset, key
                      made.result.rows_quarantined)
             manifest = build_manifest(delivery, made.table, made.result, dataset, keyring,
                                       when, started, summary.warnings)
-            summary.rows_in = manifest["rows"]["in"]
-            summary.rows_accepted = manifest["rows"]["accepted"]
-            summary.rows_quarantined = manifest["rows"]["quarantined"]
-            summary.quarantine_reasons = manifest["quarantine_reasons"]
-            summary.repairs = manifest["repairs"]
+            summary.take_counts(manifest)
             final = timed("publish", publish_stage, staging, summary, manifest, force,
                           settings.audit_log)
     summary.output_dir = str(final)
@@ -548,11 +548,7 @@ def _already(summary: RunSummary, out: Path) -> RunSummary:
     folder = out / summary.delivery_id
     raw = (folder / "manifest.json").read_bytes()
     manifest = json.loads(raw)
-    summary.rows_in = manifest["rows"]["in"]
-    summary.rows_accepted = manifest["rows"]["accepted"]
-    summary.rows_quarantined = manifest["rows"]["quarantined"]
-    summary.quarantine_reasons = manifest["quarantine_reasons"]
-    summary.repairs = manifest.get("repairs", {})  # manifests from before repairs were counted
+    summary.take_counts(manifest)
     summary.tables = _table_summaries(manifest)
     summary.outputs = [*manifest["outputs"],
                        asdict(Output("manifest.json", "manifest",

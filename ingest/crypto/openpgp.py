@@ -67,27 +67,40 @@ def _run(home: Path, args: list[str], data: bytes = b"",
          passphrase: str | None = None) -> tuple[int, bytes, list[str]]:
     """Run gpg on ``data``; the passphrase travels through a private pipe, never argv
     nor the environment."""
-    _prepare_home(home)
-    cmd = [_gpg(), "--homedir", str(home), "--batch", "--no-tty", "--yes",
-           "--status-fd", "2", "--pinentry-mode", "loopback"]
     low, high = _OUTPUT_HINT
     hint = min(max(8 * len(data), low), high)
     with contextlib.ExitStack() as stack:
+        cmd, pass_fds = gpg_command(home, passphrase, stack)
         source = memory_file(data, "ingest-gpg-input")
         stack.callback(os.close, source)
-        pass_fds: tuple[int, ...] = ()
-        if passphrase is not None:
-            secret = secret_pipe(passphrase)
-            stack.callback(os.close, secret)
-            cmd += ["--passphrase-fd", str(secret)]
-            pass_fds = (secret,)
         code, out, messages = run_tool(cmd + args, lambda output: output.receive_all(hint),
                                        stdin=source, pass_fds=pass_fds,
                                        env=child_environment(), messages_limit=_STATUS_LIMIT,
                                        stall_after=stall_seconds())
-    status = [line[9:] for line in messages.decode("utf-8", "replace").splitlines()
-              if line.startswith("[GNUPG:] ")]
-    return code, out, status
+    return code, out, status_lines(messages)
+
+
+def gpg_command(home: Path, passphrase: str | None,
+                stack: contextlib.ExitStack) -> tuple[list[str], tuple[int, ...]]:
+    """gpg's command line over ``home`` and the descriptors it must inherit.
+
+    The passphrase travels through a private pipe (closed by ``stack``), never
+    argv nor the environment.
+    """
+    _prepare_home(home)
+    cmd = [_gpg(), "--homedir", str(home), "--batch", "--no-tty", "--yes",
+           "--status-fd", "2", "--pinentry-mode", "loopback"]
+    if passphrase is None:
+        return cmd, ()
+    secret = secret_pipe(passphrase)
+    stack.callback(os.close, secret)
+    return [*cmd, "--passphrase-fd", str(secret)], (secret,)
+
+
+def status_lines(messages: bytes) -> list[str]:
+    """gpg's machine-readable status lines, without their ``[GNUPG:] `` prefix."""
+    return [line[9:] for line in messages.decode("utf-8", "replace").splitlines()
+            if line.startswith("[GNUPG:] ")]
 
 
 def _prepare_home(home: Path) -> None:

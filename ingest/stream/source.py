@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .. import progress
-from .._fs import ChildOutput, child_environment, run_tool, secret_pipe
+from .._fs import ChildOutput, child_environment, run_tool
 from ..crypto import openpgp
 from ..errors import DecryptionError, IngestError, MediaError
 from ..settings import stall_seconds
@@ -85,9 +85,6 @@ def with_plaintext(source: Source, block: int, consume: Callable[[Blocks], T], *
 
 def _decrypting(source: Source, block: int, consume: Callable[[Blocks], T],
                 home: Path, passphrase: str | None, warnings: list[str]) -> T:
-    openpgp._prepare_home(home)
-    cmd = [openpgp._gpg(), "--homedir", str(home), "--batch", "--no-tty", "--yes",
-           "--status-fd", "2", "--pinentry-mode", "loopback"]
     with contextlib.ExitStack() as stack:
         try:
             message = os.open(source.path, os.O_RDONLY | os.O_CLOEXEC)
@@ -95,19 +92,13 @@ def _decrypting(source: Source, block: int, consume: Callable[[Blocks], T],
             raise MediaError(f"{source.path.name}: cannot be read "
                              f"({exc.strerror or type(exc).__name__})") from None
         stack.callback(os.close, message)
-        pass_fds: tuple[int, ...] = ()
-        if passphrase is not None:
-            secret = secret_pipe(passphrase)
-            stack.callback(os.close, secret)
-            cmd += ["--passphrase-fd", str(secret)]
-            pass_fds = (secret,)
+        cmd, pass_fds = openpgp.gpg_command(home, passphrase, stack)
         stack.enter_context(progress.tool_input(message))  # how far gpg has read
         code, (made, failed), messages = run_tool(
             [*cmd, "--decrypt"], lambda output: _drained(output, block, consume),
             stdin=message, pass_fds=pass_fds, env=child_environment(),
             messages_limit=1 << 20, stall_after=stall_seconds())
-    status = [line[9:] for line in messages.decode("utf-8", "replace").splitlines()
-              if line.startswith("[GNUPG:] ")]
+    status = openpgp.status_lines(messages)
     _check(code, status, source.delivered, passphrase is not None, warnings)
     if failed is not None:
         raise failed
