@@ -31,6 +31,8 @@ SOURCE = ["CASE_ID", "PERS_ID", "DOB", "SEX", "CNTY_FIPS", "RPT_DT", "DX_CD", "L
           "HOSP_YN", "CMNT"]
 RESTRICTED = ["DOB", "CMNT", "birth_date", "comments", "person_id", "PERS_ID"]
 MDB_EXPORT = ["mdb-export", "-D", "%Y-%m-%d", "-T", "%Y-%m-%d %H:%M:%S", "-b", "hex"]
+EBCDIC = "cp037"
+"""The EBCDIC form's code page (``_inputs.EBCDIC``: this module imports no bench module)."""
 KEY_GENERAL = b"bench-general-master-key-32bytes"
 KEY_RESTRICTED = b"bench-restrict-master-key-32byte"
 
@@ -175,6 +177,27 @@ def fixed_width_floor(data: bytes, fields: list[tuple[str, int]]) -> Any:
     return pl.DataFrame(columns).with_columns(pl.all().replace("", None))
 
 
+def ebcdic_floor(data: bytes, fields: list[tuple[str, int]], encoding: str) -> Any:
+    """numpy slicing and Python's codec: the records (no line ends) as a (rows, record
+    length) byte array, each field's columns copied out and decoded in one codec call,
+    the text cut into the column's values as a fixed-width numpy string array (UTF-32,
+    the codec being one byte a character), padding stripped, blanks null."""
+    import numpy as np
+    import polars as pl
+
+    length = sum(width for _, width in fields)
+    if len(data) % length:
+        raise ValueError(f"{len(data)} bytes are no whole number of {length}-byte records")
+    records = np.frombuffer(data, dtype=np.uint8).reshape(-1, length)
+    start, columns = 0, []
+    for name, width in fields:
+        text = records[:, start:start + width].tobytes().decode(encoding)
+        values = np.frombuffer(text.encode("utf-32-le"), dtype=f"<U{width}")
+        columns.append(pl.Series(name, values).str.strip_chars(" "))
+        start += width
+    return pl.DataFrame(columns).with_columns(pl.all().replace("", None))
+
+
 def fixed_width_pandas(data: bytes, fields: list[tuple[str, int]]) -> Any:
     """pandas' read_fwf with the layout's widths and names, every field as text."""
     import pandas as pd
@@ -301,7 +324,7 @@ def library(form: dict[str, Any], out: str) -> dict[str, Any]:
 
     summary = run_delivery(form["path"], out=out, force=True, passphrase=form["password"],
                            delivery_date=date.fromisoformat(form["delivery_date"]),
-                           stage=stage)
+                           stage=stage, schema=form.get("schema") or "reference")
     clock.lap("run")
     stages = {"import": clock.stages["import"], **summary.stage_seconds}
     stages["other"] = round(clock.stages["run"] - sum(summary.stage_seconds.values()), 3)
@@ -349,6 +372,12 @@ def floor(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
         del plain
         clock.lap("untar")
         table = fixed_width_floor(data, fields).to_arrow()
+        clock.lap("read")
+    elif name == "ebcdic":
+        data, fields = fixed_width_members(plain)
+        del plain
+        clock.lap("untar")
+        table = ebcdic_floor(data, fields, EBCDIC).to_arrow()
         clock.lap("read")
     elif name in ("xlsx", "xls"):
         import fastexcel
@@ -542,6 +571,10 @@ def pandas_peer(form: dict[str, Any], gnupg_home: str) -> dict[str, Any]:
         data, fields = fixed_width_members(plain)
         clock.lap("untar")
         df = fixed_width_pandas(data, fields)
+    elif name == "ebcdic":
+        raise RuntimeError("no reader: pandas' read_fwf (and read_csv, read_table) split "
+                           "records at line ends, and these EBCDIC records have none (as "
+                           "on tape); pandas has no reader of fixed-length records")
     elif name == "xlsx":
         df = pd.read_excel(io.BytesIO(plain), engine="openpyxl", dtype=str)
     elif name == "xls":

@@ -16,8 +16,16 @@ by rows and seed, and the OpenPGP files also by the benchmark keyring's key.
 | sas7bdat | cases.sas7bdat.gpg | OpenPGP; R haven's ``write_sas`` (ReadStat's writer) |
 | cpio  | cases.cpio.gz.gpg | OpenPGP; the CSV on a gzip-compressed GNU cpio tape |
 | fwf   | cases.fwf.tar.gpg | OpenPGP; a tar of ``cases.dat`` and ``cases.layout.csv`` |
+| ebcdic | cases.ebcdic.tar.gpg | OpenPGP; the same tar, EBCDIC (cp037) records, no line ends |
 
-The fixed-width records are Windows-1252, LF-ended, CMNT's line breaks blanked.
+The fixed-width records are Windows-1252, LF-ended, CMNT's line breaks blanked. The
+EBCDIC records are the reference table as on tape: text fields in IBM037 (cp037, the
+code page of the ``reference-ibm037`` sample of ``scripts/make-fixed-width-samples``),
+fixed-length records with no line ends, so CMNT keeps its line breaks (cp037 has LF);
+the few comment characters cp037 lacks (beyond Latin-1) become ``?``, as a sender's
+recoding would write them. The reference table has no zoned or packed numbers (only
+the admissions sample has those), so every field is text. Its dataset is the reference
+one with ``encodings=("cp037",)``, a schema file in the cache (``Form.schema``).
 """
 
 from __future__ import annotations
@@ -45,7 +53,9 @@ FIXTURES = ROOT / "tests" / "data" / "access"
 ACCESS = {400_000: "reference_400k.accdb.xz", 20_000: "reference_20k.accdb"}
 
 FORMS = ("csv", "tsv", "xlsx", "xls", "accdb", *("sav", "dta", "xpt", "sas7bdat"), "cpio",
-         "fwf")
+         "fwf", "ebcdic")
+EBCDIC = "cp037"
+"""The EBCDIC form's code page (IBM037, as the reference-ibm037 sample)."""
 STATS_FORMS = ("sav", "dta", "xpt", "sas7bdat")
 """SPSS, Stata and SAS files (text columns), under OpenPGP: pyreadstat writes sav, dta
 and xpt; R haven (ReadStat's writer too; pyreadstat writes no sas7bdat) the sas7bdat."""
@@ -67,6 +77,9 @@ class Form:
     plain_path: str | None = None
     """A plaintext copy (Access only: for mdb-export alone)."""
     password: str | None = None
+    schema: str | None = None
+    """A schema file to read it by (EBCDIC: the reference dataset in cp037); None: the
+    reference schema."""
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -223,6 +236,8 @@ def prepare(rows: int, forms: tuple[str, ...] = FORMS, seed: int = SEED,
             made[name] = _cpio(folder, frame, recipient, rows, when, fpr, log)
         elif name == "fwf":
             made[name] = _fixed_width(folder, frame, recipient, rows, when, fpr, log)
+        elif name == "ebcdic":
+            made[name] = _ebcdic(folder, frame, recipient, rows, when, fpr, log)
         elif name in STATS_FORMS:
             made[name] = _stats(name, folder, frame, recipient, rows, when, fpr, log)
         if name != "accdb" and not (folder / "truth.json").exists() and frame._truth:
@@ -319,6 +334,59 @@ def _cpio(folder: Path, frame: _Frame, recipient: Callable[[], bytes], rows: int
         log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB) in "
             f"{time.perf_counter() - t0:.1f} s")
     return Form("cpio", str(path), rows, when, "openpgp-cpio", "cases.cpio.gz")
+
+
+def _fixed_tar(files: dict[str, bytes]) -> bytes:
+    """A USTAR tar of ``files`` (name to bytes), in memory."""
+    import io
+    import tarfile
+
+    sink = io.BytesIO()
+    with tarfile.open(fileobj=sink, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for member, data in files.items():
+            info = tarfile.TarInfo(member)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return sink.getvalue()
+
+
+EBCDIC_SCHEMA = '''"""The reference dataset in EBCDIC ({encoding}) records (bench/_inputs.py)."""
+
+import dataclasses
+
+from schemas.reference import DATASET as _BASE
+
+DATASET = dataclasses.replace(_BASE, encodings=("{encoding}",))
+'''
+
+
+def _ebcdic(folder: Path, frame: _Frame, recipient: Callable[[], bytes], rows: int,
+            when: str, fpr: str, log: Callable[[str], None]) -> Form:
+    """The reference table as EBCDIC (cp037) fixed-length records with no line ends, as
+    on tape, and its layout CSV, in a tar encrypted to the bench key; the schema file
+    that declares the code page beside it."""
+    path = folder / f"cases.ebcdic.tar.{fpr[-8:]}.gpg"
+    schema = folder / f"reference_{EBCDIC}.py"
+    if not schema.exists():
+        _write(schema, EBCDIC_SCHEMA.format(encoding=EBCDIC).encode())
+    if not path.exists():
+        import polars as pl
+
+        from ingest.crypto.openpgp import encrypt_openpgp
+        from ingest.synth.fixed_forms import fit_layout, layout_csv, to_fixed_width
+
+        t0 = time.perf_counter()
+        table = frame.get()[0]
+        table = table.with_columns(pl.col("CMNT").map_elements(
+            lambda v: v.encode(EBCDIC, "replace").decode(EBCDIC), return_dtype=pl.Utf8))
+        slots = fit_layout(table, EBCDIC)
+        tape = _fixed_tar({"cases.dat": to_fixed_width(table, slots, EBCDIC),
+                           "cases.layout.csv": layout_csv(slots)})
+        _write(path, encrypt_openpgp(tape, SENDER_GNUPG, recipient_key=recipient()))
+        log(f"  wrote {path.name} ({path.stat().st_size / 1e6:.1f} MB; records of "
+            f"{sum(s.width for s in slots)} bytes) in {time.perf_counter() - t0:.1f} s")
+    return Form("ebcdic", str(path), rows, when, "openpgp-tar", "cases.dat",
+                schema=str(schema))
 
 
 def _fixed_width(folder: Path, frame: _Frame, recipient: Callable[[], bytes], rows: int,

@@ -5,7 +5,8 @@
 For each form (CSV and TSV OpenPGP-encrypted, xlsx with Office password
 encryption, xls in a 7-Zip AES archive, the Access fixture in a ZIP AES; SPSS,
 Stata, SAS transport and SAS data set files, the CSV on a cpio tape, and
-fixed-width records with their layout in a tar, each OpenPGP-encrypted), side
+fixed-width records with their layout in a tar, Windows-1252 lines or EBCDIC
+records with no line ends, each OpenPGP-encrypted), side
 by side, each case in a fresh process (its wall time and peak RSS):
 
 * ``library``   ingest.pipeline.run_delivery (the ``--no-prefect`` path);
@@ -15,9 +16,10 @@ by side, each case in a fresh process (its wall time and peak RSS):
                 (gpg, msoffcrypto, py7zr, pyzipper), then polars read_csv /
                 fastexcel (calamine) / mdb-export, then encrypted Parquet (pyarrow);
                 (sav, dta, xpt, sas7bdat: pyreadstat's own read; fwf: polars
-                slicing the lines by the layout);
+                slicing the lines by the layout; ebcdic: the records as a numpy
+                byte array, each field sliced and decoded by Python's cp037 codec);
 * ``pandas``    pandas read_csv / read_excel (openpyxl; xlrd for xls) / read_spss /
-                read_stata / read_sas / read_fwf + pandera's
+                read_stata / read_sas / read_fwf (none for ebcdic) + pandera's
                 pandas backend + to_parquet (encrypted);
 * ``polars``    plain polars: read_csv / read_excel (calamine), the rules as
                 expressions, encrypted Parquet;
@@ -158,15 +160,16 @@ class Runner:
         if case == "pandas":
             return self.child("pandas_peer", form=spec, gnupg_home=self.gnupg)
         if case == "polars":
-            if name in STATS_FORMS or name == "fwf":
-                return None  # polars reads none of these; the floor is polars' own slicing
+            if name in STATS_FORMS or name in ("fwf", "ebcdic"):
+                return None  # polars reads none of these; the floor slices the records itself
             return self.child("polars_peer", form=spec, gnupg_home=self.gnupg)
         if case == "duckdb":
             if name not in ("csv", "tsv", "accdb", "cpio"):
                 return None  # no excel extension for this DuckDB offline; it reads no xls
             return self.child("duckdb_peer", form=spec, gnupg_home=self.gnupg)
         if case == "duckdb-1.5":
-            if self.side_python is None or name in ("xls", "cpio"):  # cpio: no libarchive-c
+            # cpio: no libarchive-c; ebcdic: DuckDB reads no fixed-length records
+            if self.side_python is None or name in ("xls", "cpio", "ebcdic"):
                 return None
             return self.child("duckdb_peer", python=self.side_python, form=spec,
                               gnupg_home=self.gnupg, side=True)
@@ -199,6 +202,8 @@ class Runner:
                 form.delivery_date, "--json"]
         if form.password:
             argv += ["--passphrase-file", str(password_file())]
+        if form.schema:
+            argv += ["--schema", form.schema]
         done = run_process(argv, self.env, timeout=self.args.timeout)
         if done["returncode"] != 0:
             raise RuntimeError(f"ingest run failed: {done['stderr'][-2000:]}")
@@ -348,7 +353,8 @@ def decryption(results: dict) -> list[dict[str, Any]]:
     """The library's open-media stage (read, fingerprint, decrypt) against the tools alone."""
     tools = {"openpgp": "gpg", "office": "msoffcrypto", "7z": "py7zr", "zip": "pyzipper"}
     containers = {"csv": "openpgp", "tsv": "openpgp", "xlsx": "office", "xls": "7z",
-                  "accdb": "zip", **dict.fromkeys((*STATS_FORMS, "cpio", "fwf"), "openpgp")}
+                  "accdb": "zip", **dict.fromkeys((*STATS_FORMS, "cpio", "fwf", "ebcdic"),
+                                                 "openpgp")}
     rows = []
     for form in results:
         lib = _get(results, form, "library", "open-media")
