@@ -480,12 +480,7 @@ def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
                 manifest = build_manifest(delivery, tables[0], results[0], datasets[0],
                                           keyring, when, started, summary.warnings)
             progress.rows("written", manifest["rows"]["in"])  # accepted and quarantined
-            summary.take_counts(manifest)
-            final = timed("publish", publish_stage, staging, summary, manifest, force,
-                          settings.audit_log)
-    summary.output_dir = str(final)
-    log.info("published %d outputs to %s", len(summary.outputs), final)
-    return summary
+            return _publish(staging, summary, manifest, force, settings, timed, log)
 
 
 def _run_streamed(path: str | Path, source: stream.Source, dataset: Dataset, keyring: Keyring,
@@ -523,9 +518,16 @@ def _run_streamed(path: str | Path, source: stream.Source, dataset: Dataset, key
                      made.result.rows_quarantined)
             manifest = build_manifest(delivery, made.table, made.result, dataset, keyring,
                                       when, started, summary.warnings)
-            summary.take_counts(manifest)
-            final = timed("publish", publish_stage, staging, summary, manifest, force,
-                          settings.audit_log)
+            return _publish(staging, summary, manifest, force, settings, timed, log)
+
+
+def _publish(staging: Staging, summary: RunSummary, manifest: dict[str, Any], force: bool,
+             settings: Settings, timed: Callable[..., Any],
+             log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
+    """The last step of either path: counts from the manifest, then publish."""
+    summary.take_counts(manifest)
+    final = timed("publish", publish_stage, staging, summary, manifest, force,
+                  settings.audit_log)
     summary.output_dir = str(final)
     log.info("published %d outputs to %s", len(summary.outputs), final)
     return summary
