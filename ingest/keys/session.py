@@ -23,6 +23,8 @@ def read_passphrase_file(path: str | Path) -> str:
     except OSError as exc:
         raise KeyringError(f"cannot read the passphrase file {path}: "
                            f"{exc.strerror or 'unreadable'}") from None
+    except UnicodeDecodeError:  # its message would quote a byte of the secret
+        raise KeyringError(f"the passphrase file {path} is not UTF-8 text") from None
     value = text.rstrip("\r\n")
     if not value:
         raise KeyringError(f"the passphrase file {path} is empty")
