@@ -38,13 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             session.set_keyring_passphrase(getpass.getpass("Keyring passphrase: "))
         args.whole_process = argv is None  # the ``ingest`` command, not a caller's import
-        return int(args.func(args, settings) or 0)
+        code = int(args.func(args, settings) or 0)
     except IngestError as exc:
         print(f"ingest: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        code = exc.exit_code
     except KeyboardInterrupt:
         print("ingest: interrupted; nothing was published", file=sys.stderr)
-        return 130
+        code = 130
+    if getattr(args, "whole_process", False):
+        _exit_now(code)
+    return code
 
 
 # -- commands ----------------------------------------------------------------------
@@ -69,17 +72,18 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
                                delivery_date=args.delivery_date, force=args.force)
     summary["seconds"] = round(time.perf_counter() - started, 3)
     _report(summary, args.json)
-    if getattr(args, "whole_process", False):
-        _exit_now(0)
     return 0
 
 
 def _exit_now(code: int) -> None:
-    """End the process once a run is over: exit handlers run (logging, Prefect's
-    queues), but not the interpreter's teardown of every module and object, which
-    took 2-3 s after a flow run (Prefect's thousands of modules and models) and
-    0.3-0.8 s after the library path on a loaded 2-core machine. Everything the
-    run wrote is published and synced by now; the summary is flushed."""
+    """End the ``ingest`` command once its work is over: exit handlers run (logging,
+    Prefect's queues), but not the interpreter's teardown of every module and object,
+    which took 2-3 s after a flow run (Prefect's thousands of modules and models) and
+    0.3-0.8 s after the library path on a loaded 2-core machine, and in which
+    pyarrow's thread pools can abort the process after a complete, correct run
+    ("terminate called without an active exception", apache/arrow#34314): a script
+    piping ``ingest export`` would see a crash. Everything a command wrote is
+    published and synced by then; its output is flushed."""
     import atexit
 
     sys.stdout.flush()

@@ -30,7 +30,7 @@ DELIVERY = date(2026, 6, 30)
 # Reads an Arrow IPC stream (or Parquet) on stdin in a fresh interpreter, checks it is
 # complete, and sends it back re-encoded by that process's own writer.
 READER = textwrap.dedent("""
-    import io, sys
+    import io, os, sys
     import pyarrow as pa, pyarrow.parquet as pq
     fmt = sys.argv[1]
     if fmt == "arrow":
@@ -39,6 +39,11 @@ READER = textwrap.dedent("""
         table = pq.read_table(io.BytesIO(sys.stdin.buffer.read()))
     with pa.ipc.new_stream(sys.stdout.buffer, table.schema) as out:
         out.write_table(table)
+    sys.stdout.flush()
+    # pyarrow's Parquet reader can abort the interpreter's teardown ("terminate called
+    # without an active exception", apache/arrow#34314) after all its work is done:
+    # the reply is complete and flushed, so the reader ends without that teardown.
+    os._exit(0)
 """)
 
 @pytest.fixture(scope="module")
