@@ -53,8 +53,9 @@ def test_an_empty_or_unreadable_passphrase_file_is_refused_naming_it(tmp_path: P
 def test_a_passphrase_file_that_is_no_text_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "binary"
     path.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises((KeyringError, UnicodeDecodeError)):
+    with pytest.raises(KeyringError) as caught:
         session.read_passphrase_file(path)
+    assert str(caught.value) == f"the passphrase file {path} is not UTF-8 text"
 
 
 def test_the_passphrase_comes_from_the_file_then_the_environment_then_a_prompt(
