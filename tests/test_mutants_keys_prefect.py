@@ -1,0 +1,140 @@
+"""Keys from a Prefect Secret block (``Keyring._load``'s ``prefect`` branch), called
+in-process against a real Prefect server that the project manages (``flows.server``).
+
+``tests/test_cli.py`` covers this source through the ``ingest`` command in a child
+process, which mutmut does not link to the code; these tests reach it in the test's own
+process, so ``scripts/mutants keys`` runs them for that branch's mutants (the file is
+picked up by its name).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest._fs import private_dir
+from ingest.errors import KeyringError
+from ingest.keys import Keyring, SecretKey
+from ingest.settings import Settings, load_settings
+
+PREFIX = "site"
+GENERAL = SecretKey("general-0000000a", bytes(range(32)))
+RESTRICTED = SecretKey("restricted-0000000b", bytes(range(32, 64)))
+PSEUDONYM = SecretKey("pseudonym-0000000c", bytes(range(64, 96)))
+ON_DISK = SecretKey("general-0000000d", bytes(range(96, 128)))
+
+
+def _text(key: SecretKey) -> str:
+    return f"{key.id}:{base64.b64encode(key.material).decode()}"
+
+
+@pytest.fixture(scope="module")
+def prefect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Our managed Prefect server in a temporary INGEST_HOME, with the blocks the tests
+    read saved in it; stopped at the end."""
+    from prefect.blocks.system import Secret
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.server import ensure_server, stop_server
+
+    home = tmp_path_factory.mktemp("prefect-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("INGEST_HOME", str(home))
+        for name in ("PREFECT_API_URL", "INGEST_MANAGED_PREFECT_API_URL",
+                     "INGEST_SERVER_IDLE_MINUTES"):
+            mp.delenv(name, raising=False)
+        settings = load_settings()
+        try:
+            url = ensure_server(settings)
+            with temporary_settings(updates={PREFECT_API_URL: url}):
+                # trailing white space, as a value pasted into the UI may carry
+                Secret(value=_text(GENERAL) + "\n").save(f"{PREFIX}-general-key")
+                Secret(value=_text(RESTRICTED)).save(f"{PREFIX}-restricted-key")
+                Secret(value=_text(PSEUDONYM)).save(f"{PREFIX}-pseudonym-key")
+                Secret(value="general-0000000e:c2VjcmV0LXRvby1zaG9ydA==").save(
+                    "short-general-key")
+                Secret(value="no separator at all").save("bare-general-key")
+            yield url
+        finally:
+            stop_server(settings)
+
+
+@pytest.fixture
+def in_prefect(prefect_url: str, tmp_path: Path,
+               monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings of an empty keyring folder, this process's Prefect client pointed at the
+    server, no key in the environment."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    monkeypatch.setenv("INGEST_HOME", str(tmp_path / "home"))
+    for role in ("GENERAL", "RESTRICTED", "PSEUDONYM"):
+        monkeypatch.delenv(f"INGEST_KEY_{role}", raising=False)
+    monkeypatch.setenv("INGEST_PREFECT_SECRET_PREFIX", PREFIX)
+    settings = load_settings()
+    private_dir(settings.home)
+    private_dir(settings.keys_dir)
+    with temporary_settings(updates={PREFECT_API_URL: prefect_url}):
+        yield settings
+
+
+def _same(found: SecretKey | None, expected: SecretKey) -> None:
+    assert found is not None
+    assert (found.id, found.material) == (expected.id, expected.material)
+
+
+def test_each_key_comes_from_its_roles_secret_block(in_prefect: Settings) -> None:
+    ring = Keyring.open(in_prefect)  # no key file: the blocks make it a keyring
+    assert ring._source("general") == "prefect"
+    _same(ring.master_key("general"), GENERAL)
+    _same(ring.master_key("restricted"), RESTRICTED)
+    _same(ring.pseudonym_key(), PSEUDONYM)
+    assert {role: key.id for role, key in ring.current_master_keys().items()} == {
+        "general": GENERAL.id, "restricted": RESTRICTED.id}
+    # a block's key is not the folder's to rotate
+    with pytest.raises(KeyringError) as caught:
+        ring.begin_rotation("general")
+    assert str(caught.value) == ("the 'general' master key comes from the prefect, "
+                                 "not the keyring folder: rotate it where it is kept")
+
+
+def test_without_a_block_the_key_file_is_used_and_without_one_there_is_no_key(
+        in_prefect: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("INGEST_PREFECT_SECRET_PREFIX", "elsewhere")  # no block of that name
+    Keyring._write_key(in_prefect.keys_dir / "general.json", ON_DISK)
+    ring = Keyring.open(in_prefect)
+    _same(ring.master_key("general"), ON_DISK)
+    assert list(ring.current_master_keys()) == ["general"]
+    with pytest.raises(KeyringError) as caught:
+        ring.master_key("restricted")
+    assert str(caught.value) == "not authorised: this keyring holds no 'restricted' master key"
+    with pytest.raises(KeyringError) as caught:
+        ring.pseudonym_key()
+    assert str(caught.value) == ("no pseudonymisation key: run 'ingest keys init' or set "
+                                 "INGEST_KEY_PSEUDONYM")
+
+
+def test_a_malformed_block_is_refused_naming_it_never_quoting_it(
+        in_prefect: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    ring = Keyring(in_prefect)
+    for prefix, value in (("short", "c2VjcmV0LXRvby1zaG9ydA=="),
+                          ("bare", "no separator at all")):
+        monkeypatch.setenv("INGEST_PREFECT_SECRET_PREFIX", prefix)
+        with pytest.raises(KeyringError) as caught:
+            ring.master_key("general")
+        assert str(caught.value) == (f"Prefect Secret block {prefix}-general-key must hold "
+                                     "'<key id>:<base64 of a 256-bit key>'")
+        assert value not in str(caught.value) and value not in repr(caught.value)
+        assert caught.value.__context__ is None  # no chained error to print it either
+
+
+def test_the_environment_wins_over_the_block(in_prefect: Settings,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from_env = SecretKey("general-0000000f", bytes(range(128, 160)))
+    monkeypatch.setenv("INGEST_KEY_GENERAL", _text(from_env))
+    ring = Keyring.open(in_prefect)
+    assert ring._source("general") == "environment"
+    _same(ring.master_key("general"), from_env)
+    _same(ring.master_key("restricted"), RESTRICTED)  # the other roles still from blocks
