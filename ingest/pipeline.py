@@ -421,12 +421,14 @@ def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
          settings: Settings, out: Path, delivery_date: date | None, force: bool,
          timed: Callable[..., Any], log: logging.Logger | logging.LoggerAdapter) -> RunSummary:
     source = stream.streamable(path, datasets, settings)
+    why: list[str] = []  # a fallback's reason the user must see (a schema rule's name)
     if source is not None:  # a large CSV, TSV or fixed-width file: in bounded memory
         try:
             return _run_streamed(path, source, datasets[0], keyring, settings, out,
                                  delivery_date, force, timed, log)
-        except stream.Fallback:
+        except stream.Fallback as exc:
             log.info("delivery read whole: its form is one the batches do not take")
+            why = [str(a) for a in exc.args if isinstance(a, str)]
     started = datetime.now(UTC)
     several = len(datasets) > 1
     delivery = timed("open-media", open_stage, path, settings)
@@ -434,8 +436,10 @@ def _run(path: str | Path, datasets: tuple[Dataset, ...], keyring: Keyring,
              delivery.id, len(delivery.members), delivery.checksums_verified)
     for warning in delivery.warnings:
         log.warning(warning)
+    for warning in why:
+        log.warning(warning)
     summary = RunSummary(delivery.id, delivery.sha256, schema_label(datasets),
-                         warnings=list(delivery.warnings))
+                         warnings=[*delivery.warnings, *why])
     with delivery_lock(out, delivery.id):
         if is_published(out, delivery.id) and not force:
             log.info("delivery %s is already processed; nothing to do", delivery.id)

@@ -28,12 +28,15 @@ from ..validate import (  # the same steps, batch by batch
 )
 from ..validate.coerce import coerce
 from .keyindex import KeyIndex
+from .rowwise import require_row_wise
 
 
 class BatchValidator:
     """Validates batch after batch; rows are numbered from the member's first data row."""
 
     def __init__(self, dataset: Dataset, delivery_date: date) -> None:
+        # a rule that answers for the whole table would answer for each batch instead
+        require_row_wise(dataset, delivery_date)
         self._dataset = dataset
         self._date = delivery_date
         self._indexes: dict[str, KeyIndex] = {}
