@@ -26,7 +26,9 @@ import scipy.sparse as sp
 
 from ..errors import UsageError
 from ..schema import Dataset
-from .encoding import CategoricalSpec, Encoding, LabelSpec, NumericSpec
+from .codes import codes as _codes
+from .encoding import CategoricalSpec, Encoding, LabelSpec
+from .fit import Fitting, Prepared
 
 _NOT_FEATURES = {"pseudonymise": "pseudonymised", "restrict": "restricted",
                  "drop": "dropped"}
@@ -73,31 +75,60 @@ def build(table: pl.DataFrame, dataset: Dataset, encoding: Encoding | None = Non
     dataset's ``features.scale`` if it declares one, else none); it only applies
     when fitting, a reused encoding brings its own scaling.
     """
+    check_spec(dataset, encoding)
+    _check_columns(table, dataset)
+    prepared = prepare(table, dataset)
+    if encoding is None:
+        fitting = Fitting(dataset, scaled(dataset, scale))
+        fitting.add(prepared)
+        encoding = fitting.encoding()
+    X, label_columns = encode(prepared, encoding)
+    y, class_weight = _labels(label_columns, encoding.labels)
+    return FeatureMatrix(X, y, list(encoding.feature_names), class_weight, encoding)
+
+
+def check_spec(dataset: Dataset, encoding: Encoding | None) -> None:
+    """The dataset declares features, and ``encoding`` (if any) was fitted for them."""
     spec = dataset.features
     if not (spec.categorical or spec.numeric or spec.derived):
         raise UsageError(f"schema '{dataset.name}' declares no feature columns "
                          "(Features.categorical, numeric or derived)")
     if encoding is not None:
         _check_reuse(encoding, dataset)
-    _check_columns(table, dataset)
+
+
+def scaled(dataset: Dataset, scale: Iterable[str] | None) -> set[str]:
+    """The columns to standardise when fitting (``scale``, else the schema's)."""
+    spec = dataset.features
+    names = set(getattr(spec, "scale", ()) if scale is None else scale)
+    unknown = names - set(spec.numeric) - set(spec.derived)
+    if unknown:
+        raise UsageError(f"cannot scale {', '.join(sorted(unknown))}: not a numeric or "
+                         "derived feature of the schema")
+    return names
+
+
+def prepare(table: pl.DataFrame, dataset: Dataset) -> Prepared:
+    spec = dataset.features
     derived = _derived(table, dataset)
     # text columns become categorical once: fitting and encoding then work on codes
     table = table.with_columns(pl.col(c).cast(pl.String).cast(pl.Categorical)
                                for c in spec.categorical
                                if not isinstance(table.schema[c], pl.Categorical | pl.Enum))
-    n = table.height
     # each numeric column converted once, for fitting and for encoding
     numbers = {name: _numeric(derived[name] if name in derived.columns else table[name], name)
                for name in (*spec.numeric, *spec.derived)}
+    return Prepared(table, numbers)
 
-    if encoding is None:
-        scaled = set(getattr(spec, "scale", ()) if scale is None else scale)
-        unknown = scaled - set(spec.numeric) - set(spec.derived)
-        if unknown:
-            raise UsageError(f"cannot scale {', '.join(sorted(unknown))}: not a numeric or "
-                             "derived feature of the schema")
-        encoding = _fit(table, numbers, dataset, scaled)
 
+def encode(prepared: Prepared, encoding: Encoding) -> tuple[sp.csr_matrix, list[np.ndarray]]:
+    """The rows' matrix, and each label's column (as :func:`_label_vector` makes it).
+
+    Row by row: the rows of a table encoded in parts, one after the other, are
+    those of the whole table encoded at once.
+    """
+    table, numbers = prepared.table, prepared.numbers
+    n = table.height
     offsets = encoding.offsets()
     blocks = len(offsets)
     indices = np.empty((n, blocks), dtype=np.int32)
@@ -123,8 +154,11 @@ def build(table: pl.DataFrame, dataset: Dataset, encoding: Encoding | None = Non
                       shape=(n, encoding.width))
     X.has_sorted_indices = True
     X.eliminate_zeros()
-    y, class_weight = _labels(table, encoding.labels)
-    return FeatureMatrix(X, y, list(encoding.feature_names), class_weight, encoding)
+    for lab in encoding.labels:
+        if table[lab.name].null_count():
+            raise UsageError(f"label {lab.name} has missing values: drop those rows before "
+                             "building the matrix")
+    return X, [_label_vector(table[lab.name], lab) for lab in encoding.labels]
 
 
 # -- checks ----------------------------------------------------------------------------
@@ -178,66 +212,7 @@ def _derived(table: pl.DataFrame, dataset: Dataset) -> pl.DataFrame:
                          "the table with every column") from None
 
 
-# -- fitting ---------------------------------------------------------------------------
-
-def _fit(table: pl.DataFrame, numbers: dict[str, tuple[np.ndarray, np.ndarray]],
-         dataset: Dataset, scaled: set[str]) -> Encoding:
-    spec = dataset.features
-    nullable = {c.name: c.nullable for c in dataset.columns}
-    categorical = []
-    for name in spec.categorical:
-        series = table[name]
-        distinct = _distinct_strings(series)
-        categorical.append(CategoricalSpec(
-            name, tuple(sorted(distinct)),
-            null_indicator=nullable.get(name, True) or series.null_count() > 0))
-    numeric = []
-    for name, is_derived in [*((c, False) for c in spec.numeric),
-                             *((c, True) for c in spec.derived)]:
-        x, missing = numbers[name]
-        present = x[~missing]
-        mean = float(present.mean()) if present.size else 0.0
-        std = float(present.std()) if present.size else 0.0
-        numeric.append(NumericSpec(
-            name, is_derived,
-            missing_indicator=is_derived or nullable.get(name, True) or bool(missing.any()),
-            scaled=name in scaled, mean=mean if name in scaled else 0.0,
-            scale=(std if std > 0 else 1.0) if name in scaled else 1.0))
-    labels = [_fit_label(table[name]) for name in spec.labels]
-    return Encoding(dataset.name, dataset.version, tuple(categorical), tuple(numeric),
-                    tuple(labels))
-
-
-def _fit_label(series: pl.Series) -> LabelSpec:
-    if series.dtype == pl.Boolean:
-        return LabelSpec(series.name, "bool", (False, True))
-    if series.dtype.is_numeric():
-        return LabelSpec(series.name, "float")
-    classes = sorted(series.drop_nulls().unique().cast(pl.String).to_list())
-    return LabelSpec(series.name, "category", tuple(classes))
-
-
 # -- encoding columns ------------------------------------------------------------------
-
-def _codes(series: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]] | None:
-    """Row codes, null mask, the distinct codes present and their strings, found by
-    counting codes (no hashing of the column), or None when codes are too sparse."""
-    codes = series.to_physical()
-    null = codes.is_null().to_numpy()
-    row_codes = codes.fill_null(0).to_numpy()
-    if not row_codes.size:
-        return None
-    top = int(row_codes.max())
-    if top >= max(16 * series.len(), 2**24):
-        return None
-    valid = row_codes[~null] if null.any() else row_codes
-    distinct_codes = np.flatnonzero(np.bincount(valid, minlength=top + 1))
-    last_row = np.empty(top + 1, dtype=np.int64)
-    rows = np.arange(series.len(), dtype=np.int64)
-    last_row[valid] = rows[~null] if null.any() else rows
-    values = series.gather(last_row[distinct_codes]).cast(pl.String).to_list()
-    return row_codes, null, distinct_codes, values
-
 
 def _category_positions(series: pl.Series, spec: CategoricalSpec) -> np.ndarray:
     """Per row, the column within the block: vocabulary index, unseen bucket or null."""
@@ -257,14 +232,6 @@ def _category_positions(series: pl.Series, spec: CategoricalSpec) -> np.ndarray:
     table[distinct_codes] = [position.get(v, unseen) for v in values]
     mapped = table[row_codes]
     return np.where(null, np.int32(unseen + 1), mapped) if null.any() else mapped
-
-
-def _distinct_strings(series: pl.Series) -> list[str]:
-    if isinstance(series.dtype, pl.Categorical | pl.Enum):
-        found = _codes(series)
-        if found is not None:
-            return found[3]
-    return series.drop_nulls().unique().cast(pl.String).to_list()
 
 
 def _category_positions_by_search(series: pl.Series, spec: CategoricalSpec) -> np.ndarray:
@@ -302,25 +269,25 @@ def _numeric(series: pl.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
     return floats.fill_null(0.0).to_numpy(), missing
 
 
-def _labels(table: pl.DataFrame, labels: tuple[LabelSpec, ...]
+def _labels(columns: list[np.ndarray], labels: tuple[LabelSpec, ...]
             ) -> tuple[np.ndarray | sp.csr_matrix | None, dict[Any, Any]]:
     if not labels:
         return None, {}
-    for lab in labels:
-        if table[lab.name].null_count():
-            raise UsageError(f"label {lab.name} has missing values: drop those rows before "
-                             "building the matrix")
     if len(labels) == 1:
-        y = _label_vector(table[labels[0].name], labels[0])
+        y = columns[0]
         weights = {} if labels[0].kind == "float" else balanced(y)
         return y, weights
+    check_multilabel(labels)
+    stacked = np.column_stack(columns)
+    y = sp.csr_matrix(stacked, dtype=np.int8)
+    return y, {lab.name: balanced(stacked[:, i]) for i, lab in enumerate(labels)}
+
+
+def check_multilabel(labels: tuple[LabelSpec, ...]) -> None:
     if any(lab.kind != "bool" for lab in labels):
         raise UsageError("several labels must all be boolean (a multi-label matrix); "
                          f"{', '.join(lab.name for lab in labels if lab.kind != 'bool')} "
                          "is not")
-    columns = np.column_stack([_label_vector(table[lab.name], lab) for lab in labels])
-    y = sp.csr_matrix(columns, dtype=np.int8)
-    return y, {lab.name: balanced(columns[:, i]) for i, lab in enumerate(labels)}
 
 
 def _label_vector(series: pl.Series, spec: LabelSpec) -> np.ndarray:
@@ -342,10 +309,17 @@ def balanced(y: np.ndarray) -> dict[int, float]:
     """``n / (k * count)`` for each of the k classes present in ``y`` (scikit-learn's
     "balanced"), so the rare class (3 % hospitalised) weighs as much as the common one."""
     if y.size and y.dtype.kind in "iu" and y.min() >= 0:  # class indices: count, no sort
-        counts = np.bincount(y)
-        classes = np.flatnonzero(counts)
-        counts = counts[classes]
-    else:
-        classes, counts = np.unique(y, return_counts=True)
+        return balanced_counts(np.bincount(y))
+    classes, counts = np.unique(y, return_counts=True)
+    return _balanced(classes, counts)
+
+
+def balanced_counts(counts: np.ndarray) -> dict[int, float]:
+    """:func:`balanced` of the labels whose count of each class index is ``counts``."""
+    classes = np.flatnonzero(counts)
+    return _balanced(classes, counts[classes])
+
+
+def _balanced(classes: np.ndarray, counts: np.ndarray) -> dict[int, float]:
     n, k = int(counts.sum()), len(classes)
     return {int(c): n / (k * int(m)) for c, m in zip(classes, counts, strict=True)}

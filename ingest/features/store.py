@@ -20,6 +20,7 @@ import io
 import json
 import os
 import threading
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -66,13 +67,57 @@ def write(fm: FeatureMatrix, recipient: object,
     encryption: neither the npz nor its ciphertext is ever held whole (at
     millions of rows each is hundreds of MB).
     """
+    arrays = _arrays(fm)
     with open_sink(NPZ) as sink:
-        _encrypt_npz(_arrays(fm), recipient, sink)
+        _encrypt_npz(lambda out: np.savez(out, **arrays), recipient, sink)
     with open_sink(JSON) as sink:
-        sink.write(pyrage.encrypt(_meta(fm), [recipient]))
+        sink.write(pyrage.encrypt(_meta(fm.shape, fm.feature_names, fm.label_names,
+                                        fm.class_weight, fm.encoding), [recipient]))
 
 
-def _encrypt_npz(arrays: dict[str, Any], recipient: object, sink: BinaryIO) -> None:
+Member = tuple[str, "np.ndarray | tuple[np.dtype, int, Iterator[np.ndarray]]"]
+"""An npz member: its name (no ``.npy``) and the array, or its dtype, length and
+parts (one-dimensional, written one after the other)."""
+
+
+def write_members(members: list[Member], shape: tuple[int, int], feature_names: list[str],
+                  class_weight: dict[Any, Any], encoding: Encoding, recipient: object,
+                  open_sink: Callable[[str], AbstractContextManager[BinaryIO]]) -> None:
+    """As :func:`write`, of a matrix given as its npz members: the arrays that
+    :func:`write` would save, each whole or in parts (so never held whole)."""
+    with open_sink(NPZ) as sink:
+        _encrypt_npz(lambda out: _savez(out, members), recipient, sink)
+    labels = [lab.name for lab in encoding.labels]
+    with open_sink(JSON) as sink:
+        sink.write(pyrage.encrypt(_meta(shape, feature_names, labels, class_weight,
+                                        encoding), [recipient]))
+
+
+def _savez(out: BinaryIO, members: list[Member]) -> None:
+    """The archive ``np.savez`` makes (stored ``.npy`` members, zip64), its members'
+    parts written as they come."""
+    with zipfile.ZipFile(out, mode="w", compression=zipfile.ZIP_STORED,
+                         allowZip64=True) as archive:
+        for name, member in members:
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as fid:
+                if isinstance(member, np.ndarray):
+                    np.lib.format.write_array(fid, member, allow_pickle=False)
+                    continue
+                dtype, length, parts = member
+                np.lib.format.write_array_header_1_0(fid, {
+                    "descr": np.lib.format.dtype_to_descr(dtype),
+                    "fortran_order": False, "shape": (length,)})
+                written = 0
+                for part in parts:
+                    fid.write(np.ascontiguousarray(part, dtype=dtype).tobytes())
+                    written += int(part.size)
+                if written != length:
+                    raise OutputError(f"features: the {name} array came out with another "
+                                      "length than announced; nothing was published")
+
+
+def _encrypt_npz(produce_npz: Callable[[BinaryIO], None], recipient: object,
+                 sink: BinaryIO) -> None:
     read_end, write_end = os.pipe()
     widen_pipe(write_end)
     failed: list[BaseException] = []
@@ -80,7 +125,7 @@ def _encrypt_npz(arrays: dict[str, Any], recipient: object, sink: BinaryIO) -> N
     def produce() -> None:
         try:
             with open(write_end, "wb") as out:
-                np.savez(out, **arrays)
+                produce_npz(out)
         except BrokenPipeError:
             pass  # the encryption stopped first, and says why
         except BaseException as exc:  # noqa: BLE001 - re-raised by the consumer
@@ -118,15 +163,16 @@ def _arrays(fm: FeatureMatrix) -> dict[str, Any]:
     return arrays
 
 
-def _meta(fm: FeatureMatrix) -> bytes:
+def _meta(shape: tuple[int, int], feature_names: list[str], labels: list[str],
+          class_weight: dict[Any, Any], encoding: Encoding) -> bytes:
     doc = {
         "format": FORMAT,
-        "shape": list(fm.shape),
-        "feature_names": fm.feature_names,
-        "labels": fm.label_names,
+        "shape": list(shape),
+        "feature_names": feature_names,
+        "labels": labels,
         # JSON keys are strings: keep the class values' types as pairs
-        "class_weight": _weights_to_json(fm.class_weight, several=len(fm.label_names) > 1),
-        "encoding": fm.encoding.to_json(),
+        "class_weight": _weights_to_json(class_weight, several=len(labels) > 1),
+        "encoding": encoding.to_json(),
     }
     return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 

@@ -3,8 +3,9 @@
 The stages are the library's own, applied a batch at a time: the batch is read
 by :func:`ingest.readers.csv.read_utf8` (its header put in front), validated
 (:mod:`.checks`), pseudonymised (:func:`ingest.writers.apply_policies`), and
-appended to each output (:mod:`.sinks`); the feature matrix is built at the end
-from the accepted rows' feature columns (:mod:`.columns`). Whatever is whole-table
+appended to each output (:mod:`.sinks`) and to the feature matrix
+(:class:`ingest.features.BatchedMatrix`: fitted as the batches come, its pieces
+waiting in age-sealed spills, written once every batch is in). Whatever is whole-table
 (the trailer's count, the share of quarantined rows, first-occurrence-wins
 uniqueness) is decided on the whole table, so the outputs, manifest and summary
 are those of the in-memory path (``ingest.pipeline``), which is used for every
@@ -22,9 +23,9 @@ from typing import Any
 
 import polars as pl
 
-from .. import features, progress
+from .. import progress
 from ..errors import ReadError, guard
-from ..features import Encoding
+from ..features import BatchedMatrix, Encoding
 from ..formats import classify
 from ..keys import Keyring, session
 from ..readers import SourceTable
@@ -36,7 +37,6 @@ from ..writers import Staging, apply_policies, restricted_columns
 from ..writers.parquet import key_material_name
 from ..writers.publish import QUARANTINE, table_output
 from .checks import BatchValidator
-from .columns import FeatureColumns
 from .records import Records, WrongEncoding, peek
 from .sinks import AgeLines, ParquetRows
 from .source import Source, streamable_file, with_plaintext
@@ -114,28 +114,34 @@ def _attempt(source: Source, dataset: Dataset, keyring: Keyring, settings: Setti
              encodings: tuple[str, ...]) -> Streamed:
     warnings: list[str] = []
 
-    def consume(blocks: Iterator[bytes]
-                ) -> tuple[SourceTable, Counted, FeatureColumns | None]:
+    spec = dataset.features
+    matrix = BatchedMatrix(dataset, previous, staging.path) \
+        if spec.labels or spec.categorical or spec.numeric else None
+
+    def consume(blocks: Iterator[bytes]) -> tuple[SourceTable, Counted]:
         head, blocks = peek(blocks, 1 << 16)
         batches = _batches(head, blocks, source, dataset, encodings,
                            settings.stream_batch_bytes)
         signal: Exception
         with guard(f"{source.member}: reading {batches.format}", ReadError):
             try:
-                return _write_all(batches, dataset, keyring, sha256, delivery_date, staging)
+                return _write_all(batches, dataset, keyring, sha256, delivery_date, staging,
+                                  matrix)
             except (WrongEncoding, Fallback) as exc:  # not errors: kept from the guard
                 signal = exc
         raise signal
 
     block = min(BLOCK, max(settings.stream_batch_bytes, 1 << 12))
-    table, result, wanted = with_plaintext(source, block, consume,
-                                           gnupg_home=settings.gnupg_home,
-                                           passphrase=session.passphrase(),
-                                           warnings=warnings)
-    if wanted is not None:  # once gpg has vouched for the plaintext
-        matrix = features.build(wanted.table(), dataset, encoding=previous)
-        features.write(matrix, keyring.age_recipient(),
-                       lambda out: staging.open(table_output(None, out), "features"))
+    try:
+        table, result = with_plaintext(source, block, consume,
+                                       gnupg_home=settings.gnupg_home,
+                                       passphrase=session.passphrase(), warnings=warnings)
+        if matrix is not None:  # once gpg has vouched for the plaintext
+            matrix.write(keyring.age_recipient(),
+                         lambda out: staging.open(table_output(None, out), "features"))
+    finally:
+        if matrix is not None:
+            matrix.close()  # its spills are never published
     return Streamed(table, result, warnings)
 
 
@@ -155,14 +161,11 @@ def _batches(head: bytes, blocks: Iterator[bytes], source: Source, dataset: Data
 
 
 def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str,
-               delivery_date: date, staging: Staging
-               ) -> tuple[SourceTable, Counted, FeatureColumns | None]:
+               delivery_date: date, staging: Staging, matrix: BatchedMatrix | None
+               ) -> tuple[SourceTable, Counted]:
     recipient = keyring.age_recipient()
     key = keyring.pseudonym_key()
     validator = BatchValidator(dataset, delivery_date)
-    spec = dataset.features
-    wanted = FeatureColumns(dataset) if spec.labels or spec.categorical or spec.numeric \
-        else None
     reasons: dict[str, int] = {}
     repairs: dict[str, int] = {}
     nulls: dict[str, int] = {}
@@ -190,8 +193,8 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
                 parquet.write(clean)
                 lines.write(clean)
                 rejected.write(result.quarantined)
-                if wanted is not None:
-                    wanted.add(result.accepted)
+                if matrix is not None:
+                    matrix.add(result.accepted)
                 progress.rows("written", result.rows_in)
             described = batches.finish()
             parquet.close()
@@ -205,7 +208,7 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
     counted = Counted(pl.DataFrame(), pl.DataFrame(), validator.rows,
                       dict(sorted(reasons.items())), dict(sorted(repairs.items())),
                       accepted, quarantined, nulls)
-    return described, counted, wanted
+    return described, counted
 
 
 def _add(total: dict[str, int], counts: dict[str, int]) -> None:
