@@ -9,6 +9,7 @@ picked up by its name).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,3 +139,14 @@ def test_the_environment_wins_over_the_block(in_prefect: Settings,
     assert ring._source("general") == "environment"
     _same(ring.master_key("general"), from_env)
     _same(ring.master_key("restricted"), RESTRICTED)  # the other roles still from blocks
+
+
+def test_a_block_is_read_also_from_inside_a_running_event_loop(in_prefect: Settings) -> None:
+    """An async flow or task opens the keyring with an event loop running, where
+    Prefect's ``load`` would otherwise hand back a coroutine."""
+    ring = Keyring.open(in_prefect)
+
+    async def in_a_loop() -> SecretKey:
+        return ring.master_key("general")
+
+    _same(asyncio.run(in_a_loop()), GENERAL)
