@@ -141,7 +141,7 @@ UTF16 = {
 
 
 @pytest.mark.parametrize("how", UTF16)
-@pytest.mark.parametrize("separator", [",", "\t"])
+@pytest.mark.parametrize("separator", [",", "\t"], ids=["comma", "tab"])
 def test_utf16_with_a_byte_order_mark_in_either_order_is_read_exactly(
         frame, how: str, separator: str) -> None:
     bom, encode = UTF16[how]
