@@ -108,7 +108,9 @@ def test_r_write_table_without_row_names(table, agency_csv: Path, tmp_path: Path
     assert got.frame["CMNT"].to_list() == want.to_list()
 
 
-@pytest.mark.parametrize("value", ["C:\\dir\\", "a\\\"b", "\\", "back\\slash", "\\\"\\\""])
+@pytest.mark.parametrize("value", ["C:\\dir\\", "a\\\"b", "\\", "back\\slash", "\\\"\\\""],
+                         ids=["windows-folder", "escaped-quote", "backslash-alone",
+                              "backslash-inside", "escaped-quotes-alone"])
 def test_a_plain_csv_with_backslashes_is_not_read_the_r_way(
         value: str, agency_csv: Path, tmp_path: Path) -> None:
     """RFC 4180 text (R's write.csv doubles quotes) holding backslashes, some before a
@@ -206,7 +208,8 @@ OTHER_CHARACTERS = ["A105", "105-", "+105", "-105", "105.5", "1e3", " 105", "105
                     "0x41", "１０５", "10 5", "1,05", "105.0.0", ".0"]
 
 
-@pytest.mark.parametrize("value", OTHER_CHARACTERS)
+@pytest.mark.parametrize("value", OTHER_CHARACTERS,
+                         ids=lambda v: v if v.isascii() else "fullwidth-digits")
 def test_a_value_with_other_characters_is_never_padded(value: str) -> None:
     result = validate(rows({"CNTY_FIPS": value}), DATASET, DELIVERY)
     assert result.repairs == {}
