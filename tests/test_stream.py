@@ -9,9 +9,12 @@ reasons and repairs.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
+import itertools
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +24,14 @@ import pyrage
 import pytest
 from _canaries import Canary, Maker, Scanner, files_under
 
-from ingest import stream
+from ingest import features, stream
 from ingest.errors import DecryptionError, ReadError, ValidationRejected
+from ingest.features import Encoding
 from ingest.keys import Keyring
 from ingest.media import Member
 from ingest.pipeline import RunSummary, run_delivery
 from ingest.readers.fixed import positioned
-from ingest.schema import Dataset
+from ingest.schema import Dataset, load_dataset
 from ingest.settings import load_settings
 from ingest.synth import Truth, generate, to_delimited
 from ingest.synth.admissions import generate as generate_admissions
@@ -98,6 +102,7 @@ def _same(whole: dict[str, object], batched: dict[str, object]) -> None:
     assert isinstance(a, dict) and isinstance(b, dict)
     assert a.keys() == b.keys()
     for key in a:
+        assert a[key].dtype == b[key].dtype, key
         assert np.array_equal(a[key], b[key]), key
     assert whole["manifest"] == batched["manifest"]
     assert whole["counts"] == batched["counts"]
@@ -341,3 +346,141 @@ def test_the_report_profile_is_the_same(home: Path, tmp_path: Path,
         _run(folder, tmp_path / out, batch, stage=stage)
     assert seen["stream"].profile == column_profile(seen["validate"].accepted)
     assert seen["stream"].profile["nulls"]["lab_value"] > 0
+
+
+# -- the feature matrix, made batch by batch -------------------------------------------
+
+def _whole_arrays(table: pl.DataFrame, dataset: Dataset, previous: Encoding | None,
+                  identity: pyrage.x25519.Identity) -> tuple[dict[str, np.ndarray], bytes]:
+    files = features.save(features.build(table, dataset, encoding=previous),
+                          identity.to_public())
+    return _opened(files, identity)
+
+
+def _opened(files: dict[str, bytes], identity: pyrage.x25519.Identity
+            ) -> tuple[dict[str, np.ndarray], bytes]:
+    npz = pyrage.decrypt(files[features.NPZ], [identity])
+    with np.load(io.BytesIO(npz), allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, pyrage.decrypt(files[features.JSON], [identity])
+
+
+def _in_parts(table: pl.DataFrame, dataset: Dataset, previous: Encoding | None,
+              identity: pyrage.x25519.Identity, folder: Path, cuts: list[int]
+              ) -> tuple[dict[str, np.ndarray], bytes]:
+    folder.mkdir()
+    matrix = features.BatchedMatrix(dataset, previous, folder)
+    files: dict[str, bytes] = {}
+
+    @contextlib.contextmanager
+    def sink(name: str) -> Iterator[io.BytesIO]:
+        out = io.BytesIO()
+        yield out
+        files[name] = out.getvalue()
+
+    try:
+        for start, end in itertools.pairwise([0, *cuts, table.height]):
+            matrix.add(table.slice(start, end - start))
+            for spill in folder.iterdir():  # only age ciphertext waits on disk
+                assert spill.name.startswith(".spill-")
+                data = spill.read_bytes()
+                assert not data or data[8:30] == b"age-encryption.org/v1\n"
+        matrix.write(identity.to_public(), sink)
+    finally:
+        matrix.close()
+    assert not list(folder.iterdir())  # every spill deleted
+    return _opened(files, identity)
+
+
+def _equal_arrays(whole: dict[str, np.ndarray], parts: dict[str, np.ndarray]) -> None:
+    assert list(whole) == list(parts)  # the same members, in the same order
+    for key in whole:
+        assert whole[key].dtype == parts[key].dtype, key
+        assert whole[key].shape == parts[key].shape, key
+        assert np.array_equal(whole[key], parts[key]), key
+
+
+@pytest.fixture(scope="module")
+def accepted_3k(table_3k: tuple[pl.DataFrame, Truth]) -> pl.DataFrame:
+    from ingest.readers.csv import read_delimited
+    from ingest.validate import validate
+
+    frame, _ = table_3k
+    dataset = load_dataset("reference")
+    table = validate(read_delimited(to_delimited(frame), dataset, "x.csv"), dataset,
+                     DELIVERY_DATE).accepted
+    # one county and one diagnosis only in the last rows: first seen in the last part
+    late = (pl.col("county_fips") == table["county_fips"][0]) \
+        | (pl.col("diagnosis_code") == table["diagnosis_code"][1])
+    return pl.concat([table.filter(~late), table.filter(late)])
+
+
+CUTS = [0, 1, 700, 701, 1_900]
+"""Part boundaries: an empty first part, a part of one row, uneven sizes."""
+
+
+def _scaled(dataset: Dataset) -> Dataset:
+    return dataclasses.replace(dataset, features=dataclasses.replace(
+        dataset.features, scale=("lab_value", "age_at_report")))
+
+
+@pytest.mark.parametrize("variant", ["fitted", "scaled", "previous", "two-labels"])
+def test_the_matrix_made_in_parts_is_the_whole_tables(
+        variant: str, accepted_3k: pl.DataFrame, tmp_path: Path) -> None:
+    identity = pyrage.x25519.Identity.generate()
+    dataset = load_dataset("reference")
+    table = accepted_3k
+    previous = None
+    if variant == "scaled":
+        dataset = _scaled(dataset)
+    if variant == "previous":  # fitted on the first rows: later categories are unseen
+        previous = features.build(table.head(1_000), _scaled(dataset)).encoding
+        dataset = _scaled(dataset)
+    if variant == "two-labels":
+        table = table.with_columns(female=pl.col("sex").cast(pl.String) == "F")
+        dataset = dataclasses.replace(dataset, features=dataclasses.replace(
+            dataset.features, labels=("hospitalized", "female")))
+    whole, whole_meta = _whole_arrays(table, dataset, previous, identity)
+    parts, parts_meta = _in_parts(table, dataset, previous, identity, tmp_path / "spill",
+                                  CUTS)
+    _equal_arrays(whole, parts)
+    assert whole_meta == parts_meta  # encoding, shape, class weights: byte for byte
+    encoding = json.loads(parts_meta)["encoding"]
+    counties = next(c for c in encoding["categorical"] if c["name"] == "county_fips")
+    late_county = table["county_fips"][-1]
+    if previous is None:  # the late county has its own column, in sorted place
+        assert late_county in counties["vocabulary"]
+        assert counties["vocabulary"] == sorted(counties["vocabulary"])
+    else:  # unseen when the encoding was fitted: its rows go to the unseen bucket
+        assert late_county not in counties["vocabulary"]
+        unseen = encoding["feature_names"].index(f"county_fips={features.UNSEEN}")
+        assert (parts["indices"] == unseen).sum() >= 1
+    if variant in ("scaled", "previous"):
+        numeric = {n["name"]: n for n in encoding["numeric"]}
+        assert numeric["lab_value"]["scaled"] and numeric["lab_value"]["scale"] != 1.0
+
+
+def test_a_category_seen_late_and_one_unseen_before_batched_equals_whole(
+        home: Path, tmp_path: Path, table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    frame, _ = table_3k
+    first, second = frame.head(1_500), frame.slice(1_500)
+    # a county and a diagnosis no row before has, in the very last rows of the second
+    rows = second.height
+    second = _edited(second, CNTY_FIPS=(rows - 2, "99999"), DX_CD=(rows - 1, "Z99.9"))
+    schema = _scaled(load_dataset("reference"))
+    d1 = _write(tmp_path / "d1", to_delimited(first))
+    d2 = _write(tmp_path / "d2", to_delimited(second))
+    whole_out, batched_out = tmp_path / "out-whole", tmp_path / "out-batched"
+    _same(_outputs(_run(d1, whole_out, None, schema=schema)),
+          _outputs(_run(d1, batched_out, 2_000, schema=schema)))
+    # the second delivery reuses the first's encoding: the new values are unseen
+    whole = _outputs(_run(d2, whole_out, None, schema=schema))
+    batched = _outputs(_run(d2, batched_out, 2_000, schema=schema))
+    _same(whole, batched)
+    names = json.loads(batched["plain"]["features.json.age"])["feature_names"]  # type: ignore[index]
+    assert "county_fips=99999" not in names
+    arrays = batched["arrays"]
+    assert isinstance(arrays, dict)
+    unseen = [names.index(f"{c}={features.UNSEEN}") for c in ("county_fips", "diagnosis_code")]
+    last_rows = arrays["indices"][arrays["indptr"][-3]:]
+    assert set(unseen) <= set(last_rows.tolist())

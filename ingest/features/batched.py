@@ -52,12 +52,12 @@ def feature_sources(dataset: Dataset) -> list[str]:
     spec = dataset.features
     wanted = [*spec.labels, *spec.categorical, *spec.numeric]
     if spec.derived and dataset.derive is not None:
+        names = {c.name for c in dataset.columns}
         exprs = dataset.derive()
         for name in spec.derived:
-            if name in exprs:
-                wanted.extend(exprs[name].meta.root_names())
-    names = [c.name for c in dataset.columns]
-    return [n for n in dict.fromkeys(wanted) if n in names]
+            if name in exprs:  # else derive() fails, and says so, as on the whole table
+                wanted.extend(n for n in exprs[name].meta.root_names() if n in names)
+    return list(dict.fromkeys(wanted))
 
 
 class BatchedMatrix:
