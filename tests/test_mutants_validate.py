@@ -132,3 +132,20 @@ def test_pandera_turned_off_by_the_calling_program_does_not_turn_the_rules_off(
         result = validate(SourceTable("t.csv", "csv", frame), DATASET, DELIVERY)
     assert (result.rows_accepted, result.rows_quarantined) == (1, 1)
     assert result.reasons == {"sex:isin": 1}
+
+
+def test_a_schema_module_at_odds_with_its_column_specs_is_named_as_such() -> None:
+    """A schema-level failure (a column's type, not a row's value) has no row to
+    quarantine: it is a defect of the schema module, said so, quoting no value."""
+    import pandera.polars as pa
+
+    from ingest.schema import Column, Dataset
+
+    at_odds = Dataset("t", "1", (Column("CODE", "code", "string"),),
+                      rules=lambda _: pa.DataFrameSchema({"code": pa.Column(pl.Int64)}))
+    frame = pl.DataFrame({"CODE": ["a1", "b2"]})
+    with pytest.raises(IngestError) as caught:
+        validate(SourceTable("t.csv", "csv", frame), at_odds, DELIVERY)
+    assert str(caught.value) == ("validation: a schema-level check failed (column types or "
+                                 "order); the schema module is inconsistent with its column "
+                                 "specs")
