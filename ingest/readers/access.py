@@ -21,6 +21,12 @@ as not-a-date, never given a wrong date.
 
 A password-encrypted ACE database (Office encryption) cannot be read by
 mdbtools: it is refused with :class:`DecryptionError`, before mdbtools runs.
+
+A damaged or hostile database may make mdbtools write without end (the stall
+watchdog only stops a child that goes silent), so what a child writes is bounded
+as a container's expansion is (:meth:`_Database.output_limit`), and an export
+that gives more rows than ``mdb-count`` declared for the table is stopped at the
+batch that passes the count; either ends the child and refuses the database.
 """
 
 from __future__ import annotations
@@ -36,13 +42,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import cast
 
+import numpy as np
 import polars as pl
 
 from .._fs import OutputActivity, Watchdog, child_environment, memory_file, widen_pipe
 from ..errors import DecryptionError, ReadError, SchemaMismatchError
 from ..kinds import ACCESS_KINDS, READ_AS_TEXT_FROM_ACCESS
+from ..media._safety import RATIO_FLOOR
 from ..schema import Column, Dataset
-from ..settings import stall_seconds
+from ..settings import load_settings, stall_seconds
 from . import Reader
 from ._base import SourceTable, match_columns
 from ._formats import ACCESS_MAGIC as _MAGIC
@@ -65,6 +73,7 @@ _HEADER_MASK_KEY = bytes.fromhex("c7da396b")
 """RC4 key that masks the Jet 4/ACE header page (0x6b39dac7, little-endian)."""
 _ENCODING_KEY_OFFSET = 0x3E
 _BATCHES_AHEAD = 2
+_QUOTE, _NEWLINE = ord('"'), ord("\n")
 """Export batches read but not yet typed, at most."""
 _JET3_CHARSET = {"MDB_JET3_CHARSET": "CP1252"}
 """Jet 3 text is Windows-1252 unless the environment says otherwise."""
@@ -133,9 +142,9 @@ def _export(db: _Database, table: str,
         for typer in typers:
             typer.add(batch.get_column(typer.column.name))
 
-    with db.started("mdb-count", db.path, table) as counting:
-        exported = db.export(table, [c.name for c in db.tables()[table]], take)
-        expected = db.count_from(counting, table)
+    # counted first: the export may not give more rows than the table declares
+    expected = db.count(table)
+    exported = db.export(table, [c.name for c in db.tables()[table]], take, expected)
     if exported != expected:
         raise ReadError(f"{db.member}: table {table} has {expected} rows but {exported} "
                         "were exported; the database may be damaged, ask for it again")
@@ -152,16 +161,25 @@ class _Child:
     process: subprocess.Popen[bytes]
     activity: OutputActivity
     watchdog: Watchdog | None
+    limit: int
+    """Bytes the child may write in all (:meth:`_Database.output_limit`)."""
+    refusal: str
+    """What :class:`Runaway` says when the child passes ``limit``."""
+    received: int = 0
 
     @property
     def program(self) -> str:
         return cast(list[str], self.process.args)[0]
 
     def read_output(self) -> Iterator[bytes]:
-        """The output as it comes, each piece counted as progress."""
+        """The output as it comes, each piece counted as progress and against the
+        limit (a sum per piece of up to a MiB: no per-row work)."""
         assert self.process.stdout is not None
         while chunk := os.read(self.process.stdout.fileno(), _PIPE_BYTES):
             self.activity.moved()
+            self.received += len(chunk)
+            if self.received > self.limit:
+                raise Runaway(self.refusal)  # the child is killed as the command is left
             yield chunk
 
     def check_stalled(self) -> None:
@@ -171,18 +189,32 @@ class _Child:
             raise self.watchdog.error(self.program)
 
 
+class Runaway(ReadError):
+    """An mdbtools child wrote more than the database can hold: it was stopped."""
+
+
 class _Database:
     """mdbtools commands against one memory file."""
 
-    def __init__(self, fd: int, member: str) -> None:
-        self.fd, self.member = fd, member
+    def __init__(self, fd: int, member: str, size: int) -> None:
+        self.fd, self.member, self.size = fd, member, size
         self.path = f"/proc/self/fd/{fd}"  # the child's own descriptor, inherited
         self._tables: dict[str, list[AccessColumn]] | None = None
 
+    def output_limit(self) -> int:
+        """Bytes one mdbtools child may write: what the delivery's limits let a
+        container of the database's size expand to (``max_expansion_ratio`` times
+        its size, judged past a MiB as for containers, and at most
+        ``max_expanded_bytes``). A table's CSV is a few times its pages at most
+        (a Yes/No bit becomes ``1,``); a child writing more is looping."""
+        limits = load_settings().limits
+        return min(limits.max_expanded_bytes,
+                   max(RATIO_FLOOR, int(limits.max_expansion_ratio * self.size)))
+
     @contextlib.contextmanager
-    def started(self, *args: str) -> Iterator[_Child]:
+    def started(self, *args: str, table: str | None = None) -> Iterator[_Child]:
         """An mdbtools command running, its output on a pipe, under the stall
-        watchdog; killed if left early."""
+        watchdog and the output limit; killed if left early."""
         try:
             # stderr is never shown (it may name objects or quote values), so not kept
             process = subprocess.Popen(
@@ -197,8 +229,17 @@ class _Database:
         with process:
             seconds = stall_seconds()
             activity = OutputActivity()
+            limit = self.output_limit()
+            of_table = f" for table {table}" if table is not None else ""
+            refusal = (
+                f"{self.member}: {args[0]} wrote more than {limit:,} bytes{of_table}, more "
+                f"than a database of {self.size:,} bytes can hold under the delivery's limits "
+                "(INGEST_MAX_EXPANSION_RATIO times its size, at most "
+                "INGEST_MAX_EXPANDED_BYTES); it was stopped: the database is damaged or "
+                "hostile. Ask the sender for it again, or for CSV")
             child = _Child(process, activity,
-                           Watchdog(process, activity, seconds) if seconds else None)
+                           Watchdog(process, activity, seconds) if seconds else None,
+                           limit, refusal)
             try:
                 yield child
             finally:
@@ -234,7 +275,7 @@ class _Database:
         return self._tables
 
     def count(self, table: str) -> int:
-        with self.started("mdb-count", self.path, table) as process:
+        with self.started("mdb-count", self.path, table, table=table) as process:
             return self.count_from(process, table)
 
     def count_from(self, child: _Child, table: str) -> int:
@@ -244,16 +285,28 @@ class _Database:
         return int(text)
 
     def export(self, table: str, names: list[str],
-               take: Callable[[pl.DataFrame], None]) -> int:
+               take: Callable[[pl.DataFrame], None], declared: int | None = None) -> int:
         """The table's rows, all columns as text, handed to ``take`` a batch at a time
         (on another thread, in order) while mdb-export writes the rest; the row count.
+
+        ``declared``: the table's row count (``mdb-count``); an export that passes it
+        is stopped at that batch, with :class:`Runaway`.
         """
         failure: ReadError | None = None
         rows = 0
+
+        def counted(more: int) -> int:
+            if declared is not None and rows + more > declared:
+                raise Runaway(
+                    f"{self.member}: mdb-export gave more rows for table {table} than the "
+                    f"{declared:,} the database declares for it; it was stopped: the "
+                    "database is damaged or hostile. Ask the sender for it again, or for CSV")
+            return more
+
         # no header (a name may hold a comma); dates with four-digit years;
         # binary as hex so the CSV stays valid UTF-8
         with self.started("mdb-export", "-H", "-D", "%Y-%m-%d", "-T", DATETIME_FORMAT,
-                          "-b", "hex", self.path, table) as child, \
+                          "-b", "hex", self.path, table, table=table) as child, \
                 ThreadPoolExecutor(1, thread_name_prefix="access-export") as worker:
             process = child.process
             assert process.stdout is not None
@@ -281,11 +334,14 @@ class _Database:
                         # mdb-export waits on the pipe, and the plaintext stays bounded
                         while pending and (pending[0].done()
                                            or len(pending) > _BATCHES_AHEAD):
-                            rows += pending.popleft().result()
+                            rows += counted(pending.popleft().result())
                     while pending:
-                        rows += pending.popleft().result()
+                        rows += counted(pending.popleft().result())
+                except Runaway:
+                    raise  # not waited for: it may never end
                 except ReadError as exc:
-                    # mdb-export may have failed first: let it end, then say which
+                    # mdb-export may have failed first: let it end (within the output
+                    # limit), then say which
                     failure = exc
                     for future in pending:
                         future.cancel()
@@ -304,14 +360,25 @@ class _Database:
 
 
 def _batches(chunks: Iterator[bytes], pause: float) -> Iterator[bytes]:
-    """mdb-export's CSV in pieces of whole records, about EXPORT_BATCH_BYTES each."""
+    """mdb-export's CSV in pieces of whole records, about EXPORT_BATCH_BYTES each.
+
+    mdb-export quotes text with ``"`` and doubles a ``"`` inside it, so a newline
+    (a Memo holds some) ends a record where the quotes before it are even in
+    number. Each byte is looked at once, as it arrives (vectorised): output that
+    never ends a record (a quote never closed) costs no more than any other.
+    """
     buffer = bytearray()
+    odd = False  # the quotes in the buffer so far are odd in number
+    end = 0  # just past the buffer's last newline that ends a record
     for chunk in chunks:
+        start = len(buffer)
         buffer += chunk
-        if len(buffer) >= EXPORT_BATCH_BYTES and (end := _records_end(buffer)):
+        end, odd = _record_end(chunk, start, odd, end)
+        if len(buffer) >= EXPORT_BATCH_BYTES and end:
             with memoryview(buffer) as view, view[:end] as records:
                 batch = bytes(records)
             del buffer[:end]
+            end = 0  # the quotes before a record end are even: ``odd`` holds for the rest
             yield batch
         if pause:
             time.sleep(pause)
@@ -319,21 +386,15 @@ def _batches(chunks: Iterator[bytes], pause: float) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
-def _records_end(buffer: bytearray) -> int:
-    """Just past the buffer's last newline that ends a record, else 0.
-
-    mdb-export quotes text with ``"`` and doubles a ``"`` inside it, so a
-    newline (a Memo holds some) ends a record where the quotes before it are
-    even in number; the buffer starts at a record.
-    """
-    quotes = buffer.count(b'"')
-    end = len(buffer)
-    while (newline := buffer.rfind(b"\n", 0, end)) >= 0:
-        quotes -= buffer.count(b'"', newline, end)
-        if quotes % 2 == 0:
-            return newline + 1
-        end = newline
-    return 0
+def _record_end(chunk: bytes, start: int, odd: bool, end: int) -> tuple[int, bool]:
+    """The last record end in the buffer once ``chunk`` (appended at ``start``) is
+    counted, and whether the buffer's quotes are then odd in number."""
+    if not chunk:
+        return end, odd
+    data = np.frombuffer(chunk, dtype=np.uint8)
+    parity = (np.cumsum(data == _QUOTE) + odd) & 1  # per byte: quotes up to it, odd
+    ends = np.flatnonzero((data == _NEWLINE) & (parity == 0))
+    return (start + int(ends[-1]) + 1 if ends.size else end), bool(parity[-1])
 
 
 @contextlib.contextmanager
@@ -345,7 +406,7 @@ def _database(data: bytes, member: str) -> Iterator[_Database]:
             "mdbtools cannot read; ask the sender for an unencrypted export (or CSV)")
     fd = memory_file(data, "ingest-access")
     try:
-        yield _Database(fd, member)
+        yield _Database(fd, member, len(data))
     finally:
         os.close(fd)
 
