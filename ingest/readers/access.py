@@ -364,16 +364,19 @@ def _batches(chunks: Iterator[bytes], pause: float) -> Iterator[bytes]:
 
     mdb-export quotes text with ``"`` and doubles a ``"`` inside it, so a newline
     (a Memo holds some) ends a record where the quotes before it are even in
-    number. Each byte is looked at once, as it arrives (vectorised): output that
-    never ends a record (a quote never closed) costs no more than any other.
+    number. Each chunk is looked at once, as it arrives: output that never ends a
+    record (a quote never closed) costs no more than any other.
     """
     buffer = bytearray()
     odd = False  # the quotes in the buffer so far are odd in number
-    end = 0  # just past the buffer's last newline that ends a record
+    end = 0  # just past the buffer's last newline known to end a record
     for chunk in chunks:
         start = len(buffer)
         buffer += chunk
-        end, odd = _record_end(chunk, start, odd, end)
+        if len(buffer) >= EXPORT_BATCH_BYTES:
+            end, odd = _record_end(chunk, start, odd, end)
+        else:  # no cut yet: only the parity is kept
+            odd ^= chunk.count(b'"') % 2 == 1
         if len(buffer) >= EXPORT_BATCH_BYTES and end:
             with memoryview(buffer) as view, view[:end] as records:
                 batch = bytes(records)
@@ -389,12 +392,17 @@ def _batches(chunks: Iterator[bytes], pause: float) -> Iterator[bytes]:
 def _record_end(chunk: bytes, start: int, odd: bool, end: int) -> tuple[int, bool]:
     """The last record end in the buffer once ``chunk`` (appended at ``start``) is
     counted, and whether the buffer's quotes are then odd in number."""
-    if not chunk:
-        return end, odd
+    odd_after = odd ^ (chunk.count(b'"') % 2 == 1)
+    newline = chunk.rfind(b"\n")
+    if newline < 0:
+        return end, odd_after
+    if not odd_after ^ (chunk.count(b'"', newline) % 2 == 1):
+        return start + newline + 1, odd_after  # the usual case: the last newline ends one
+    # the chunk's last newline is inside a quoted value: every newline, vectorised
     data = np.frombuffer(chunk, dtype=np.uint8)
     parity = (np.cumsum(data == _QUOTE) + odd) & 1  # per byte: quotes up to it, odd
     ends = np.flatnonzero((data == _NEWLINE) & (parity == 0))
-    return (start + int(ends[-1]) + 1 if ends.size else end), bool(parity[-1])
+    return (start + int(ends[-1]) + 1 if ends.size else end), odd_after
 
 
 @contextlib.contextmanager
