@@ -18,7 +18,7 @@ import pandera.polars as pa
 import polars as pl
 import pytest
 from pandera.api.polars.types import PolarsData
-from test_stream import WHOLE, _outputs, _same, _write
+from test_stream import WHOLE, _encrypted, _outputs, _same, _write
 
 from ingest.declare import dataset
 from ingest.pipeline import RunSummary, run_delivery
@@ -136,6 +136,20 @@ def test_a_whole_table_rule_reads_the_delivery_whole(case: str, home: Path, tmp_
     a, b = _outputs(whole, schema.name), _outputs(asked, schema.name)
     assert warning in b["manifest"]["warnings"]  # type: ignore[index]
     _same(a, _without(b, warning))
+
+
+def test_an_encrypted_delivery_with_a_whole_table_rule_is_read_whole(
+        home: Path, tmp_path: Path) -> None:
+    """The rule is judged before a batch is read, while gpg is already decrypting
+    into the pipe: it is stopped and the delivery decrypted again, whole."""
+    frame, _ = generate(3_000, seed=11, delivery_date=DELIVERY_DATE)
+    folder = _encrypted(home, tmp_path / "delivery", to_delimited(frame), tmp_path)
+    schema = _declared(TwiceTheMean, "twice_the_mean")
+    whole = _run(folder, tmp_path / "whole", schema, None)
+    asked = _run(folder, tmp_path / "batched", schema, BATCH)
+    assert "stream" not in asked.stage_seconds
+    warning, = (w for w in asked.warnings if "record batches" in w)
+    _same(_outputs(whole, schema.name), _without(_outputs(asked, schema.name), warning))
 
 
 def test_the_whole_table_rules_change_the_answer_on_batches() -> None:
