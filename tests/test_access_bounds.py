@@ -153,9 +153,10 @@ def test_an_export_that_writes_for_ever_is_stopped_and_ended(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str) -> None:
     """A STAND-IN for mdb-export (a script first on the PATH that writes without end,
     like ``yes``), because no real file makes mdbtools loop: mdb-export reads a
-    table's rows from the data pages its usage map lists, a finite set, so a damaged
-    file can make it write much more than it should (the tests above, with the real
-    mdbtools) but not for ever. The stand-in never stalls, so the stall watchdog
+    table's rows from the data pages its usage map lists, a scan that only moves
+    forward over a finite map (mdbtools' ``src/libmdb/map.c``), so a damaged file can
+    make it write much more than it should (the tests above, with the real mdbtools)
+    but not for ever. The stand-in never stalls, so the stall watchdog
     never fires; the bounds must stop it, and the child must be ended."""
     script, declared, message = ENDLESS[case]
     monkeypatch.setenv("INGEST_MAX_EXPANDED_BYTES", str(64 << 20))
