@@ -213,6 +213,7 @@ ROW_WISE_CHECKS = {
     "when/then": _query(pl.when(pl.col("lab_value").is_null()).then(pl.lit(True))
                         .otherwise(pl.col("lab_value").fill_null(0) < 5)),
     "dates": _query(pl.col("report_date").dt.month() <= 12),
+    "a builtin's name on a custom row-wise check": _query(pl.col("lab_value") < 1, "isin"),
 }
 
 WHOLE_TABLE_CHECKS = {

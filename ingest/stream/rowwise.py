@@ -58,11 +58,8 @@ _WRAPPERS = {"Cast": ("expr",), "Ternary": ("predicate", "truthy", "falsy")}
 
 
 class WholeTable(Fallback):
-    """A schema rule answers for the whole table, not row by row: read it whole."""
-
-    def __init__(self, warning: str) -> None:
-        super().__init__(warning)
-        self.warning = warning
+    """A schema rule answers for the whole table, not row by row: read it whole.
+    Its one argument is the run's warning (names only, never a value)."""
 
 
 def require_row_wise(dataset: Dataset, delivery_date: date) -> None:
@@ -112,9 +109,10 @@ def _row_wise(check: Any, probe: pl.LazyFrame, key: str) -> bool:
     if check.element_wise:
         return True  # pandera calls it on one value (or one row) at a time
     name = check.name
-    if name in ROW_WISE_BUILTINS and Check.is_builtin_check(name):
-        return _polars_builtin(check._check_fn, Check.get_builtin_check_fn(name))
-    return _query_row_wise(check, probe, key)
+    if name in ROW_WISE_BUILTINS and Check.is_builtin_check(name) \
+            and _polars_builtin(check._check_fn, Check.get_builtin_check_fn(name)):
+        return True
+    return _query_row_wise(check, probe, key)  # a custom check, whatever its name
 
 
 def _polars_builtin(fn: Any, builtin: Any) -> bool:
