@@ -7,6 +7,7 @@ import random
 import polars as pl
 import pytest
 
+from ingest.stream import keyindex
 from ingest.stream.keyindex import PARTITIONS, KeyIndex
 
 
@@ -36,7 +37,7 @@ def test_every_answer_is_the_first_row_of_an_exactly_equal_value(dtype: pl.DataT
                 for _ in range(rng.randint(0, 400))] for _ in range(40)]
     index = _check(batches, dtype)
     # merged LSM-style: a handful of runs per partition, not one per batch
-    assert max(len(runs) for runs in index._parts) < 10
+    assert max(len(runs) for runs in index._runs._parts) < 10  # type: ignore[attr-defined]
 
 
 def test_values_that_differ_only_slightly_are_not_duplicates() -> None:
@@ -48,6 +49,31 @@ def test_a_batch_is_not_compared_with_every_partition() -> None:
     index = KeyIndex(pl.Int64())
     values = pl.Series("v", range(10_000), dtype=pl.Int64)
     index.add(values, 1, pl.Series([None] * 10_000, dtype=pl.UInt64))
-    used = sum(1 for runs in index._parts if runs)
-    assert used == PARTITIONS  # spread over every partition, each a fraction of the index
-    assert max(run.height for runs in index._parts for run in runs) < 10_000 / PARTITIONS * 2
+    parts = index._runs._parts  # type: ignore[attr-defined]
+    assert sum(1 for runs in parts if runs) == PARTITIONS  # each a fraction of the index
+    assert max(run.height for runs in parts for run in runs) < 10_000 / PARTITIONS * 2
+
+
+@pytest.mark.parametrize("partitions", [1, PARTITIONS])
+def test_text_held_compactly_is_still_exact(partitions: int,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    # one partition: values that differ only in trailing bytes meet in the same runs
+    monkeypatch.setattr(keyindex, "PARTITIONS", partitions)
+    # trailing NUL bytes, the empty string, non-ASCII text, and widths that differ
+    # from batch to batch (a run's padding must never make two values equal, nor a
+    # longer value cut to a run's width)
+    tricky = ["a", "a\x00", "a\x00\x00", "", "\x00", "é", "e\u0301", "a" * 40, "a" * 39,
+              "\x01", "a\x01", "zz", "abc\x01\x00z"]
+    rng = random.Random(3)
+    batches = [rng.sample(tricky, k=rng.randint(1, 5)) + [f"id{rng.randint(0, 60)}"]
+               for _ in range(30)]
+    batches[:0] = [[None, "a"], ["abc"], ["a\x00", "abc\x01\x00z"]]
+    _check(batches, pl.String())
+
+
+def test_text_rows_are_held_in_four_bytes() -> None:
+    index = KeyIndex(pl.String())
+    values = pl.Series("v", [f"{i:010d}" for i in range(5_000)])
+    index.add(values, 1, pl.Series([None] * 5_000, dtype=pl.UInt64))
+    runs = [run for runs in index._runs._parts for run in runs]  # type: ignore[attr-defined]
+    assert sum(keys.nbytes + rows.nbytes for keys, rows in runs) == 5_000 * (11 + 4)
