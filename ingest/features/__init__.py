@@ -6,6 +6,9 @@
     fm = ingest.features.load("out/<id>")                        # keyring's identity
     next_fm = ingest.features.build(next_table, dataset, encoding=fm.encoding)
 
+    matrix = ingest.features.BatchedMatrix(dataset, previous, folder)  # bounded memory:
+    matrix.add(part) ...; matrix.write(recipient, open_sink); matrix.close()
+
 ``fm.X`` is CSR float32, ``fm.y`` the label, ``fm.feature_names`` the columns,
 ``fm.class_weight`` balanced weights, ``fm.encoding`` the fitted, reusable
 :class:`Encoding` (JSON-serialisable).

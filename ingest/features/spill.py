@@ -40,8 +40,13 @@ class Spill:
 
     def write(self, piece: bytes) -> None:
         sealed = pyrage.encrypt(piece, [self._recipient])
-        self._file.write(len(sealed).to_bytes(_LENGTH, "little"))
-        self._file.write(sealed)
+        try:
+            self._file.write(len(sealed).to_bytes(_LENGTH, "little"))
+            self._file.write(sealed)
+        except OSError as exc:  # a full disk: an output error, not the reader's
+            raise OutputError(f"features: staging the {self._label} pieces in "
+                              f"{self.path.parent} failed ({exc.strerror or 'I/O error'}); "
+                              "free space there and run again") from None
         self.pieces += 1
 
     def read(self) -> Iterator[bytes]:
