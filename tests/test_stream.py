@@ -484,3 +484,28 @@ def test_a_category_seen_late_and_one_unseen_before_batched_equals_whole(
     unseen = [names.index(f"{c}={features.UNSEEN}") for c in ("county_fips", "diagnosis_code")]
     last_rows = arrays["indices"][arrays["indptr"][-3]:]
     assert set(unseen) <= set(last_rows.tolist())
+
+
+def test_a_derived_feature_over_other_rows_is_computed_on_the_whole_table(
+        home: Path, tmp_path: Path, table_3k: tuple[pl.DataFrame, Truth]) -> None:
+    frame, _ = table_3k
+    reference = load_dataset("reference")
+
+    def centred() -> dict[str, pl.Expr]:  # each row against the whole column's mean
+        return {"age_at_report": pl.col("lab_value") - pl.col("lab_value").mean()}
+
+    schema = dataclasses.replace(reference, derive=centred)
+    folder = _write(tmp_path / "delivery", to_delimited(frame))
+    settings = load_settings(stream_above_bytes=0, stream_batch_bytes=5_000)
+    summary = run_delivery(folder, out=tmp_path / "out-batched", delivery_date=DELIVERY_DATE,
+                           settings=settings, schema=schema)
+    assert "stream" not in summary.stage_seconds  # read whole, so the mean is the table's
+    assert any("derived feature" in w for w in summary.warnings)
+    whole, fallen_back = (_outputs(_run(folder, tmp_path / "out-whole", None, schema=schema)),
+                          _outputs(summary))
+    for outputs in (whole, fallen_back):  # all but the fallback's warning
+        outputs["manifest"].pop("warnings")  # type: ignore[attr-defined]
+        outputs["counts"] = outputs["counts"][:-1]  # type: ignore[index]
+    _same(whole, fallen_back)
+    # a derived feature of the row alone stays batched
+    assert features.derived_row_wise(reference, frame.head(0)) is True
