@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 import pyrage
 import pytest
+import scipy.sparse
 from _canaries import Canary, Maker, Scanner, files_under
 
 from ingest import features, stream
@@ -362,6 +363,8 @@ def _opened(files: dict[str, bytes], identity: pyrage.x25519.Identity
     npz = pyrage.decrypt(files[features.NPZ], [identity])
     with np.load(io.BytesIO(npz), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
+    X = scipy.sparse.load_npz(io.BytesIO(npz))  # scipy reads X straight from the archive
+    assert X.shape == tuple(arrays["shape"]) and X.nnz == arrays["data"].size
     return arrays, pyrage.decrypt(files[features.JSON], [identity])
 
 
