@@ -103,6 +103,10 @@ class _TextRuns:
     def find(self, part: int, values: pl.Series) -> tuple[np.ndarray, np.ndarray]:
         """Positions in ``values`` of the values held, and their rows."""
         needles, lengths = _fixed(values)
+        # searched in order, each search starts near the last one: far fewer cache
+        # misses in a large run than values in the batch's order
+        order = np.argsort(needles, kind="stable")
+        needles, lengths = needles[order], lengths[order]
         found_at: list[np.ndarray] = []
         found_rows: list[np.ndarray] = []
         for keys, rows in self._parts[part]:
@@ -115,7 +119,7 @@ class _TextRuns:
             inside = pos < keys.size
             hit = np.zeros(probe.size, dtype=bool)
             hit[inside] = keys[pos[inside]] == probe[inside]
-            found_at.append(fits[hit])
+            found_at.append(order[fits[hit]])
             found_rows.append(rows[pos[hit]].astype(np.uint64))
         if not found_at:
             return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.uint64)
