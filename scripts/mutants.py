@@ -38,6 +38,10 @@ class Group:
     why: str = ""
     default: bool = True
     """Part of a plain ``scripts/mutants`` run (the rest run when named)."""
+    preload: tuple[str, ...] = ()
+    """When set, the fork server imports these modules instead of collecting the tests:
+    for tests whose collection runs polars (its thread pool does not survive a fork, so
+    every mutant's process would hang on its first parallel query)."""
 
 
 # Tests of the form tests/test_mutants_<group>.py are added to their group on their own.
@@ -88,7 +92,10 @@ GROUPS: dict[str, Group] = {
             "sniff_text", "split_trailer", "to_utf8", "_utf8", "_as_utf8",
             "_not_utf8_from_the_start", "_stripped_end", "_trailer_end", "_refuse_nul",
             "_without_trailing_blank_lines")),
-        why="decoding: encodings, BOM, NUL, end-of-file marks, trailing blank lines"),
+        why="decoding: encodings, BOM, NUL, end-of-file marks, trailing blank lines",
+        # test_properties.py builds its seed inputs with polars when it is imported
+        preload=("polars", "hypothesis", "ingest.readers.csv", "ingest.media",
+                 "ingest.schema", "ingest.synth")),
     "keys": Group(
         ("ingest/keys/*.py",),
         ("tests/test_custody.py",),
@@ -127,6 +134,9 @@ def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float) -> 
     def lines(key: str, values: list[str]) -> str:
         return f"{key}=" + "\n    ".join(values) + "\n"
 
+    warmup = ("forkserver_warmup=import\npreload_modules_file=preload.txt\n"
+              if group.preload else "")
+
     return ("[mutmut]\n"
             "source_paths=ingest\n"
             + lines("only_mutate", list(group.mutate))
@@ -137,6 +147,7 @@ def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float) -> 
             # them all: polars' thread pool and gpg-agent's sockets do not survive that,
             # and tests hang. A fork server that has only collected the tests is safe.
             + "process_isolation=forkserver\n"
+            + warmup
             # A mutant's estimate covers only its tests' call phase; the session keyring
             # (GnuPG key generation) is built again in each mutant's process.
             + f"timeout_constant={timeout_constant}\n"
@@ -182,8 +193,10 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     extra = sorted(str(p.relative_to(work))
                    for p in (work / "tests").glob(f"test_mutants_{name}*.py"))
     if args.tests:  # these tests alone: does a new test kill the mutants it was written for?
-        group, extra = Group(group.mutate, tuple(args.tests), group.functions), []
+        group, extra = Group(group.mutate, tuple(args.tests), group.functions,
+                             preload=group.preload), []
     (work / "setup.cfg").write_text(setup_cfg(group, extra, args.timeout_constant))
+    (work / "preload.txt").write_text("".join(f"{m}\n" for m in group.preload))
     patterns = list(group.functions)
     if args.only:
         patterns = args.only
