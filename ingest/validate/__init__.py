@@ -25,6 +25,7 @@ from ..readers import SourceTable
 from ..schema import Dataset
 from . import years
 from .coerce import coerce
+from .whole import refuse_whole_table_failures
 
 ROW = "_row"
 REASONS = "_reasons"
@@ -115,15 +116,17 @@ def _rule_failures(clean: pl.DataFrame, dataset: Dataset, delivery_date: date,
         return pl.DataFrame(columns) if columns else pl.DataFrame(schema={"_": pl.Boolean}).clear(n)
     except pandera.errors.SchemaErrors as exc:
         # only where and which rule: failure cases and the message quote raw values
-        cases = exc.failure_cases.select("schema_context", "column", "check", "index")
-    if cases["index"].null_count():
-        raise IngestError("validation: a schema-level check failed (column types or order); "
-                          "the schema module is inconsistent with its column specs")
+        cases = exc.failure_cases.select("schema_context", "column", "check",
+                                         "check_number", "index")
     # rule names without their arguments: "lab_value:greater_than_or_equal_to"
     check = pl.col("check").str.replace(r"\(.*$", "")
     cases = cases.with_columns(
         pl.when(pl.col("schema_context") == "Column").then(pl.col("column") + ":" + check)
         .otherwise(check).alias("rule"))
+    refuse_whole_table_failures(schema, clean, cases)
+    if cases["index"].null_count():
+        raise IngestError("validation: a schema-level check failed (column types or order); "
+                          "the schema module is inconsistent with its column specs")
     # a cell that could not be parsed is reported once, as such, not again as null
     cases = cases.filter(pl.col("column").is_null() | ~pl.col("column").is_in(list(unparsed))
                          | (pl.col("check") != "not_nullable"))
