@@ -63,6 +63,7 @@ def run(folder: Path, rows: int, streamed: bool) -> dict:
     return {"rows": rows, "path": "stream" if streamed else "whole",
             "seconds": round(time.perf_counter() - started, 2),
             "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
+            "user_seconds": round(usage.ru_utime, 2), "system_seconds": round(usage.ru_stime, 2),
             "peak_mb": peak // 1024, "stages": summary.stage_seconds,
             "rows_in": summary.rows_in, "quarantined": summary.rows_quarantined,
             "reasons": summary.quarantine_reasons}

@@ -37,6 +37,7 @@ from ..writers import Staging, apply_policies, restricted_columns
 from ..writers.parquet import key_material_name
 from ..writers.publish import QUARANTINE, table_output
 from .checks import BatchValidator
+from .heap import hold_thresholds
 from .records import Records, WrongEncoding, peek
 from .sinks import AgeLines, ParquetRows
 from .source import Source, streamable_file, with_plaintext
@@ -102,6 +103,7 @@ def stream_stage(source: Source, dataset: Dataset, keyring: Keyring, settings: S
                  sha256: str, delivery_date: date, previous: Encoding | None,
                  staging: Staging) -> Streamed:
     """Read, validate and write every output of the delivery, batch by batch."""
+    hold_thresholds()  # freed batches go back to the system, not to a growing heap
     encodings = dataset.encodings
     while True:
         staging.clear()
