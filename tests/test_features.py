@@ -267,11 +267,11 @@ def test_a_matrix_that_fails_to_serialise_is_never_written(
     part made so far is an error, never an output."""
     import ingest.features.store as store
 
-    def broken(out, **arrays) -> None:
+    def broken(out, members) -> None:
         out.write(b"PK" + bytes(4 << 20))  # more than the pipe holds, then a failure
         raise MemoryError
 
-    monkeypatch.setattr(store.np, "savez", broken)
+    monkeypatch.setattr(store, "_savez", broken)
     with pytest.raises(OutputError, match="could not be serialised"):
         features.save(fm, identity.to_public())
 

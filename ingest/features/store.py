@@ -67,12 +67,8 @@ def write(fm: FeatureMatrix, recipient: object,
     encryption: neither the npz nor its ciphertext is ever held whole (at
     millions of rows each is hundreds of MB).
     """
-    arrays = _arrays(fm)
-    with open_sink(NPZ) as sink:
-        _encrypt_npz(lambda out: np.savez(out, **arrays), recipient, sink)
-    with open_sink(JSON) as sink:
-        sink.write(pyrage.encrypt(_meta(fm.shape, fm.feature_names, fm.label_names,
-                                        fm.class_weight, fm.encoding), [recipient]))
+    write_members(list(_arrays(fm).items()), fm.shape, fm.feature_names, fm.class_weight,
+                  fm.encoding, recipient, open_sink)
 
 
 Member = tuple[str, "np.ndarray | tuple[np.dtype, int, Iterator[np.ndarray]]"]
@@ -149,8 +145,8 @@ def _encrypt_npz(produce_npz: Callable[[BinaryIO], None], recipient: object,
                           f"({type(failed[0]).__name__})") from None
 
 
-def _arrays(fm: FeatureMatrix) -> dict[str, Any]:
-    arrays: dict[str, Any] = {
+def _arrays(fm: FeatureMatrix) -> dict[str, np.ndarray]:
+    arrays: dict[str, np.ndarray] = {
         "format": np.array(b"csr"), "shape": np.array(fm.X.shape, dtype=np.int64),
         "data": fm.X.data, "indices": fm.X.indices, "indptr": fm.X.indptr,
     }
