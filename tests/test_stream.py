@@ -34,6 +34,7 @@ from ingest.pipeline import RunSummary, run_delivery
 from ingest.readers.fixed import positioned
 from ingest.schema import Dataset, load_dataset
 from ingest.settings import load_settings
+from ingest.stream.rowwise import whole_table_derived
 from ingest.synth import Truth, generate, to_delimited
 from ingest.synth.admissions import generate as generate_admissions
 from ingest.synth.fixed_forms import Slot, fit_layout, layout_sas, to_fixed_width
@@ -511,4 +512,5 @@ def test_a_derived_feature_over_other_rows_is_computed_on_the_whole_table(
         outputs["counts"] = outputs["counts"][:-1]  # type: ignore[index]
     _same(whole, fallen_back)
     # a derived feature of the row alone stays batched
-    assert features.derived_row_wise(reference, frame.head(0)) is True
+    assert whole_table_derived(reference) is None
+    assert whole_table_derived(schema) == "age_at_report"

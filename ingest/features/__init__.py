@@ -14,11 +14,11 @@
 :class:`Encoding` (JSON-serialisable).
 """
 
-from .batched import BatchedMatrix, derived_row_wise
+from .batched import BatchedMatrix
 from .encoding import UNSEEN, CategoricalSpec, Encoding, LabelSpec, NumericSpec
 from .matrix import FeatureMatrix, balanced, build
 from .store import JSON, NPZ, latest_encoding, load, save, write
 
 __all__ = ["JSON", "NPZ", "UNSEEN", "BatchedMatrix", "CategoricalSpec", "Encoding",
            "FeatureMatrix", "LabelSpec", "NumericSpec", "balanced", "build",
-           "derived_row_wise", "latest_encoding", "load", "save", "write"]
+           "latest_encoding", "load", "save", "write"]

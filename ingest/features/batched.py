@@ -32,7 +32,6 @@ from .encoding import Encoding
 from .fit import Fitting
 from .matrix import (
     _check_columns,
-    _derived,
     balanced_counts,
     check_multilabel,
     check_spec,
@@ -59,21 +58,6 @@ def feature_sources(dataset: Dataset) -> list[str]:
             if name in exprs:  # else derive() fails, and says so, as on the whole table
                 wanted.extend(n for n in exprs[name].meta.root_names() if n in names)
     return list(dict.fromkeys(wanted))
-
-
-def derived_row_wise(dataset: Dataset, table: pl.DataFrame) -> bool:
-    """Whether ``derive()`` gives each row of ``table`` what it gives it in each half of
-    the table: if not, a derived feature depends on other rows (an aggregate, a
-    window), and computing it part by part would change it, so the table must be
-    read whole. An expression of the row alone passes; one over the rows fails
-    unless the halves happen to agree."""
-    if not dataset.features.derived or table.height < 2:
-        return True
-    half = table.height // 2
-    whole = _derived(table, dataset)
-    halves = pl.concat([_derived(table.head(half), dataset),
-                        _derived(table.slice(half), dataset)])
-    return whole.equals(halves)
 
 
 class BatchedMatrix:

@@ -12,7 +12,8 @@ a value with constants, an ``element_wise`` check, or a custom check whose polar
 query (built on an empty frame, never on data) is a selection of expressions made
 only of columns, constants and element-wise operations. Anything else, or
 anything this module cannot read, counts as whole-table: the in-memory path is
-always right, only slower.
+always right, only slower. A derived feature's expression is judged the same
+way: a mean or a window over a batch would be the batch's, not the table's.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ _FUNCTIONS = frozenset({"FillNull", "Abs", "Negate", "Round", "Floor", "Ceil", "
 _TEMPORAL = frozenset({
     "Year", "IsoYear", "Quarter", "Month", "Week", "WeekDay", "Day", "OrdinalDay",
     "Hour", "Minute", "Second", "Millisecond", "Microsecond", "Nanosecond", "IsLeapYear",
-    "Date", "Time", "Truncate", "OffsetBy", "MonthStart", "MonthEnd"})
+    "Date", "Time", "Truncate", "OffsetBy", "MonthStart", "MonthEnd", "TotalDays",
+    "TotalHours", "TotalMinutes", "TotalSeconds", "TotalMilliseconds", "TotalMicroseconds",
+    "TotalNanoseconds"})
 _WRAPPERS = {"Cast": ("expr",), "Ternary": ("predicate", "truthy", "falsy")}
 
 
@@ -64,23 +67,47 @@ class WholeTable(Fallback):
 
 def require_row_wise(dataset: Dataset, delivery_date: date) -> None:
     """Raise :class:`WholeTable` (nothing read or written yet) unless every rule of
-    the dataset's schema for this delivery is known to be row-wise."""
+    the dataset's schema for this delivery, and every derived feature, is known to
+    be row-wise."""
     rule = whole_table_rule(dataset, delivery_date)
     if rule is not None:
         raise WholeTable(
             f"schema {dataset.name}: rule {rule} may depend on the whole table, not on "
             "each row alone, so the delivery is read whole rather than in record batches")
+    feature = whole_table_derived(dataset)
+    if feature is not None:
+        raise WholeTable(
+            f"schema {dataset.name}: the derived feature {feature} may depend on other rows "
+            "than its own, so the delivery is read whole rather than in record batches")
 
 
 def whole_table_rule(dataset: Dataset, delivery_date: date) -> str | None:
     """The first rule of the schema not known to be row-wise (named as quarantine
     reasons name it), or None."""
     schema = dataset.rules(delivery_date)
-    probe = pl.LazyFrame(schema={c.name: kind_of(c).dtype(c) for c in dataset.columns})
+    probe = _probe(dataset)
     for rule, check, key in _rules(schema):
         if check is None or not _row_wise(check, probe, key):
             return rule
     return None
+
+
+def whole_table_derived(dataset: Dataset) -> str | None:
+    """The first derived feature whose expression is not known to be row-wise (a
+    mean, a window: on a batch it would be the batch's), or None."""
+    if not dataset.features.derived or dataset.derive is None:
+        return None
+    exprs = dataset.derive()
+    probe = _probe(dataset)
+    for name in dataset.features.derived:
+        if name in exprs and not _lazy_row_wise(probe.select(exprs[name].alias(name))):
+            return name
+    return None
+
+
+def _probe(dataset: Dataset) -> pl.LazyFrame:
+    """An empty frame of the clean columns: queries are built on it, never on data."""
+    return pl.LazyFrame(schema={c.name: kind_of(c).dtype(c) for c in dataset.columns})
 
 
 def _rules(schema: pa.DataFrameSchema) -> Iterator[tuple[str, Any, str]]:
@@ -131,11 +158,18 @@ def _query_row_wise(check: Any, probe: pl.LazyFrame, key: str) -> bool:
 
     try:
         out = check._check_fn(PolarsData(probe, key), **check._check_kwargs)
-        if not isinstance(out, pl.LazyFrame):
-            return False  # a bool is an answer for the whole table
+    except Exception:  # noqa: BLE001 - unreadable counts as whole-table
+        return False
+    # a bool is an answer for the whole table
+    return isinstance(out, pl.LazyFrame) and _lazy_row_wise(out)
+
+
+def _lazy_row_wise(query: pl.LazyFrame) -> bool:
+    """Whether ``query``'s plan keeps the rows one to one, each from its own row."""
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # polars calls its JSON form unstable
-            plan = json.loads(out.serialize(format="json"))
+            plan = json.loads(query.serialize(format="json"))
     except Exception:  # noqa: BLE001 - unreadable counts as whole-table
         return False
     return _plan_row_wise(plan)

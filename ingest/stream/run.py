@@ -25,7 +25,7 @@ import polars as pl
 
 from .. import progress
 from ..errors import ReadError, guard
-from ..features import BatchedMatrix, Encoding, derived_row_wise
+from ..features import BatchedMatrix, Encoding
 from ..formats import classify
 from ..keys import Keyring, session
 from ..readers import SourceTable
@@ -44,9 +44,6 @@ from .source import Source, streamable_file, with_plaintext
 from .tables import DelimitedBatches, Fallback, FixedBatches
 
 Batches = DelimitedBatches | FixedBatches
-
-_DERIVED_WHOLE = ("schema {}: a derived feature depends on other rows than its own, so "
-                  "the delivery is read whole rather than in record batches")
 
 BLOCK = 8 << 20
 """Bytes read from the file or from gpg at a time."""
@@ -173,7 +170,6 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
     validator = BatchValidator(dataset, delivery_date)
     reasons: dict[str, int] = {}
     repairs: dict[str, int] = {}
-    checked_derived = False
     nulls: dict[str, int] = {}
     accepted = quarantined = 0
     name = f"{dataset.name}.parquet"
@@ -200,10 +196,6 @@ def _write_all(batches: Batches, dataset: Dataset, keyring: Keyring, sha256: str
                 lines.write(clean)
                 rejected.write(result.quarantined)
                 if matrix is not None:
-                    if not checked_derived and result.accepted.height >= 2:
-                        if not derived_row_wise(dataset, result.accepted):
-                            raise Fallback(_DERIVED_WHOLE.format(dataset.name))
-                        checked_derived = True
                     matrix.add(result.accepted)
                 progress.rows("written", result.rows_in)
             described = batches.finish()
