@@ -73,8 +73,8 @@ _HEADER_MASK_KEY = bytes.fromhex("c7da396b")
 """RC4 key that masks the Jet 4/ACE header page (0x6b39dac7, little-endian)."""
 _ENCODING_KEY_OFFSET = 0x3E
 _BATCHES_AHEAD = 2
-_QUOTE, _NEWLINE = ord('"'), ord("\n")
 """Export batches read but not yet typed, at most."""
+_QUOTE, _NEWLINE = ord('"'), ord("\n")
 _JET3_CHARSET = {"MDB_JET3_CHARSET": "CP1252"}
 """Jet 3 text is Windows-1252 unless the environment says otherwise."""
 
@@ -275,11 +275,8 @@ class _Database:
         return self._tables
 
     def count(self, table: str) -> int:
-        with self.started("mdb-count", self.path, table, table=table) as process:
-            return self.count_from(process, table)
-
-    def count_from(self, child: _Child, table: str) -> int:
-        text = self.finish(child).strip()
+        with self.started("mdb-count", self.path, table, table=table) as child:
+            text = self.finish(child).strip()
         if not text.isdigit():
             raise ReadError(f"{self.member}: mdb-count gave no row count for table {table}")
         return int(text)
