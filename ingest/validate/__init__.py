@@ -188,8 +188,9 @@ def _first_rows(clean: pl.DataFrame, flags: pl.DataFrame, bad: pl.Series,
         first = (clean.select(u).with_row_index(ROW, offset=1)
                  .filter(pl.col(u).is_in(wanted.implode()))
                  .group_by(u).agg(pl.col(ROW).min().alias(FIRST_ROW)))
-        found = values.to_frame().join(first, on=u, how="left",
-                                       maintain_order="left")[FIRST_ROW]
+        # the join's output order is not relied on: each row keys back to its place
+        found = (values.to_frame().with_row_index(ROW)
+                 .join(first, on=u, how="left").sort(ROW)[FIRST_ROW])
         per_column.append(pl.when(repeat).then(found))
     return pl.select(pl.coalesce(per_column).alias(FIRST_ROW)).to_series()
 
