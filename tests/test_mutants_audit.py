@@ -105,3 +105,23 @@ def test_a_short_write_leaves_the_log_as_it_was_and_says_why(
     assert str(caught.value) == (f"audit log {log}: could not append (No space left on "
                                  "device); nothing was recorded")
     assert log.read_bytes() == before
+
+
+def test_an_os_error_without_a_text_is_named_by_its_kind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error raised with an errno alone (as some file-system layers do) still says
+    what went wrong, and the log is left as it was."""
+    log = tmp_path / "audit.log"
+    audit.append(log, "run", outcome="published")
+    before = log.read_bytes()
+
+    def failing_fsync(fd: int) -> None:
+        raise PermissionError(13)
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OutputError) as caught:
+        audit.append(log, "run", outcome="published")
+    monkeypatch.undo()
+    assert str(caught.value) == (f"audit log {log}: could not append (PermissionError); "
+                                 "nothing was recorded")
+    assert log.read_bytes() == before
