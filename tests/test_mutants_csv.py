@@ -69,6 +69,11 @@ RECORDS = {  # what arrives: (what the parser is handed, the trailer's count)
     "more-after-the-count": (ROWS + b"\r\nTOTAL: 12 XX", ROWS + b"\r\nTOTAL: 12 XX", None),
     "a-row-after-a-trailer-like-line": (ROWS + b"\r\nTOTAL: 1\r\nX",
                                         ROWS + b"\r\nTOTAL: 1\r\nX", None),
+    # a page break or vertical tab after the count is not a trailer's: the line stays
+    # data, so its short row is refused naming the line (never cut unseen as a trailer)
+    "form-feed-after-the-count": (ROWS + b"\r\nTOTAL: 1\x0c", ROWS + b"\r\nTOTAL: 1\x0c", None),
+    "vertical-tab-after-the-count": (ROWS + b"\r\nTOTAL: 1\x0b\r\n",
+                                     ROWS + b"\r\nTOTAL: 1\x0b\n", None),
     # the last value's own characters stay, whatever they are
     "last-value-x": (b"a,b\r\n1,X", b"a,b\r\n1,X", None),
     "last-value-trailing-spaces": (ROWS + b"  ", ROWS + b"  ", None),
@@ -98,9 +103,10 @@ def test_the_records_lose_only_their_trailer_and_blank_lines_at_the_end(case: st
     ('a,b\r\n1,2\r\n"TOTAL RECORDS: 3', "a,b\r\n1,2\r\n", 3),
     ("a,b\r\nTOTAL: 12 XX", "a,b\r\nTOTAL: 12 XX", None),
     ("a,b\r\nTOTAL: 1\r\nX", "a,b\r\nTOTAL: 1\r\nX", None),
+    ("a,b\r\nTOTAL: 1\x0c", "a,b\r\nTOTAL: 1\x0c", None),
 ], ids=["eof-mark", "lf", "quoted", "alone", "open-quote", "none", "no-count",
         "after-quotes", "after-quotes-lf", "after-a-quoted-header", "half-quoted",
-        "more-after-the-count", "a-row-after-it"])
+        "more-after-the-count", "a-row-after-it", "form-feed-after-the-count"])
 def test_a_trailer_is_split_from_decoded_text(text: str, body: str, count: int | None) -> None:
     assert split_trailer(text) == (body, count)
 
