@@ -19,8 +19,11 @@ from pandera.api.polars.types import PolarsData
 from ingest.declare import dataset
 from ingest.errors import ValidationRejected
 from ingest.pipeline import run_delivery
+from ingest.readers import SourceTable
 from ingest.schema import Dataset
 from ingest.synth import generate, to_delimited
+from ingest.validate import validate
+from ingest.validate.whole import refuse_whole_table_failures
 from schemas.reference import Cases
 
 from conftest import DELIVERY_DATE
@@ -98,3 +101,152 @@ def test_a_rule_that_the_first_row_alone_breaks_quarantines_that_row(
     assert summary.quarantine_reasons["not_the_first_case"] == 1
     assert summary.rows_accepted == plain.rows_accepted - 1
     assert summary.rows_quarantined == plain.rows_quarantined + 1
+
+
+# --- at the level of validation: which failures are the table's and which a row's ---------
+
+DELIVERY = DELIVERY_DATE
+
+
+class Small(pa.DataFrameModel):
+    """A small table of its own: a number and a text."""
+
+    a: int = pa.Field(metadata={"source": "A"})
+    b: str = pa.Field(nullable=True, metadata={"source": "B"})
+
+    @pa.check("a")
+    @classmethod
+    def positive(cls, data: PolarsData) -> pl.LazyFrame:  # row-wise, vectorised
+        return data.lazyframe.select(pl.col(data.key) > 0)
+
+    @pa.check("b", element_wise=True)
+    @classmethod
+    def not_x(cls, value: str | None) -> bool:  # row-wise, one value at a time
+        return value != "x"
+
+
+class SmallAndFew(Small):
+    @pa.dataframe_check
+    @classmethod
+    def fewer_than_ten_rows(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.len() < 10)
+
+
+class SmallAndLowMean(SmallAndFew):
+    @pa.check("a")
+    @classmethod
+    def mean_below_three(cls, data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).mean() < 3)
+
+
+def _source(a: list[int], b: list[str] | None = None) -> SourceTable:
+    b = b if b is not None else ["y"] * len(a)
+    return SourceTable("t.csv", "csv", pl.DataFrame({"A": [str(v) for v in a], "B": b}))
+
+
+def _small(model: type[pa.DataFrameModel], name: str = "small") -> Dataset:
+    return dataset(model, name=name, version="1")
+
+
+def test_a_column_rule_failed_by_the_first_row_alone_quarantines_it() -> None:
+    # one failure case, at row 0: what a whole-table rule also looks like
+    result = validate(_source([0, 1, 2, 3, 4]), _small(Small), DELIVERY)
+    assert (result.rows_accepted, result.rows_quarantined) == (4, 1)
+    assert result.reasons == {"a:positive": 1}
+    assert result.quarantined["_row"].to_list() == [1]
+
+
+def test_a_value_by_value_rule_failed_by_the_first_row_alone_quarantines_it() -> None:
+    result = validate(_source([1, 2, 3], ["x", "y", "z"]), _small(Small), DELIVERY)
+    assert (result.rows_accepted, result.rows_quarantined) == (2, 1)
+    assert result.reasons == {"b:not_x": 1}
+
+
+@pytest.mark.parametrize("rows", [2, 12], ids=["two-rows", "twelve-rows"])
+def test_a_whole_table_rule_refuses_even_two_rows(rows: int) -> None:
+    model = SmallAndLowMean if rows == 2 else SmallAndFew
+    a = [5, 6] if rows == 2 else list(range(1, rows + 1))
+    rule = "'a:mean_below_three'" if rows == 2 else "'fewer_than_ten_rows'"
+    with pytest.raises(ValidationRejected, match=rule):
+        validate(_source(a), _small(model), DELIVERY)
+
+
+def test_the_refusal_names_every_whole_table_rule_failed() -> None:
+    with pytest.raises(ValidationRejected) as caught:
+        validate(_source(list(range(11, 23))), _small(SmallAndLowMean), DELIVERY)
+    assert str(caught.value) == (
+        "the delivery fails 'a:mean_below_three', 'fewer_than_ten_rows', a rule about the "
+        "table as a whole (it gives one answer for the table, not one per row), so no row "
+        "can be set apart for it: the delivery is refused and nothing is published. Check "
+        "the delivery against that rule, or change the rule in the schema module")
+
+
+def test_a_dataset_named_as_its_column_still_has_its_table_rules_told_apart() -> None:
+    # pandera names a table rule's failure by the schema's name, which is here also a
+    # column's name: the table rule must not be taken for that column's row-wise rule
+    with pytest.raises(ValidationRejected, match="'fewer_than_ten_rows'"):
+        validate(_source(list(range(1, 13))), _small(SmallAndFew, name="a"), DELIVERY)
+
+
+class _Once:
+    """A rule that can be run once only (it reads something gone by the second run)."""
+
+    def __init__(self, fails: pl.Expr) -> None:
+        self.fails, self.calls = fails, 0
+
+    def __call__(self, data: PolarsData) -> pl.LazyFrame:
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError("the rule's source is gone")
+        return data.lazyframe.select(~self.fails)
+
+
+def _schema_with(check: pa.Check, rows: list[int]) -> tuple[pa.DataFrameSchema, pl.DataFrame,
+                                                             pl.DataFrame]:
+    schema = pa.DataFrameSchema({"a": pa.Column(pl.Int64)}, checks=[check], name="t")
+    clean = pl.DataFrame({"a": rows})
+    try:
+        schema.validate(clean, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = pl.DataFrame(errors.failure_cases).with_columns(pl.col("check").alias("rule"))
+        return schema, clean, cases
+    raise AssertionError("the rule did not fail")
+
+
+def test_a_table_rule_that_cannot_be_run_again_is_refused() -> None:
+    once = _Once(pl.len() >= 10)
+    schema, clean, cases = _schema_with(pa.Check(once, name="once"), list(range(12)))
+    with pytest.raises(ValidationRejected, match="'once'"):
+        refuse_whole_table_failures(schema, clean, cases)
+
+
+def test_a_rule_failed_by_one_later_row_is_that_row_s_without_being_run_again() -> None:
+    once = _Once(pl.col("a") == 5)
+    schema, clean, cases = _schema_with(pa.Check(once, name="once"), list(range(12)))
+    assert cases["index"].to_list() == [5]
+    refuse_whole_table_failures(schema, clean, cases)  # not refused: row 5 is named
+    assert once.calls == 1
+
+
+def test_a_one_row_table_is_its_row() -> None:
+    once = _Once(pl.len() >= 1)
+    schema, clean, cases = _schema_with(pa.Check(once, name="once"), [7])
+    refuse_whole_table_failures(schema, clean, cases)  # the one row takes the reason
+    assert once.calls == 1
+
+
+@pytest.mark.parametrize(("context", "column", "number"), [
+    ("Column", "not_a_column", 0), ("Column", "a", 1), ("Column", "a", -1),
+    ("DataFrameSchema", "t", 1), ("Index", "a", 0)],
+    ids=["unknown-column", "past-the-last-check", "negative", "past-the-table-checks",
+         "unknown-context"])
+def test_a_failure_naming_a_rule_the_schema_does_not_hold_is_refused(
+        context: str, column: str, number: int) -> None:
+    schema = pa.DataFrameSchema({"a": pa.Column(pl.Int64, pa.Check.gt(0))},
+                                checks=[pa.Check(lambda d: d.lazyframe.select(pl.len() > 0))],
+                                name="t")
+    cases = pl.DataFrame({"schema_context": [context], "column": [column],
+                          "check_number": [number], "index": [0], "rule": ["r"]},
+                         schema_overrides={"check_number": pl.Int32, "index": pl.Int32})
+    with pytest.raises(ValidationRejected, match="'r'"):
+        refuse_whole_table_failures(schema, pl.DataFrame({"a": [1, 2, 3]}), cases)

@@ -64,7 +64,7 @@ def _one_answer_per_row(check: Any, clean: pl.DataFrame, column: str | None) -> 
     """Whether ``check`` answers row by row on ``clean`` (unknown: it does not)."""
     if check is None:
         return False
-    if getattr(check, "element_wise", False):
+    if check.element_wise:
         return True
     try:
         output = check(clean.lazy(), column).check_output
