@@ -52,7 +52,7 @@ def column_profile(accepted: Any) -> dict[str, Any]:
 
 def rule_column(rule: str) -> str:
     """The column a rule is about (``"lab_value:greater_than..."`` -> ``lab_value``)."""
-    return rule.split(":", 1)[0] if ":" in rule else TABLE_LEVEL
+    return rule.rpartition(":")[0] if ":" in rule else TABLE_LEVEL
 
 
 def failures_by_column(reasons: dict[str, int]) -> dict[str, int]:

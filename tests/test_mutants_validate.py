@@ -149,3 +149,28 @@ def test_a_schema_module_at_odds_with_its_column_specs_is_named_as_such() -> Non
     assert str(caught.value) == ("validation: a schema-level check failed (column types or "
                                  "order); the schema module is inconsistent with its column "
                                  "specs")
+
+
+def test_a_column_whose_name_holds_a_colon_is_told_apart_from_its_rule() -> None:
+    """Rule names are ``<column>:<kind>``; a column may be named with a colon (a
+    pandera ``alias``), so the kind is what follows the last colon."""
+    import pandera.polars as pa
+
+    from ingest.declare import dataset
+    from ingest.report import TABLE_LEVEL, failures_by_column
+
+    class Doses(pa.DataFrameModel):
+        dose: int = pa.Field(alias="dose:mg", metadata={"source": "DOSE"})
+        seen: pl.Date = pa.Field(alias="seen:on", nullable=True,
+                                 metadata={"source": "SEEN", "date_formats": ("%m/%d/%y",)})
+
+    frame = pl.DataFrame({"DOSE": ["1", "x", "3"], "SEEN": ["01/02/20", "", "01/02/20"]})
+    result = validate(SourceTable("t.csv", "csv", frame), dataset(Doses, name="d", version="1"),
+                      DELIVERY)
+    # the unreadable dose is reported once, as such, not again as a missing value; the
+    # refused two-digit years once, not again as "not a date"
+    assert result.reasons == {"dose:mg:not_an_integer": 1, f"seen:on:{years.AMBIGUOUS}": 2}
+    assert top_reasons(result.reasons).endswith(
+        f"; {years.AMBIGUOUS}: {CAUSES[years.AMBIGUOUS]}")
+    assert failures_by_column({**result.reasons, "a_table_rule": 1}) == {
+        "dose:mg": 1, "seen:on": 2, TABLE_LEVEL: 1}

@@ -150,8 +150,8 @@ def _failing_columns(text: str, source: SourceTable, when: date) -> dict[str, se
     result = validate(source, load_draft(text), when)
     failing: dict[str, set[str]] = {}
     for reason in result.reasons:
-        column, _, why = reason.partition(":")
-        if why:
+        column, colon, why = reason.rpartition(":")  # a column name may hold ":"
+        if colon:
             failing.setdefault(column, set()).add(why)
     return failing
 

@@ -85,7 +85,7 @@ def top_reasons(reasons: dict[str, int], count: int = 5) -> str:
     top = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:count]
     shown = ", ".join(f"{rule} ({n:,} row{'' if n == 1 else 's'})" for rule, n in top)
     more = f", and {len(reasons) - count} more rule(s)" if len(reasons) > count else ""
-    kinds = dict.fromkeys(rule.split(":", 1)[-1] for rule, _ in top)
+    kinds = dict.fromkeys(rule.rpartition(":")[2] for rule, _ in top)
     causes = "".join(f"; {kind}: {CAUSES[kind]}" for kind in kinds if kind in CAUSES)
     return shown + more + causes
 
@@ -108,7 +108,7 @@ def _rule_failures(clean: pl.DataFrame, dataset: Dataset, delivery_date: date,
     n = clean.height
     columns: dict[str, pl.Series] = {c: parse_failures[c] for c in parse_failures.columns
                                      if parse_failures[c].any()}
-    unparsed = {c.split(":", 1)[0] for c in columns}
+    unparsed = {c.rpartition(":")[0] for c in columns}  # a column name may hold ":"
     try:
         with config_context(validation_enabled=True,
                             validation_depth=ValidationDepth.SCHEMA_AND_DATA):

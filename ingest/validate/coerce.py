@@ -126,7 +126,7 @@ def coerce(frame: pl.DataFrame, dataset: Dataset, date_system: str | None = None
         # a refused two-digit year (or a decimal's extra places) is reported as such,
         # not again as "not a date" ("not a decimal")
         for col in dataset.columns:
-            mine = [s for name, s in refused.items() if name.split(":", 1)[0] == col.name]
+            mine = [s for name, s in refused.items() if name.rpartition(":")[0] == col.name]
             if mine:
                 reason = f"{col.name}:{_reason(col)}"
                 failures = failures.with_columns(
