@@ -38,6 +38,10 @@ class Group:
     why: str = ""
     default: bool = True
     """Part of a plain ``scripts/mutants`` run (the rest run when named)."""
+    prefect_server: bool = False
+    """Start the project's managed Prefect server once for the whole group and hand its
+    INGEST_HOME to the tests (``INGEST_TEST_PREFECT_HOME``), rather than have every
+    mutant's process start and stop one (seconds of wall time each)."""
     preload: tuple[str, ...] = ()
     """When set, the fork server imports these modules instead of collecting the tests:
     for tests whose collection runs polars (its thread pool does not survive a fork, so
@@ -100,7 +104,8 @@ GROUPS: dict[str, Group] = {
     "keys": Group(
         ("ingest/keys/*.py",),
         ("tests/test_custody.py",),
-        why="keyring, sealed keys, KMS wrapping, passphrase session"),
+        why="keyring, sealed keys, KMS wrapping, passphrase session",
+        prefect_server=True),
 }
 
 STATUS = {  # mutmut's exit codes of a mutant's test run (mutmut/stats.py)
@@ -210,10 +215,18 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     env.pop("INGEST_HOME", None)
     log = work / "mutmut.log"
     started, cpu, load = time.monotonic(), _children_cpu(), os.getloadavg()[0]
-    with log.open("wb") as out:
-        done = subprocess.run([str(ROOT / ".venv/bin/mutmut"), "run", "--max-children",
-                               str(args.jobs), *patterns], cwd=work, env=env,
-                              stdout=out, stderr=subprocess.STDOUT)
+    server_home = work / "prefect-home"
+    if group.prefect_server:
+        env[SHARED_PREFECT_HOME] = str(server_home)
+        _managed_server("ensure_server", server_home)
+    try:
+        with log.open("wb") as out:
+            done = subprocess.run([str(ROOT / ".venv/bin/mutmut"), "run", "--max-children",
+                                   str(args.jobs), *patterns], cwd=work, env=env,
+                                  stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        if group.prefect_server:
+            _managed_server("stop_server", server_home)
     elapsed = Timing(time.monotonic() - started, _children_cpu() - cpu,
                      (load, os.getloadavg()[0]))
     if done.returncode != 0:
@@ -223,6 +236,22 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     rows = collect(work, group, patterns)
     write_survivors(work, name, rows)
     return rows, elapsed
+
+
+SHARED_PREFECT_HOME = "INGEST_TEST_PREFECT_HOME"  # read by tests/test_mutants_keys_prefect.py
+
+
+def _managed_server(action: str, home: Path) -> None:
+    """Start (``ensure_server``) or stop (``stop_server``) the project's own Prefect
+    server for ``home``, from the unmutated tree."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PREFECT_API_URL", "INGEST_MANAGED_PREFECT_API_URL",
+                        "INGEST_SERVER_IDLE_MINUTES")}
+    env["INGEST_HOME"] = str(home)
+    subprocess.run([str(ROOT / ".venv/bin/python"), "-c",
+                    f"from flows.server import {action}; from ingest.settings import "
+                    f"load_settings; {action}(load_settings())"],
+                   cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
 
 def collect(work: Path, group: Group, patterns: list[str]) -> list[Row]:

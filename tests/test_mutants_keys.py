@@ -307,20 +307,33 @@ def test_a_rotation_retires_the_old_key_until_it_is_finished(ring: Keyring) -> N
     assert ring.finish_rotation() == []
 
 
-def test_a_sealed_keyring_opens_with_its_passphrase_only(
+PASSPHRASE = "a long keyring passphrase"
+# An age identity sealed with PASSPHRASE in age's passphrase format (made once with
+# age-keygen, sealed once): a keyring whose identity is sealed already, so the tests of
+# the key files do not pay age's scrypt (seconds per call) on every run.
+SEALED_IDENTITY = base64.b64decode(
+    "YWdlLWVuY3J5cHRpb24ub3JnL3YxCi0+IHNjcnlwdCB4VkdEbWxWZURmWVN1bFlXTnE3OWxR"
+    "IDIwCmpBR1BKYk45UzhNL2JQMjJqbUgxYWVjcndKVkVJdEd1WkkwRGpsa0w2RDgKLS0tIEdx"
+    "amJiSzBVMmZucnU5dVBIWWthRGRxM0lnUzdaMVU1VDVoRlRKWUFFUnMKnGhXXE2q3Qc+rJgE"
+    "EvoMLykqwKSmDMMtWbCDYbuA5yQUqEwiW7cYp6gP4G38hoVde2t4i4PIfj2nQMmoM6x2pOUE"
+    "oODsCERxkjkZgtjvN5HSFBwsiev8ebxiv2q6zjity3KE4YhHLvmSCAQ="
+)
+
+
+def test_sealed_key_files_open_with_their_passphrase_only(
         ring: Keyring, monkeypatch: pytest.MonkeyPatch) -> None:
     identity = ring.settings.keys_dir / "age-identity.txt"
+    identity.write_bytes(SEALED_IDENTITY)
     plain = ring.master_key("general")
-    recipient = str(ring.age_recipient())
-    assert ring.protect("a long keyring passphrase") == 4
-    assert ring.protect("a long keyring passphrase") == 0  # nothing left to seal
+    assert ring.protect(PASSPHRASE) == 3  # the three key files; the identity is sealed
+    assert ring.protect(PASSPHRASE) == 0  # nothing left to seal
+    assert identity.read_bytes() == SEALED_IDENTITY  # not sealed twice
     doc = json.loads((ring.settings.keys_dir / "general.json").read_bytes())
     assert doc["id"] == plain.id and "key" not in doc
     sealed = doc["sealed"]
     assert (sealed["kdf"], sealed["n"], sealed["r"], sealed["p"]) == ("scrypt", 2**15, 8, 1)
     assert len(base64.b64decode(sealed["salt"])) == 16
     assert len(base64.b64decode(sealed["nonce"])) == 12
-    assert identity.read_bytes().startswith(b"age-encryption.org/")
     keyring_module._derived.clear()
     with pytest.raises(KeyringError, match="passphrase-protected"):
         ring.master_key("general")
@@ -328,12 +341,8 @@ def test_a_sealed_keyring_opens_with_its_passphrase_only(
     with pytest.raises(KeyringError) as caught:
         ring.master_key("general")
     assert str(caught.value) == "wrong keyring passphrase, or a key file was altered"
-    with pytest.raises(KeyringError) as caught:
-        ring.age_identity()
-    assert str(caught.value) == "wrong keyring passphrase (age identity)"
-    monkeypatch.setenv("INGEST_KEYRING_PASSPHRASE", "a long keyring passphrase")
+    monkeypatch.setenv("INGEST_KEYRING_PASSPHRASE", PASSPHRASE)
     assert ring.master_key("general") == plain
-    assert str(ring.age_recipient()) == recipient
     # the key's id is bound to its sealed material
     doc["id"] = "general-other"
     (ring.settings.keys_dir / "general.json").write_text(json.dumps(doc))
@@ -346,10 +355,25 @@ def test_a_sealed_keyring_opens_with_its_passphrase_only(
     assert str(caught.value) == "a key file is sealed with an unknown method"
 
 
+def test_a_sealed_age_identity_opens_with_its_passphrase_only(
+        ring: Keyring, monkeypatch: pytest.MonkeyPatch) -> None:
+    identity = ring.settings.keys_dir / "age-identity.txt"
+    recipient = str(ring.age_recipient())
+    assert ring.protect(PASSPHRASE) == 4
+    assert identity.read_bytes().startswith(b"age-encryption.org/")
+    monkeypatch.setenv("INGEST_KEYRING_PASSPHRASE", "a wrong passphrase")
+    with pytest.raises(KeyringError) as caught:
+        ring.age_identity()
+    assert str(caught.value) == "wrong keyring passphrase (age identity)"
+    monkeypatch.setenv("INGEST_KEYRING_PASSPHRASE", PASSPHRASE)
+    assert str(ring.age_recipient()) == recipient
+
+
 def test_a_sealed_keyring_is_rotated_sealed(ring: Keyring,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    ring.protect("a long keyring passphrase")
-    monkeypatch.setenv("INGEST_KEYRING_PASSPHRASE", "a long keyring passphrase")
+    (ring.settings.keys_dir / "age-identity.txt").write_bytes(SEALED_IDENTITY)
+    ring.protect(PASSPHRASE)
+    monkeypatch.setenv("INGEST_KEYRING_PASSPHRASE", PASSPHRASE)
     created = json.loads((ring.settings.keys_dir / "general.json").read_bytes())["created"]
     old, new = ring.begin_rotation("general")
     doc = json.loads((ring.settings.keys_dir / "general.json").read_bytes())
@@ -361,5 +385,5 @@ def test_a_sealed_keyring_is_rotated_sealed(ring: Keyring,
     # protect, whichever files before it are sealed already
     Keyring._write_key(ring.settings.keys_dir / "restricted.json",
                        SecretKey("restricted-0000000b", bytes(32)))
-    assert ring.protect("a long keyring passphrase") == 1
+    assert ring.protect(PASSPHRASE) == 1
     assert "sealed" in json.loads((ring.settings.keys_dir / "restricted.json").read_bytes())

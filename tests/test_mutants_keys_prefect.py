@@ -32,16 +32,25 @@ def _text(key: SecretKey) -> str:
     return f"{key.id}:{base64.b64encode(key.material).decode()}"
 
 
+SHARED_HOME = "INGEST_TEST_PREFECT_HOME"
+"""An INGEST_HOME whose managed server is already running, to use instead of starting
+one (``scripts/mutants`` starts one for the whole group: a start per mutant's process
+took most of the group's time). Left running at the end; otherwise ours is stopped."""
+
+
 @pytest.fixture(scope="module")
 def prefect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Our managed Prefect server in a temporary INGEST_HOME, with the blocks the tests
-    read saved in it; stopped at the end."""
+    """Our managed Prefect server in a temporary INGEST_HOME (or the one
+    ``INGEST_TEST_PREFECT_HOME`` names), with the blocks the tests read saved in it."""
+    import os
+
     from prefect.blocks.system import Secret
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.server import ensure_server, stop_server
 
-    home = tmp_path_factory.mktemp("prefect-home")
+    shared = os.environ.get(SHARED_HOME)
+    home = Path(shared) if shared else tmp_path_factory.mktemp("prefect-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("INGEST_HOME", str(home))
         for name in ("PREFECT_API_URL", "INGEST_MANAGED_PREFECT_API_URL",
@@ -51,16 +60,18 @@ def prefect_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         try:
             url = ensure_server(settings)
             with temporary_settings(updates={PREFECT_API_URL: url}):
-                # trailing white space, as a value pasted into the UI may carry
-                Secret(value=_text(GENERAL) + "\n").save(f"{PREFIX}-general-key")
-                Secret(value=_text(RESTRICTED)).save(f"{PREFIX}-restricted-key")
-                Secret(value=_text(PSEUDONYM)).save(f"{PREFIX}-pseudonym-key")
-                Secret(value="general-0000000e:c2VjcmV0LXRvby1zaG9ydA==").save(
-                    "short-general-key")
-                Secret(value="no separator at all").save("bare-general-key")
+                blocks = {  # the first with trailing white space, as pasted into the UI
+                          f"{PREFIX}-general-key": _text(GENERAL) + "\n",
+                          f"{PREFIX}-restricted-key": _text(RESTRICTED),
+                          f"{PREFIX}-pseudonym-key": _text(PSEUDONYM),
+                          "short-general-key": "general-0000000e:c2VjcmV0LXRvby1zaG9ydA==",
+                          "bare-general-key": "no separator at all"}
+                for name, value in blocks.items():
+                    Secret(value=value).save(name, overwrite=True)
             yield url
         finally:
-            stop_server(settings)
+            if not shared:
+                stop_server(settings)
 
 
 @pytest.fixture
