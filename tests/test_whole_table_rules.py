@@ -162,12 +162,14 @@ def test_a_value_by_value_rule_failed_by_the_first_row_alone_quarantines_it() ->
     assert result.reasons == {"b:not_x": 1}
 
 
-@pytest.mark.parametrize("rows", [2, 12], ids=["two-rows", "twelve-rows"])
-def test_a_whole_table_rule_refuses_even_two_rows(rows: int) -> None:
-    model = SmallAndLowMean if rows == 2 else SmallAndFew
-    a = [5, 6] if rows == 2 else list(range(1, rows + 1))
-    rule = "'a:mean_below_three'" if rows == 2 else "'fewer_than_ten_rows'"
-    with pytest.raises(ValidationRejected, match=rule):
+@pytest.mark.parametrize(("model", "a", "rule"), [
+    pytest.param(SmallAndLowMean, [5, 6], "a:mean_below_three", id="two-rows-column-rule"),
+    pytest.param(SmallAndFew, list(range(1, 13)), "fewer_than_ten_rows",
+                 id="twelve-rows-table-rule"),
+])
+def test_a_whole_table_rule_refuses_even_two_rows(model: type[pa.DataFrameModel],
+                                                  a: list[int], rule: str) -> None:
+    with pytest.raises(ValidationRejected, match=f"'{rule}'"):
         validate(_source(a), _small(model), DELIVERY)
 
 
