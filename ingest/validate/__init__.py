@@ -25,7 +25,7 @@ from ..readers import SourceTable
 from ..schema import Dataset
 from . import years
 from .coerce import coerce
-from .whole import refuse_whole_table_failures
+from .whole import refuse_failed_table_answers, refuse_whole_table_failures
 
 ROW = "_row"
 REASONS = "_reasons"
@@ -118,6 +118,11 @@ def _rule_failures(clean: pl.DataFrame, dataset: Dataset, delivery_date: date,
         # only where and which rule: failure cases and the message quote raw values
         cases = exc.failure_cases.select("schema_context", "column", "check",
                                          "check_number", "index")
+    except pl.exceptions.SchemaError:
+        # pandera could not put its failure cases together (a plain True/False rule
+        # failed beside rules failing rows): name the table's failed rules, if that is it
+        refuse_failed_table_answers(schema, clean)
+        raise
     # rule names without their arguments: "lab_value:greater_than_or_equal_to"
     check = pl.col("check").str.replace(r"\(.*$", "")
     cases = cases.with_columns(

@@ -40,6 +40,28 @@ def refuse_whole_table_failures(schema: pa.DataFrameSchema, clean: pl.DataFrame,
     failed = [str(rule) for rule, context, column, number, _, _ in single.iter_rows()
               if not _one_answer_per_row(_check(schema, context, column, number),
                                          clean, column)]
+    _refuse(failed)
+
+
+def refuse_failed_table_answers(schema: pa.DataFrameSchema, clean: pl.DataFrame) -> None:
+    """Raise :class:`ValidationRejected` naming every rule that answers ``False`` for
+    the table as a whole.
+
+    For when pandera could not gather its failure cases: a rule answering one plain
+    ``True``/``False`` that fails beside a rule failing rows makes pandera's
+    concatenation of failure cases raise (their values' types differ), so no rule
+    would be named. Each rule is run once more; the ones giving one ``False`` for a
+    table of several rows are the table's failures, and refuse it as above.
+    """
+    if clean.height <= 1:
+        return
+    rules = [(check.name, None, check) for check in schema.checks]
+    rules += [(f"{name}:{check.name}", name, check)
+              for name, column in schema.columns.items() for check in column.checks]
+    _refuse([rule for rule, column, check in rules if _one_false(check, clean, column)])
+
+
+def _refuse(failed: list[str]) -> None:
     if failed:
         names = ", ".join(repr(r) for r in failed)
         raise ValidationRejected(
@@ -47,6 +69,16 @@ def refuse_whole_table_failures(schema: pa.DataFrameSchema, clean: pl.DataFrame,
             "one answer for the table, not one per row), so no row can be set apart "
             "for it: the delivery is refused and nothing is published. Check the "
             "delivery against that rule, or change the rule in the schema module")
+
+
+def _one_false(check: Any, clean: pl.DataFrame, column: str | None) -> bool:
+    try:
+        output = check(clean.lazy(), column).check_output
+        if isinstance(output, pl.LazyFrame):
+            output = output.collect()
+    except Exception:  # noqa: BLE001 - a rule that cannot be run again is not named here
+        return False
+    return isinstance(output, pl.DataFrame) and output.shape == (1, 1) and output.item() is False
 
 
 def _check(schema: pa.DataFrameSchema, context: str, column: str | None,
