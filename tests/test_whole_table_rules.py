@@ -273,8 +273,22 @@ class PlainFalse(Plain):
 class PlainFalseColumn(PlainFalse):
     @pa.check("a")
     @classmethod
-    def not_either(cls, data: PolarsData) -> bool:
-        return False
+    def not_either(cls, data: PolarsData) -> bool:  # reads its column: one answer
+        return bool(data.lazyframe.select(pl.col(data.key).max()).collect().item() > 100)
+
+
+_RUNS: dict[str, int] = {}
+
+
+class PlainFalseAndOnce(PlainFalse):
+    @pa.dataframe_check
+    @classmethod
+    def passes_once(cls, data: PolarsData) -> pl.LazyFrame:
+        """Passes, and cannot be run a second time (what it reads is gone by then)."""
+        _RUNS["passes_once"] = _RUNS.get("passes_once", 0) + 1
+        if _RUNS["passes_once"] > 1:
+            raise RuntimeError("the rule's source is gone")
+        return data.lazyframe.select(pl.lit(True))
 
 
 class PlainTrue(Plain):
@@ -284,16 +298,22 @@ class PlainTrue(Plain):
         return True
 
 
-@pytest.mark.parametrize(("model", "names"), [
-    pytest.param(PlainFalse, "'never'", id="table-rule"),
-    pytest.param(PlainFalseColumn, "'never', 'a:not_either'", id="table-and-column-rules"),
+@pytest.mark.parametrize(("model", "names", "b"), [
+    pytest.param(PlainFalse, "'never'", ["y", "x", "y"], id="table-rule"),
+    pytest.param(PlainFalse, "'never'", ["y", "x"], id="two-rows"),
+    pytest.param(PlainFalseColumn, "'never', 'a:not_either'", ["y", "x", "y"],
+                 id="table-and-column-rules"),
+    pytest.param(PlainFalseAndOnce, "'never'", ["y", "x", "y"],
+                 id="beside-a-rule-that-cannot-run-again"),
 ])
 def test_a_plain_false_rule_beside_failing_rows_is_named(model: type[pa.DataFrameModel],
-                                                         names: str) -> None:
+                                                         names: str, b: list[str]) -> None:
     # pandera cannot gather these failure cases (a bool beside text values) and raises
-    # a polars SchemaError that names no rule; the rule is named all the same
+    # a polars SchemaError that names no rule; the rule is named all the same, and only
+    # the rules known to have failed
+    _RUNS.clear()
     with pytest.raises(ValidationRejected) as caught:
-        validate(_source([1, 2, 3], ["y", "x", "y"]), _small(model), DELIVERY)
+        validate(_source(list(range(1, len(b) + 1)), b), _small(model), DELIVERY)
     assert str(caught.value) == (
         f"the delivery fails {names}, a rule about the table as a whole (it gives one "
         "answer for the table, not one per row), so no row can be set apart for it: the "
