@@ -35,9 +35,9 @@ def pseudonymise(values: pl.Series, key: SecretKey) -> pl.Series:
     uniques = values.unique().drop_nulls()
     digests = pl.Series([digest(v) for v in uniques.cast(pl.Binary).to_list()],
                         dtype=pl.Binary)
-    mapping = pl.DataFrame({"v": uniques, "t": digests.bin.encode("hex")})
-    return (values.to_frame("v").join(mapping, on="v", how="left", maintain_order="left")
-            ["t"].alias(values.name))
+    # each value looked up in place (not through a join, whose output order is not
+    # a promise); a null has no digest and stays null
+    return values.replace_strict(uniques, digests.bin.encode("hex")).alias(values.name)
 
 
 def apply_policies(frame: pl.DataFrame, dataset: Dataset, key: SecretKey) -> pl.DataFrame:

@@ -1,0 +1,151 @@
+"""The writers' promises as an analyst and a custodian rely on them.
+
+Written for the mutants of ``ingest/writers/policy.py`` and ``ingest/writers/parquet.py``
+that the other tests let live (``scripts/mutants writers``): which columns leave, how
+identifiers are pseudonymised (checked against the standard library's HMAC), what a
+reader without the restricted key is told, and how the encrypted file is laid out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+import pytest
+
+from ingest.declare import dataset
+from ingest.errors import KeyringError, OutputError
+from ingest.keys import Keyring, SecretKey
+from ingest.settings import load_settings
+from ingest.writers import parquet as writers_parquet
+from ingest.writers.parquet import key_material_name, read_parquet, write_parquet
+from ingest.writers.policy import apply_policies, pseudonymise
+
+KEY = SecretKey("pseudonym-0000000a", bytes(range(32)))
+
+
+def _hmac(text: str) -> str:
+    return hmac.new(KEY.material, text.encode(), hashlib.sha256).hexdigest()
+
+
+# --- policies ------------------------------------------------------------------------------
+
+class Visit(pa.DataFrameModel):
+    visit: int = pa.Field(metadata={"source": "VISIT"})
+    name: str = pa.Field(metadata={"source": "NAME", "policy": "drop"})
+    person: int = pa.Field(metadata={"source": "PERSON", "policy": "pseudonymise"})
+    ward: str = pa.Field(nullable=True, metadata={"source": "WARD"})
+
+
+def test_a_dropped_column_leaves_and_every_column_after_it_stays() -> None:
+    frame = pl.DataFrame({"visit": [1, 2], "name": ["Ann", "Bo"], "person": [12, 7],
+                          "ward": ["A", None]})
+    out = apply_policies(frame, dataset(Visit, name="visits", version="1"), KEY)
+    assert out.columns == ["visit", "person", "ward"]
+    assert out["person"].to_list() == [_hmac("12"), _hmac("7")]
+    assert out["ward"].to_list() == ["A", None]
+
+
+def test_an_integer_identifier_is_pseudonymised_by_its_text() -> None:
+    values = pl.Series("person", [12, None, 12, 7, 300])
+    out = pseudonymise(values, KEY)
+    assert out.name == "person" and out.dtype == pl.String
+    assert out.to_list() == [_hmac("12"), None, _hmac("12"), _hmac("7"), _hmac("300")]
+
+
+def test_text_identifiers_keep_their_rows_whatever_their_order() -> None:
+    values = pl.Series("id", [f"P{i:05d}" for i in range(5000, 0, -1)] + ["P00001", None])
+    out = pseudonymise(values, KEY)
+    assert out.to_list() == [None if v is None else _hmac(v) for v in values.to_list()]
+
+
+def test_an_identifier_column_without_a_value_stays_empty() -> None:
+    out = pseudonymise(pl.Series("id", [None, None], dtype=pl.String), KEY)
+    assert out.dtype == pl.String and out.to_list() == [None, None]
+
+
+# --- the encrypted Parquet file ------------------------------------------------------------
+
+@pytest.fixture
+def written(own_keyring: Path, tmp_path: Path) -> tuple[Keyring, Path, pl.DataFrame]:
+    keyring = Keyring.open(load_settings(home=own_keyring))
+    rows = writers_parquet.ROWS_PER_GROUP + 5
+    frame = pl.DataFrame({"visit": range(rows), "ward": ["A"] * rows,
+                          "birth": [f"19{i % 100:02d}" for i in range(rows)]})
+    sink = io.BytesIO()
+    material = write_parquet(frame, keyring, ["birth"], "visits.parquet", "ab" * 32, sink)
+    path = tmp_path / "visits.parquet"
+    path.write_bytes(sink.getvalue())
+    path.with_name(key_material_name(path.name)).write_bytes(material)
+    return keyring, path, frame
+
+
+def _general_only(keyring: Keyring, tmp_path: Path) -> Keyring:
+    reader = tmp_path / "reader"
+    shutil.copytree(keyring.settings.keys_dir, reader / "keys")
+    (reader / "keys" / "restricted.json").unlink()
+    return Keyring.open(load_settings(home=reader))
+
+
+def test_rows_go_in_row_groups_of_the_declared_size_compressed_with_zstd(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, frame = written
+    pf = writers_parquet.open_parquet(path, keyring)
+    sizes = [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+    assert sizes == [writers_parquet.ROWS_PER_GROUP, 5]
+    assert {pf.metadata.row_group(0).column(i).compression for i in range(3)} == {"ZSTD"}
+    assert pl.from_arrow(read_parquet(path, keyring)).equals(frame)
+
+
+def test_the_file_s_keys_are_double_wrapped(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    _, path, _ = written
+    material = json.loads(path.with_name(key_material_name(path.name)).read_bytes())
+    footer = json.loads(material["footerKey"])
+    assert footer["doubleWrapping"] is True and footer["masterKeyID"] == "general"
+
+
+def test_the_reader_gets_none_of_the_files_own_metadata(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, _ = written
+    meta = read_parquet(path, keyring).schema.metadata or {}
+    assert not [k for k in meta if k.startswith(b"ingest.")]
+    own = writers_parquet.open_parquet(path, keyring).schema_arrow.metadata
+    assert own[b"ingest.delivery_sha256"] == b"ab" * 32
+    assert own[b"ingest.restricted_columns"] == b"birth"
+
+
+def test_a_reader_without_the_restricted_key_is_told_what_it_may_read(
+        written: tuple[Keyring, Path, pl.DataFrame], tmp_path: Path) -> None:
+    keyring, path, frame = written
+    general = _general_only(keyring, tmp_path)
+    assert pl.from_arrow(read_parquet(path, general, ["visit", "ward"])).equals(
+        frame.select("visit", "ward"))
+    with pytest.raises(KeyringError) as caught:
+        read_parquet(path, general)
+    assert str(caught.value) == ("not authorised for column birth: this keyring holds only "
+                                 "the general master key; ask for columns visit, ward")
+
+
+def test_a_column_the_file_lacks_is_named(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, _ = written
+    with pytest.raises(OutputError) as caught:
+        read_parquet(path, keyring, ["visit", "height", "weight"])
+    assert str(caught.value) == "visits.parquet: no column height, weight"
+
+
+def test_a_file_of_another_delivery_is_refused(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, _ = written
+    assert read_parquet(path, keyring, ["visit"], delivery_sha256="ab" * 32).num_rows > 0
+    with pytest.raises(OutputError) as caught:
+        read_parquet(path, keyring, ["visit"], delivery_sha256="cd" * 32)
+    assert str(caught.value) == (f"{path}: this file belongs to another delivery than its "
+                                 "folder's manifest says; outputs were moved or swapped")
