@@ -59,6 +59,13 @@ def test_an_integer_identifier_is_pseudonymised_by_its_text() -> None:
     assert out.to_list() == [_hmac("12"), None, _hmac("12"), _hmac("7"), _hmac("300")]
 
 
+def test_an_identifier_of_another_kind_is_pseudonymised_by_its_text() -> None:
+    from datetime import date
+
+    values = pl.Series("seen", [date(2020, 1, 2), None])
+    assert pseudonymise(values, KEY).to_list() == [_hmac("2020-01-02"), None]
+
+
 def test_text_identifiers_keep_their_rows_whatever_their_order() -> None:
     values = pl.Series("id", [f"P{i:05d}" for i in range(5000, 0, -1)] + ["P00001", None])
     out = pseudonymise(values, KEY)
@@ -79,7 +86,8 @@ def written(own_keyring: Path, tmp_path: Path) -> tuple[Keyring, Path, pl.DataFr
     frame = pl.DataFrame({"visit": range(rows), "ward": ["A"] * rows,
                           "birth": [f"19{i % 100:02d}" for i in range(rows)]})
     sink = io.BytesIO()
-    material = write_parquet(frame, keyring, ["birth"], "visits.parquet", "ab" * 32, sink)
+    material = write_parquet(frame, keyring, ["ward", "birth"], "visits.parquet", "ab" * 32,
+                             sink)
     path = tmp_path / "visits.parquet"
     path.write_bytes(sink.getvalue())
     path.with_name(key_material_name(path.name)).write_bytes(material)
@@ -118,19 +126,19 @@ def test_the_reader_gets_none_of_the_files_own_metadata(
     assert not [k for k in meta if k.startswith(b"ingest.")]
     own = writers_parquet.open_parquet(path, keyring).schema_arrow.metadata
     assert own[b"ingest.delivery_sha256"] == b"ab" * 32
-    assert own[b"ingest.restricted_columns"] == b"birth"
+    assert own[b"ingest.restricted_columns"] == b"ward,birth"
+    assert path.read_bytes()[-4:] == b"PARE"  # the footer is encrypted too
 
 
 def test_a_reader_without_the_restricted_key_is_told_what_it_may_read(
         written: tuple[Keyring, Path, pl.DataFrame], tmp_path: Path) -> None:
     keyring, path, frame = written
     general = _general_only(keyring, tmp_path)
-    assert pl.from_arrow(read_parquet(path, general, ["visit", "ward"])).equals(
-        frame.select("visit", "ward"))
+    assert pl.from_arrow(read_parquet(path, general, ["visit"])).equals(frame.select("visit"))
     with pytest.raises(KeyringError) as caught:
         read_parquet(path, general)
-    assert str(caught.value) == ("not authorised for column birth: this keyring holds only "
-                                 "the general master key; ask for columns visit, ward")
+    assert str(caught.value) == ("not authorised for column ward, birth: this keyring holds "
+                                 "only the general master key; ask for columns visit")
 
 
 def test_a_column_the_file_lacks_is_named(
