@@ -157,3 +157,44 @@ def test_a_file_of_another_delivery_is_refused(
         read_parquet(path, keyring, ["visit"], delivery_sha256="cd" * 32)
     assert str(caught.value) == (f"{path}: this file belongs to another delivery than its "
                                  "folder's manifest says; outputs were moved or swapped")
+
+
+def test_a_column_key_wrapped_under_another_restricted_key_is_told_as_such(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    # the footer opens (general key), the restricted columns' keys do not: the keyring
+    # holds a restricted key, but not the one they were wrapped with
+    keyring, path, _ = written
+    Keyring._write_key(keyring.settings.keys_dir / "restricted.json",
+                       SecretKey("restricted-0000000f", bytes(32)))
+    other = Keyring.open(keyring.settings)
+    assert read_parquet(path, other, ["visit"]).num_rows > 0
+    with pytest.raises(KeyringError) as caught:
+        read_parquet(path, other)
+    assert str(caught.value) == ("visits.parquet: not authorised: this keyring lacks the "
+                                 "master key it was encrypted with (a retired or another "
+                                 "site's key)")
+
+
+def test_a_file_without_the_project_s_metadata_is_refused_or_read_plainly(
+        own_keyring: Path, tmp_path: Path) -> None:
+    # encrypted under the same keys by plain pyarrow, without the delivery's hash or the
+    # list of restricted columns: not this delivery's, and nothing to deny
+    import pyarrow as pa_
+    import pyarrow.parquet as pq
+    import pyarrow.parquet.encryption as pe
+
+    keyring = Keyring.open(load_settings(home=own_keyring))
+    path = tmp_path / "foreign.parquet"
+    config = pe.EncryptionConfiguration(footer_key="general", column_keys={"general": ["v"]},
+                                        plaintext_footer=False, double_wrapping=True,
+                                        internal_key_material=False)
+    props = pe.CryptoFactory(keyring.kms_factory()).file_encryption_properties(
+        pe.KmsConnectionConfig(), config, str(path))
+    pq.write_table(pa_.table({"v": [1, 2]}), path, encryption_properties=props)
+    with pytest.raises(OutputError, match="belongs to another delivery"):
+        read_parquet(path, keyring, delivery_sha256="ab" * 32)
+    reader = tmp_path / "reader"
+    shutil.copytree(keyring.settings.keys_dir, reader / "keys")
+    (reader / "keys" / "restricted.json").unlink()
+    general = Keyring.open(load_settings(home=reader))
+    assert read_parquet(path, general)["v"].to_pylist() == [1, 2]
