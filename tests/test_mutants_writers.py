@@ -198,3 +198,93 @@ def test_a_file_without_the_project_s_metadata_is_refused_or_read_plainly(
     (reader / "keys" / "restricted.json").unlink()
     general = Keyring.open(load_settings(home=reader))
     assert read_parquet(path, general)["v"].to_pylist() == [1, 2]
+
+
+# --- what goes wrong, told as what it is --------------------------------------------------
+
+def _material(path: Path) -> Path:
+    return path.with_name(key_material_name(path.name))
+
+
+def test_a_missing_key_material_file_is_named(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, _ = written
+    _material(path).unlink()
+    for read in (lambda: read_parquet(path, keyring),
+                 lambda: list(writers_parquet.iter_parquet(path, keyring, None, None)),
+                 lambda: writers_parquet.rotate_parquet(path, keyring)):
+        with pytest.raises(OutputError) as caught:
+            read()
+        assert str(caught.value) == ("visits.parquet: its key material file "
+                                     "_KEY_MATERIAL_FOR_visits.parquet.json is missing or "
+                                     "damaged")
+
+
+def test_altered_key_material_is_named(written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, _ = written
+    material = json.loads(_material(path).read_bytes())
+    footer = json.loads(material["footerKey"])
+    key_id, _, blob = footer["wrappedKEK"].partition("$")  # what our KMS wrapped
+    flipped = blob[:10] + ("A" if blob[10] != "A" else "B") + blob[11:]
+    footer["wrappedKEK"] = f"{key_id}${flipped}"
+    material["footerKey"] = json.dumps(footer)
+    _material(path).write_text(json.dumps(material))
+    with pytest.raises(OutputError) as caught:
+        read_parquet(path, keyring)
+    assert str(caught.value) == ("visits.parquet: its key material was altered; restore the "
+                                 "output from backup or re-run the delivery with --force")
+
+
+def test_a_keyring_without_the_file_s_general_key_is_told_so(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, _ = written
+    Keyring._write_key(keyring.settings.keys_dir / "general.json",
+                       SecretKey("general-0000000f", bytes(32)))
+    with pytest.raises(KeyringError) as caught:
+        read_parquet(path, Keyring.open(keyring.settings))
+    assert str(caught.value) == ("visits.parquet: not authorised: this keyring lacks the "
+                                 "master key it was encrypted with (a retired or another "
+                                 "site's key)")
+
+
+def test_a_damaged_page_is_told_as_damage_whichever_way_it_is_read(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, _ = written
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # inside the data pages, far from the footer
+    path.write_bytes(bytes(data))
+    for read in (lambda: read_parquet(path, keyring),
+                 lambda: list(writers_parquet.iter_parquet(path, keyring, None, None))):
+        with pytest.raises(OutputError) as caught:
+            read()
+        assert str(caught.value) == ("visits.parquet: cannot be decrypted: damaged, "
+                                     "tampered, or not an output of this tool")
+
+
+def test_batches_are_read_for_the_delivery_and_columns_asked_for(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, frame = written
+    batches = list(writers_parquet.iter_parquet(path, keyring, ["visit"], "ab" * 32,
+                                                batch_size=50_000))
+    assert [b.num_rows for b in batches][:2] == [50_000, 50_000]
+    assert sum(b.num_rows for b in batches) == frame.height
+    with pytest.raises(OutputError, match="belongs to another delivery"):
+        list(writers_parquet.iter_parquet(path, keyring, ["visit"], "cd" * 32))
+    with pytest.raises(OutputError) as caught:
+        list(writers_parquet.iter_parquet(path, keyring, ["height"], None))
+    assert str(caught.value) == "visits.parquet: no column height"
+
+
+def test_rotation_rewraps_double_and_keeps_the_material_private(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    import stat
+
+    keyring, path, frame = written
+    keyring.begin_rotation("general")
+    rotated = Keyring.open(keyring.settings)
+    writers_parquet.rotate_parquet(path, rotated)
+    footer = json.loads(json.loads(_material(path).read_bytes())["footerKey"])
+    assert footer["doubleWrapping"] is True
+    assert footer["wrappedKEK"].startswith(rotated.master_key("general").id + "$")
+    assert stat.S_IMODE(_material(path).stat().st_mode) == 0o600
+    assert pl.from_arrow(read_parquet(path, rotated)).equals(frame)
