@@ -20,10 +20,12 @@ import polars as pl
 import pytest
 
 from ingest.declare import dataset
-from ingest.errors import KeyringError, OutputError
+from ingest.errors import DecryptionError, KeyringError, OutputError
 from ingest.keys import Keyring, SecretKey
 from ingest.settings import load_settings
+from ingest.writers import jsonl as jsonl_module
 from ingest.writers import parquet as writers_parquet
+from ingest.writers.jsonl import decrypt_jsonl, write_jsonl
 from ingest.writers.parquet import key_material_name, read_parquet, write_parquet
 from ingest.writers.policy import apply_policies, pseudonymise
 
@@ -288,3 +290,69 @@ def test_rotation_rewraps_double_and_keeps_the_material_private(
     assert footer["wrappedKEK"].startswith(rotated.master_key("general").id + "$")
     assert stat.S_IMODE(_material(path).stat().st_mode) == 0o600
     assert pl.from_arrow(read_parquet(path, rotated)).equals(frame)
+
+
+# --- encrypted JSON Lines ------------------------------------------------------------------
+
+def _identity():  # noqa: ANN202 - a pyrage identity
+    import pyrage
+
+    return pyrage.x25519.Identity.generate()
+
+
+def _jsonl(frame: pl.DataFrame, identity) -> bytes:  # noqa: ANN001
+    sink = io.BytesIO()
+    write_jsonl(frame, identity.to_public(), sink)
+    return sink.getvalue()
+
+
+def test_json_lines_spell_datetimes_in_iso_8601() -> None:
+    from datetime import UTC, datetime
+
+    import pyrage
+
+    identity = _identity()
+    frame = pl.DataFrame({"seen": [datetime(2020, 1, 2, 3, 4, 5)],
+                          "at": [datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)], "n": [1]})
+    text = pyrage.decrypt(_jsonl(frame, identity), [identity]).decode()
+    record = json.loads(text)
+    assert record["seen"].startswith("2020-01-02T03:04:05")  # naive: no offset
+    assert "+" not in record["seen"] and record["n"] == 1
+    assert record["at"].startswith("2020-01-02T03:04:05") and record["at"].endswith("+00:00")
+
+
+def test_json_lines_hold_every_row_once_across_chunks_and_none_when_empty() -> None:
+    identity = _identity()
+    rows = jsonl_module.ROWS_PER_CHUNK * 2 + 7
+    # a column empty for its first hundreds of rows is still read with its type
+    frame = pl.DataFrame({"i": range(rows),
+                          "late": [None] * 500 + list(range(rows - 500))})
+    assert decrypt_jsonl(_jsonl(frame, identity), identity).equals(frame)
+    empty = decrypt_jsonl(_jsonl(frame.head(0), identity), identity)
+    assert empty.height == 0
+
+
+def test_json_lines_for_another_identity_are_refused_by_name() -> None:
+    data = _jsonl(pl.DataFrame({"i": [1]}), _identity())
+    with pytest.raises(DecryptionError) as caught:
+        decrypt_jsonl(data, _identity())
+    assert str(caught.value) == ("file: cannot be decrypted: wrong identity, tampered or "
+                                 "truncated")
+    with pytest.raises(DecryptionError) as caught:
+        decrypt_jsonl(data, _identity(), "cases.jsonl.age")
+    assert str(caught.value).startswith("cases.jsonl.age: cannot be decrypted")
+
+
+def test_a_sink_that_fails_raises_its_own_error() -> None:
+    import errno
+
+    class Full(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:  # noqa: ANN001
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError) as caught:
+        write_jsonl(pl.DataFrame({"i": range(10)}), _identity().to_public(), Full())
+    assert caught.value.errno == errno.ENOSPC
