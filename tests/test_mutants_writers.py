@@ -170,8 +170,40 @@ def test_a_column_key_wrapped_under_another_restricted_key_is_told_as_such(
                        SecretKey("restricted-0000000f", bytes(32)))
     other = Keyring.open(keyring.settings)
     assert read_parquet(path, other, ["visit"]).num_rows > 0
+    for read in (lambda: read_parquet(path, other),
+                 lambda: list(writers_parquet.iter_parquet(path, other, None, None))):
+        with pytest.raises(KeyringError) as caught:
+            read()
+        assert str(caught.value) == ("visits.parquet: not authorised: this keyring lacks "
+                                     "the master key it was encrypted with (a retired or "
+                                     "another site's key)")
+
+
+def test_damaged_key_material_is_named(written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, _ = written
+    _material(path).write_text("{ not the key material")
+    with pytest.raises(OutputError) as caught:
+        read_parquet(path, keyring)
+    assert str(caught.value) == ("visits.parquet: its key material file "
+                                 "_KEY_MATERIAL_FOR_visits.parquet.json is missing or damaged")
+
+
+def test_a_file_that_is_not_parquet_is_told_as_such(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, _ = written
+    path.write_bytes(b"a,b\n1,2\n" * 100)
+    with pytest.raises(OutputError) as caught:
+        read_parquet(path, keyring)
+    assert str(caught.value) == ("visits.parquet: cannot be decrypted: damaged, tampered, "
+                                 "or not an output of this tool")
+
+
+def test_a_rotation_without_a_role_s_current_key_is_told_so(
+        written: tuple[Keyring, Path, pl.DataFrame], tmp_path: Path) -> None:
+    # wrapping anew needs the current restricted key, which this keyring lacks
+    keyring, path, _ = written
     with pytest.raises(KeyringError) as caught:
-        read_parquet(path, other)
+        writers_parquet.rotate_parquet(path, _general_only(keyring, tmp_path))
     assert str(caught.value) == ("visits.parquet: not authorised: this keyring lacks the "
                                  "master key it was encrypted with (a retired or another "
                                  "site's key)")

@@ -172,7 +172,7 @@ def open_parquet(path: Path, keyring: Keyring) -> pq.ParquetFile:
         props = factory.file_decryption_properties(pe.KmsConnectionConfig(),
                                                    pe.DecryptionConfiguration(), str(path))
         return pq.ParquetFile(path, decryption_properties=props)
-    except OSError as exc:
+    except (OSError, pa.ArrowInvalid) as exc:  # invalid: not Parquet, key material not JSON
         raise _explain(path, exc) from None
 
 
@@ -182,13 +182,13 @@ def rotate_parquet(path: Path, keyring: Keyring) -> None:
     try:
         factory.rotate_master_keys(pe.KmsConnectionConfig(), str(path), double_wrapping=True,
                                    cache_lifetime_seconds=1)
-    except OSError as exc:
+    except (OSError, pa.ArrowInvalid) as exc:
         raise _explain(path, exc) from None
     material = path.with_name(key_material_name(path.name))
     material.chmod(0o600)
 
 
-def _explain(path: Path, exc: OSError) -> Exception:
+def _explain(path: Path, exc: Exception) -> Exception:
     text = str(exc)
     if "not authorised" in text or "not in this keyring" in text:
         return KeyringError(f"{path.name}: not authorised: this keyring lacks the master key "
@@ -196,7 +196,8 @@ def _explain(path: Path, exc: OSError) -> Exception:
     if "does not unwrap" in text:
         return OutputError(f"{path.name}: its key material was altered; restore the output "
                            "from backup or re-run the delivery with --force")
-    if "key material" in text.lower() or "No such file" in text:
+    if ("key material" in text.lower() or "No such file" in text
+            or (isinstance(exc, pa.ArrowInvalid) and "JSON" in text)):  # not JSON
         return OutputError(f"{path.name}: its key material file "
                            f"{key_material_name(path.name)} is missing or damaged")
     return OutputError(f"{path.name}: cannot be decrypted: damaged, tampered, or not an "
