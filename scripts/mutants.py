@@ -223,7 +223,8 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
         with log.open("wb") as out:
             done = subprocess.run([str(ROOT / ".venv/bin/mutmut"), "run", "--max-children",
                                    str(args.jobs), *patterns], cwd=work, env=env,
-                                  stdout=out, stderr=subprocess.STDOUT)
+                                  stdout=out, stderr=subprocess.STDOUT,
+                                  preexec_fn=_limit_file_size)
     finally:
         if group.prefect_server:
             _managed_server("stop_server", server_home)
@@ -236,6 +237,17 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     rows = collect(work, group, patterns)
     write_survivors(work, name, rows)
     return rows, elapsed
+
+
+MAX_FILE_BYTES = 2 << 30
+"""No file a mutant's tests write may grow past 2 GiB (the largest a test writes is tens
+of MiB). A mutant that makes a writer loop (the writers group has some) wrote 10-14 GiB
+each until its timeout and filled the disk; past the limit its process gets SIGXFSZ
+and dies, which counts as killed."""
+
+
+def _limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
 
 
 SHARED_PREFECT_HOME = "INGEST_TEST_PREFECT_HOME"  # read by tests/test_mutants_keys_prefect.py
