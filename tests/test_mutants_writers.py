@@ -30,6 +30,8 @@ from ingest.writers.parquet import key_material_name, read_parquet, write_parque
 from ingest.writers.policy import apply_policies, pseudonymise
 
 KEY = SecretKey("pseudonym-0000000a", bytes(range(32)))
+NOT_AUTHORISED = ("visits.parquet: not authorised: this keyring lacks the master key it was "
+                  "encrypted with (a retired or another site's key)")
 
 
 def _hmac(text: str) -> str:
@@ -174,9 +176,7 @@ def test_a_column_key_wrapped_under_another_restricted_key_is_told_as_such(
                  lambda: list(writers_parquet.iter_parquet(path, other, None, None))):
         with pytest.raises(KeyringError) as caught:
             read()
-        assert str(caught.value) == ("visits.parquet: not authorised: this keyring lacks "
-                                     "the master key it was encrypted with (a retired or "
-                                     "another site's key)")
+        assert str(caught.value) == NOT_AUTHORISED
 
 
 def test_damaged_key_material_is_named(written: tuple[Keyring, Path, pl.DataFrame]) -> None:
@@ -204,9 +204,7 @@ def test_a_rotation_without_a_role_s_current_key_is_told_so(
     keyring, path, _ = written
     with pytest.raises(KeyringError) as caught:
         writers_parquet.rotate_parquet(path, _general_only(keyring, tmp_path))
-    assert str(caught.value) == ("visits.parquet: not authorised: this keyring lacks the "
-                                 "master key it was encrypted with (a retired or another "
-                                 "site's key)")
+    assert str(caught.value) == NOT_AUTHORISED
 
 
 def test_a_file_without_the_project_s_metadata_is_refused_or_read_plainly(
@@ -276,9 +274,7 @@ def test_a_keyring_without_the_file_s_general_key_is_told_so(
                        SecretKey("general-0000000f", bytes(32)))
     with pytest.raises(KeyringError) as caught:
         read_parquet(path, Keyring.open(keyring.settings))
-    assert str(caught.value) == ("visits.parquet: not authorised: this keyring lacks the "
-                                 "master key it was encrypted with (a retired or another "
-                                 "site's key)")
+    assert str(caught.value) == NOT_AUTHORISED
 
 
 def test_a_damaged_page_is_told_as_damage_whichever_way_it_is_read(
