@@ -71,13 +71,18 @@ def _refuse(failed: list[str]) -> None:
             "delivery against that rule, or change the rule in the schema module")
 
 
-def _one_false(check: Any, clean: pl.DataFrame, column: str | None) -> bool:
+def _answer(check: Any, clean: pl.DataFrame, column: str | None) -> Any:
+    """What ``check`` answers on ``clean`` when run once more; None if it cannot be
+    run again (such a rule names no row, and is not named as the table's either)."""
     try:
         output = check(clean.lazy(), column).check_output
-        if isinstance(output, pl.LazyFrame):
-            output = output.collect()
-    except Exception:  # noqa: BLE001 - a rule that cannot be run again is not named here
-        return False
+        return output.collect() if isinstance(output, pl.LazyFrame) else output
+    except Exception:  # noqa: BLE001 - any failure of a user's rule is "no answer"
+        return None
+
+
+def _one_false(check: Any, clean: pl.DataFrame, column: str | None) -> bool:
+    output = _answer(check, clean, column)
     return isinstance(output, pl.DataFrame) and output.shape == (1, 1) and output.item() is False
 
 
@@ -98,10 +103,5 @@ def _one_answer_per_row(check: Any, clean: pl.DataFrame, column: str | None) -> 
         return False
     if check.element_wise:
         return True
-    try:
-        output = check(clean.lazy(), column).check_output
-        if isinstance(output, pl.LazyFrame):
-            output = output.collect()
-    except Exception:  # noqa: BLE001 - a check that cannot be run again names no row
-        return False
+    output = _answer(check, clean, column)
     return isinstance(output, pl.DataFrame | pl.Series) and len(output) == clean.height
