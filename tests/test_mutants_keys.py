@@ -320,7 +320,7 @@ SEALED_IDENTITY = base64.b64decode(
 )
 
 
-def test_sealed_key_files_open_with_their_passphrase_only(
+def test_a_sealed_keyring_opens_with_its_passphrase_only(
         ring: Keyring, monkeypatch: pytest.MonkeyPatch) -> None:
     identity = ring.settings.keys_dir / "age-identity.txt"
     identity.write_bytes(SEALED_IDENTITY)
