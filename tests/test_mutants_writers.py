@@ -130,7 +130,7 @@ def test_the_reader_gets_none_of_the_files_own_metadata(
     assert not [k for k in meta if k.startswith(b"ingest.")]
     own = writers_parquet.open_parquet(path, keyring).schema_arrow.metadata
     assert own[b"ingest.delivery_sha256"] == b"ab" * 32
-    assert own[b"ingest.restricted_columns"] == b"ward,birth"
+    assert json.loads(own[b"ingest.restricted_columns"]) == ["ward", "birth"]
     assert path.read_bytes()[-4:] == b"PARE"  # the footer is encrypted too
 
 
@@ -143,6 +143,107 @@ def test_a_reader_without_the_restricted_key_is_told_what_it_may_read(
         read_parquet(path, general)
     assert str(caught.value) == ("not authorised for column ward, birth: this keyring holds "
                                  "only the general master key; ask for columns visit")
+
+
+def _write(frame: pl.DataFrame, keyring: Keyring, restricted: list[str], path: Path) -> Path:
+    sink = io.BytesIO()
+    material = write_parquet(frame, keyring, restricted, path.name, "ab" * 32, sink)
+    path.write_bytes(sink.getvalue())
+    _material(path).write_bytes(material)
+    return path
+
+
+def test_every_readable_column_is_named(own_keyring: Path, tmp_path: Path) -> None:
+    keyring = Keyring.open(load_settings(home=own_keyring))
+    frame = pl.DataFrame({"visit": [1], "Surname first": ["Ann"], "day": [3]})
+    path = _write(frame, keyring, ["Surname first"], tmp_path / "visits.parquet")
+    general = _general_only(keyring, tmp_path)
+    with pytest.raises(KeyringError) as caught:
+        read_parquet(path, general)
+    assert str(caught.value) == ("not authorised for column Surname first: this keyring "
+                                 "holds only the general master key; ask for columns visit, day")
+    assert pl.from_arrow(read_parquet(path, general, ["visit", "day"])).equals(
+        frame.select("visit", "day"))
+
+
+@pytest.mark.parametrize("name", ["Surname, first", "dose:mg", "a;b", " ward", "ward "])
+def test_a_name_parquet_encryption_cannot_list_is_refused_before_a_byte_is_written(
+        own_keyring: Path, tmp_path: Path, name: str) -> None:
+    # pyarrow would encrypt a column of another name ("Surname"), or refuse the list
+    keyring = Keyring.open(load_settings(home=own_keyring))
+    for restricted in ([name], []):
+        sink = io.BytesIO()
+        with pytest.raises(OutputError) as caught:
+            write_parquet(pl.DataFrame({"visit": [1], name: ["x"]}), keyring, restricted,
+                          "visits.parquet", "ab" * 32, sink)
+        assert str(caught.value) == (
+            f"visits.parquet: column {name!r} cannot be encrypted in Parquet: Parquet Modular "
+            "Encryption lists a key's columns by name, split at ',', ';' and ':' and trimmed "
+            "of spaces")
+        assert sink.getvalue() == b""
+
+
+def test_a_schema_naming_such_a_column_is_refused_before_the_delivery_is_read(
+        tmp_path: Path) -> None:
+    from ingest.errors import UsageError
+    from ingest.pipeline import datasets_of
+
+    class Doses(pa.DataFrameModel):
+        visit: int = pa.Field(metadata={"source": "VISIT"})
+        note: str = pa.Field(alias="note, free", metadata={"source": "NOTE", "policy": "drop"})
+        dose: int = pa.Field(alias="dose:mg", metadata={"source": "DOSE"})
+
+    with pytest.raises(UsageError) as caught:
+        datasets_of(dataset(Doses, name="doses", version="1"))
+    # a dropped column is never written, so its name may hold anything
+    assert str(caught.value) == (
+        "schema doses: column 'dose:mg' cannot be encrypted in Parquet: Parquet Modular "
+        "Encryption lists a key's columns by name, split at ',', ';' and ':' and trimmed of "
+        "spaces; name the field without them (the delivery's header stays in metadata "
+        "'source')")
+
+
+def test_a_table_of_restricted_columns_only_is_written_and_guarded(
+        own_keyring: Path, tmp_path: Path) -> None:
+    keyring = Keyring.open(load_settings(home=own_keyring))
+    frame = pl.DataFrame({"name": ["Ann", "Bo"], "born": ["1970", "1981"]})
+    path = _write(frame, keyring, ["name", "born"], tmp_path / "people.parquet")
+    assert pl.from_arrow(read_parquet(path, keyring)).equals(frame)
+    with pytest.raises(KeyringError) as caught:
+        read_parquet(path, _general_only(keyring, tmp_path), ["born"])
+    assert str(caught.value) == ("not authorised for column born: this keyring holds only the "
+                                 "general master key; every column is restricted")
+
+
+def test_a_table_without_restricted_columns_needs_no_restricted_key(
+        own_keyring: Path, tmp_path: Path) -> None:
+    keyring = Keyring.open(load_settings(home=own_keyring))
+    general = _general_only(keyring, tmp_path)
+    frame = pl.DataFrame({"visit": [1, 2]})
+    path = _write(frame, general, [], tmp_path / "visits.parquet")
+    assert pl.from_arrow(read_parquet(path, general)).equals(frame)
+
+
+def test_a_file_listing_its_restricted_columns_by_commas_is_still_guarded(
+        own_keyring: Path, tmp_path: Path) -> None:
+    # files written before the list was JSON: the names joined by commas
+    import pyarrow.parquet.encryption as pe
+
+    keyring = Keyring.open(load_settings(home=own_keyring))
+    path = tmp_path / "visits.parquet"
+    config = pe.EncryptionConfiguration(
+        footer_key="general", column_keys={"general": ["visit"], "restricted": ["ward", "bed"]},
+        double_wrapping=True, internal_key_material=False)
+    props = pe.CryptoFactory(keyring.kms_factory()).file_encryption_properties(
+        pe.KmsConnectionConfig(), config, str(path))
+    table = pl.DataFrame({"visit": [1], "ward": ["A"], "bed": [2]}).to_arrow()
+    import pyarrow.parquet as pq
+
+    pq.write_table(table.replace_schema_metadata({b"ingest.restricted_columns": b"ward,bed"}),
+                   path, encryption_properties=props)
+    with pytest.raises(KeyringError) as caught:
+        read_parquet(path, _general_only(keyring, tmp_path))
+    assert str(caught.value).startswith("not authorised for column ward, bed: ")
 
 
 def test_a_column_the_file_lacks_is_named(
@@ -250,6 +351,43 @@ def test_a_missing_key_material_file_is_named(
         assert str(caught.value) == ("visits.parquet: its key material file "
                                      "_KEY_MATERIAL_FOR_visits.parquet.json is missing or "
                                      "damaged")
+
+
+def test_key_material_pyarrow_cannot_parse_is_named(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    keyring, path, _ = written
+    material = json.loads(_material(path).read_bytes())
+    footer = json.loads(material["footerKey"])
+    shapes = {"a footer key that is not JSON": {**material, "footerKey": "{ not JSON"},
+              "a footer key without its wrapped key": {
+                  **material, "footerKey": json.dumps(
+                      {k: v for k, v in footer.items() if k != "wrappedDEK"})},
+              "a list": []}
+    for shape, content in shapes.items():
+        _material(path).write_text(json.dumps(content))
+        for read in (lambda: read_parquet(path, keyring),
+                     lambda: writers_parquet.rotate_parquet(path, keyring)):
+            with pytest.raises(OutputError) as caught:
+                read()
+            assert str(caught.value) == (
+                "visits.parquet: its key material file _KEY_MATERIAL_FOR_visits.parquet.json "
+                "is missing or damaged"), shape
+
+
+def test_key_material_without_the_file_s_keys_is_named(
+        written: tuple[Keyring, Path, pl.DataFrame], tmp_path: Path) -> None:
+    keyring, path, frame = written
+    told = ("visits.parquet: its key material file _KEY_MATERIAL_FOR_visits.parquet.json does "
+            "not hold this file's keys (damaged, or another file's)")
+    material = json.loads(_material(path).read_bytes())
+    _material(path).write_text(json.dumps({"footerKey": material["footerKey"]}))
+    with pytest.raises(OutputError) as caught:  # the footer opens, the columns do not
+        read_parquet(path, keyring)
+    assert str(caught.value) == told
+    _material(path).write_text("{}")
+    with pytest.raises(OutputError) as caught:
+        read_parquet(path, keyring)
+    assert str(caught.value) == told
 
 
 def test_altered_key_material_is_named(written: tuple[Keyring, Path, pl.DataFrame]) -> None:
@@ -369,6 +507,21 @@ def test_json_lines_for_another_identity_are_refused_by_name() -> None:
     with pytest.raises(DecryptionError) as caught:
         decrypt_jsonl(data, _identity(), "cases.jsonl.age")
     assert str(caught.value).startswith("cases.jsonl.age: cannot be decrypted")
+
+
+def test_a_source_that_fails_is_not_taken_for_a_written_output() -> None:
+    import pyrage
+
+    class Failing(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:  # noqa: ANN001
+            raise OSError(5, "Input/output error")
+
+    sink = io.BytesIO()
+    with pytest.raises(pyrage.EncryptError, match="Input/output error"):
+        jsonl_module.encrypt_into(Failing(), _identity().to_public(), sink)
 
 
 def test_a_sink_that_fails_raises_its_own_error() -> None:

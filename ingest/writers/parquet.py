@@ -14,6 +14,7 @@ a file moved from one delivery's folder to another's is detected.
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import BinaryIO
@@ -39,6 +40,15 @@ def key_material_name(parquet_name: str) -> str:
 
 ROWS_PER_GROUP = 128 * 1024
 
+UNLISTABLE_WHY = ("Parquet Modular Encryption lists a key's columns by name, split at ',', "
+                  "';' and ':' and trimmed of spaces")
+
+
+def unlistable(names: list[str]) -> list[str]:
+    """The names of ``names`` that cannot be encrypted in Parquet (:data:`UNLISTABLE_WHY`:
+    pyarrow would encrypt a column of another name, or refuse the list)."""
+    return [n for n in names if n != n.strip() or any(c in n for c in ",;:")]
+
 
 def write_parquet(frame: pl.DataFrame, keyring: Keyring, restricted: list[str], name: str,
                   delivery_sha256: str, sink: BinaryIO) -> bytes:
@@ -56,15 +66,17 @@ def write_parquet(frame: pl.DataFrame, keyring: Keyring, restricted: list[str], 
 
 
 class EncryptedWriter:
-    """A Parquet file being written, a row group per :meth:`write_frame` call."""
+    """A Parquet file being written, a row group per :meth:`write_frame` call.
 
-    def __init__(self, writer: pq.ParquetWriter, meta: dict[bytes, bytes]) -> None:
+    The file's metadata (the delivery's hash, the restricted columns) is the writer's
+    schema's: pyarrow writes it once, in the footer, whatever the frames carry.
+    """
+
+    def __init__(self, writer: pq.ParquetWriter) -> None:
         self._writer = writer
-        self._meta = meta
 
     def write_frame(self, frame: pl.DataFrame) -> None:
-        self._writer.write_table(frame.to_arrow().replace_schema_metadata(self._meta),
-                                 ROWS_PER_GROUP)
+        self._writer.write_table(frame.to_arrow(), ROWS_PER_GROUP)
 
     def close(self) -> None:
         self._writer.close()
@@ -86,16 +98,21 @@ def encrypted_writer(empty: pl.DataFrame, keyring: Keyring, restricted: list[str
     """
     from fsspec.implementations.memory import MemoryFileSystem
 
+    if refused := unlistable(empty.columns):
+        raise OutputError(f"{name}: column {', '.join(map(repr, refused))} cannot be "
+                          f"encrypted in Parquet: {UNLISTABLE_WHY}")
     restricted = [c for c in empty.columns if c in restricted]
     general = [c for c in empty.columns if c not in restricted]
-    column_keys = {"general": general} | ({"restricted": restricted} if restricted else {})
+    # a role without columns is left out: pyarrow refuses an empty list of columns
+    column_keys = {role: columns for role, columns in
+                   (("general", general), ("restricted", restricted)) if columns}
     config = pe.EncryptionConfiguration(
         footer_key="general", column_keys=column_keys, encryption_algorithm="AES_GCM_V1",
         plaintext_footer=False, double_wrapping=True, internal_key_material=False)
     schema = empty.to_arrow().schema
     meta = dict(schema.metadata or {})
     meta[META_DELIVERY] = delivery_sha256.encode()
-    meta[META_RESTRICTED] = ",".join(restricted).encode()
+    meta[META_RESTRICTED] = json.dumps(restricted).encode()  # a name may hold a comma
     schema = schema.with_metadata(meta)
 
     memory = MemoryFileSystem()
@@ -107,9 +124,10 @@ def encrypted_writer(empty: pl.DataFrame, keyring: Keyring, restricted: list[str
                                                    f"{folder}/{name}", fs)
         material = memory.cat(f"{folder}/{key_material_name(name)}")
     finally:
-        memory.rm(folder, recursive=True)
+        if memory.exists(folder):  # not when pyarrow refused before writing anything
+            memory.rm(folder, recursive=True)
     writer = pq.ParquetWriter(sink, schema, encryption_properties=props, compression="zstd")
-    return EncryptedWriter(writer, meta), material
+    return EncryptedWriter(writer), material
 
 
 def read_parquet(path: Path, keyring: Keyring, columns: list[str] | None = None,
@@ -124,12 +142,7 @@ def read_parquet(path: Path, keyring: Keyring, columns: list[str] | None = None,
         table = pf.read(columns=wanted)
     except OSError as exc:
         raise _explain(path, exc) from None
-    return table.replace_schema_metadata(public_metadata(pf))
-
-
-def public_metadata(pf: pq.ParquetFile) -> dict[bytes, bytes]:
-    meta = pf.schema_arrow.metadata or {}
-    return {k: v for k, v in meta.items() if not k.startswith(b"ingest.")}
+    return table.replace_schema_metadata(None)  # the file's own, and polars writes none
 
 
 def check_access(pf: pq.ParquetFile, path: Path, keyring: Keyring,
@@ -137,7 +150,7 @@ def check_access(pf: pq.ParquetFile, path: Path, keyring: Keyring,
     """The columns to read, once the file is shown to be this delivery's and the
     keyring is shown to hold the keys they need."""
     meta = pf.schema_arrow.metadata or {}
-    if delivery_sha256 and meta.get(META_DELIVERY, b"").decode() != delivery_sha256:
+    if delivery_sha256 and meta.get(META_DELIVERY) != delivery_sha256.encode():
         raise OutputError(f"{path}: this file belongs to another delivery than its "
                           "folder's manifest says; outputs were moved or swapped")
     names = pf.schema_arrow.names
@@ -145,14 +158,25 @@ def check_access(pf: pq.ParquetFile, path: Path, keyring: Keyring,
     unknown = [c for c in wanted if c not in names]
     if unknown:
         raise OutputError(f"{path.name}: no column {', '.join(unknown)}")
-    restricted = [c for c in meta.get(META_RESTRICTED, b"").decode().split(",") if c]
+    restricted = _restricted(meta)
     if "restricted" not in keyring.current_master_keys():
         denied = [c for c in wanted if c in restricted]
         if denied:
-            raise KeyringError(f"not authorised for column {', '.join(denied)}: this keyring "
-                               "holds only the general master key; ask for columns "
-                               + ", ".join(c for c in names if c not in restricted))
+            readable = [c for c in names if c not in restricted]
+            raise KeyringError(
+                f"not authorised for column {', '.join(denied)}: this keyring holds only "
+                "the general master key; " + (f"ask for columns {', '.join(readable)}"
+                                              if readable else "every column is restricted"))
     return wanted
+
+
+def _restricted(meta: dict[bytes, bytes]) -> list[str]:
+    """The restricted columns a file names: a JSON list (earlier files: the names joined
+    by commas); none in a file this tool did not write, which has nothing to deny."""
+    if META_RESTRICTED not in meta:
+        return []
+    listed = meta[META_RESTRICTED].decode()
+    return json.loads(listed) if listed.startswith("[") else [c for c in listed.split(",") if c]
 
 
 def iter_parquet(path: Path, keyring: Keyring, columns: list[str] | None,
@@ -172,7 +196,7 @@ def open_parquet(path: Path, keyring: Keyring) -> pq.ParquetFile:
         props = factory.file_decryption_properties(pe.KmsConnectionConfig(),
                                                    pe.DecryptionConfiguration(), str(path))
         return pq.ParquetFile(path, decryption_properties=props)
-    except (OSError, pa.ArrowInvalid) as exc:  # invalid: not Parquet, key material not JSON
+    except (OSError, pa.ArrowException) as exc:  # not Parquet, key material not JSON
         raise _explain(path, exc) from None
 
 
@@ -182,21 +206,27 @@ def rotate_parquet(path: Path, keyring: Keyring) -> None:
     try:
         factory.rotate_master_keys(pe.KmsConnectionConfig(), str(path), double_wrapping=True,
                                    cache_lifetime_seconds=1)
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise _explain(path, exc) from None
     material = path.with_name(key_material_name(path.name))
     material.chmod(0o600)
 
 
 def _explain(path: Path, exc: Exception) -> Exception:
+    """What went wrong, from the error pyarrow or the KMS (:mod:`ingest.keys.kms`) raised."""
     text = str(exc)
-    if "not authorised" in text or "not in this keyring" in text:
+    if "not authorised" in text:  # the KMS: no such master key here
         return KeyringError(f"{path.name}: not authorised: this keyring lacks the master key "
                             "it was encrypted with (a retired or another site's key)")
     if "does not unwrap" in text:
         return OutputError(f"{path.name}: its key material was altered; restore the output "
                            "from backup or re-run the delivery with --force")
-    if ("key material" in text.lower() or "No such file" in text
+    if "Invalid key id" in text:  # the material names none of the file's keys
+        return OutputError(f"{path.name}: its key material file "
+                           f"{key_material_name(path.name)} does not hold this file's keys "
+                           "(damaged, or another file's)")
+    if ("Failed to parse key material" in text or "No such file" in text
+            or isinstance(exc, pa.ArrowKeyError | pa.ArrowTypeError)  # JSON, wrong shape
             or (isinstance(exc, pa.ArrowInvalid) and "JSON" in text)):  # not JSON
         return OutputError(f"{path.name}: its key material file "
                            f"{key_material_name(path.name)} is missing or damaged")

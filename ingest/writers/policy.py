@@ -56,6 +56,11 @@ def apply_policies(frame: pl.DataFrame, dataset: Dataset, key: SecretKey) -> pl.
     return pl.DataFrame(out)
 
 
+def written_columns(dataset: Dataset) -> list[str]:
+    """The columns that leave the pipeline (every one but those dropped)."""
+    return [c.name for c in dataset.columns if c.policy != "drop"]
+
+
 def restricted_columns(dataset: Dataset) -> list[str]:
     """Columns under the restricted master key: identifiers and quasi-identifiers."""
     return [c.name for c in dataset.columns if c.policy in ("restrict", "pseudonymise")]
