@@ -260,3 +260,23 @@ def test_gpg_message_to_another_key_names_it(gnupg: Path, tmp_path: Path) -> Non
                   stdin=PLAIN)
     with pytest.raises(DecryptionError, match="does not hold"):
         decrypt_openpgp(cipher, gnupg)
+
+
+def test_a_keyring_folder_too_deep_for_gpg_agent_s_sockets_is_named(tmp_path: Path) -> None:
+    from ingest.crypto.openpgp import SOCKET_PATH_MAX, ensure_recipient_key
+
+    home = tmp_path / ("k" * (SOCKET_PATH_MAX - len(str(tmp_path)) - 10))
+    home.mkdir(mode=0o700)
+    socketdir = subprocess.run(["gpgconf", "--homedir", str(home), "--list-dirs", "socketdir"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    if socketdir != str(home):  # a system with a /run/user folder puts the sockets there
+        assert ensure_recipient_key(home)
+        return
+    longest = len(str(home)) + len("/S.gpg-agent.browser")
+    assert longest > SOCKET_PATH_MAX
+    with pytest.raises(KeyringError) as caught:
+        ensure_recipient_key(home)
+    assert str(caught.value) == (
+        f"could not create the OpenPGP key in {home}: gpg-agent's sockets there would have "
+        f"paths of up to {longest} bytes, and a socket's path holds at most {SOCKET_PATH_MAX}; "
+        "choose a shorter INGEST_HOME")

@@ -182,8 +182,25 @@ def ensure_recipient_key(home: Path) -> str:
                              "future-default", "default", "never"])
     fpr = recipient_fingerprint(home)
     if code != 0 or not fpr:
-        raise KeyringError(f"could not create the OpenPGP key in {home}")
+        raise KeyringError(f"could not create the OpenPGP key in {home}{_socket_hint(home)}")
     return fpr
+
+
+SOCKET_PATH_MAX = 107
+"""The longest path a Unix socket may have (``sun_path``: 108 bytes, the last a NUL)."""
+
+
+def _socket_hint(home: Path) -> str:
+    """Why gpg-agent could not start, when it is its sockets' paths: gpg puts them in
+    the keyring's folder where the system has no ``/run/user`` folder for them."""
+    proc = subprocess.run([shutil.which("gpgconf") or "gpgconf", "--homedir", str(home),
+                           "--list-dirs", "socketdir"], capture_output=True, check=False,
+                          env=child_environment())
+    longest = len(proc.stdout.strip()) + len(b"/S.gpg-agent.browser")
+    if proc.returncode != 0 or longest <= SOCKET_PATH_MAX:
+        return ""
+    return (f": gpg-agent's sockets there would have paths of up to {longest} bytes, and a "
+            f"socket's path holds at most {SOCKET_PATH_MAX}; choose a shorter INGEST_HOME")
 
 
 def recipient_fingerprint(home: Path) -> str | None:
