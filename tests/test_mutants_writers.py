@@ -166,7 +166,8 @@ def test_every_readable_column_is_named(own_keyring: Path, tmp_path: Path) -> No
         frame.select("visit", "day"))
 
 
-@pytest.mark.parametrize("name", ["Surname, first", "dose:mg", "a;b", " ward", "ward "])
+@pytest.mark.parametrize("name", ["Surname, first", "dose:mg", "a;b", " ward", "ward "],
+                         ids=["comma", "colon", "semicolon", "leading-space", "trailing-space"])
 def test_a_name_parquet_encryption_cannot_list_is_refused_before_a_byte_is_written(
         own_keyring: Path, tmp_path: Path, name: str) -> None:
     # pyarrow would encrypt a column of another name ("Surname"), or refuse the list
