@@ -80,8 +80,7 @@ GROUPS: dict[str, Group] = {
     "writers": Group(
         ("ingest/writers/jsonl.py", "ingest/writers/parquet.py", "ingest/writers/policy.py"),
         ("tests/test_pipeline.py", "tests/test_custody.py"),
-        why="the Parquet and JSON Lines writers, the column policy (run when named)",
-        default=False),
+        why="the Parquet and JSON Lines writers, the column policy"),
     "custody": Group(
         ("ingest/custody.py",),
         ("tests/test_custody.py",),
@@ -97,10 +96,7 @@ GROUPS: dict[str, Group] = {
             "sniff_text", "split_trailer", "to_utf8", "_utf8", "_as_utf8",
             "_not_utf8_from_the_start", "_stripped_end", "_trailer_end", "_refuse_nul",
             "_without_trailing_blank_lines")),
-        why="decoding: encodings, BOM, NUL, end-of-file marks, trailing blank lines",
-        # test_properties.py builds its seed inputs with polars when it is imported
-        preload=("polars", "hypothesis", "ingest.readers.csv", "ingest.media",
-                 "ingest.schema", "ingest.synth")),
+        why="decoding: encodings, BOM, NUL, end-of-file marks, trailing blank lines"),
     "keys": Group(
         ("ingest/keys/*.py",),
         ("tests/test_custody.py",),
@@ -130,10 +126,12 @@ class Row:
 
     @property
     def score(self) -> float | None:
-        """Killed (timeouts included, as mutmut does) over every mutant that was tried
-        or had no test at all: a mutant no test reaches counts against the score."""
+        """Killed (timeouts included, as mutmut does, and crashes: a test process that
+        died of a signal, pyarrow handed ``None``) over every mutant that was tried or
+        had no test at all: a mutant no test reaches counts against the score."""
         tried = self.mutants - self.n("not checked") - self.n("skipped")
-        return None if tried == 0 else 100 * (self.n("killed") + self.n("timeout")) / tried
+        caught = self.n("killed") + self.n("timeout") + self.n("segfault")
+        return None if tried == 0 else 100 * caught / tried
 
 
 def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float) -> str:
@@ -311,15 +309,16 @@ def write_survivors(work: Path, name: str, rows: list[Row]) -> None:
 
 
 def table(results: list[tuple[str, list[Row], Timing]]) -> str:
-    head = ("group", "module", "mutants", "killed", "survived", "no tests", "timeout", "score",
-            "time")
+    head = ("group", "module", "mutants", "killed", "survived", "no tests", "timeout",
+            "crashed", "score", "time")
     out = [head]
     for name, rows, elapsed in results:
         for i, row in enumerate(rows):
             score = "-" if row.score is None else f"{row.score:.1f}%"
             out.append((name if i == 0 else "", row.module, str(row.mutants),
                         str(row.n("killed")), str(row.n("survived")), str(row.n("no tests")),
-                        str(row.n("timeout")), score, str(elapsed) if i == 0 else ""))
+                        str(row.n("timeout")), str(row.n("segfault")), score,
+                        str(elapsed) if i == 0 else ""))
     widths = [max(len(r[i]) for r in out) for i in range(len(head))]
     lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in out]
     lines.insert(1, "-+-".join("-" * w for w in widths))

@@ -184,6 +184,16 @@ def test_a_name_parquet_encryption_cannot_list_is_refused_before_a_byte_is_writt
         assert sink.getvalue() == b""
 
 
+def test_a_name_with_any_other_punctuation_is_written_and_read_as_it_is(
+        own_keyring: Path, tmp_path: Path) -> None:
+    keyring = Keyring.open(load_settings(home=own_keyring))
+    names = ["X-ray (Y/N)", "No. of visits", "Größe=cm", "a\tb", "$AMOUNT", "'q'"]
+    assert writers_parquet.unlistable(names) == []
+    frame = pl.DataFrame({name: [i] for i, name in enumerate(names)})
+    path = _write(frame, keyring, names[:2], tmp_path / "visits.parquet")
+    assert pl.from_arrow(read_parquet(path, keyring)).equals(frame)
+
+
 def test_a_schema_naming_such_a_column_is_refused_before_the_delivery_is_read(
         tmp_path: Path) -> None:
     from ingest.errors import UsageError
