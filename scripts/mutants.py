@@ -96,7 +96,10 @@ GROUPS: dict[str, Group] = {
             "sniff_text", "split_trailer", "to_utf8", "_utf8", "_as_utf8",
             "_not_utf8_from_the_start", "_stripped_end", "_trailer_end", "_refuse_nul",
             "_without_trailing_blank_lines")),
-        why="decoding: encodings, BOM, NUL, end-of-file marks, trailing blank lines"),
+        why="decoding: encodings, BOM, NUL, end-of-file marks, trailing blank lines",
+        # test_properties.py builds its seed inputs with polars when it is imported
+        preload=("polars", "hypothesis", "ingest.readers.csv", "ingest.media",
+                 "ingest.schema", "ingest.synth")),
     "keys": Group(
         ("ingest/keys/*.py",),
         ("tests/test_custody.py",),
