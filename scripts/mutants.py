@@ -148,12 +148,7 @@ def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float) -> 
             "source_paths=ingest\n"
             + lines("only_mutate", list(group.mutate))
             + lines("pytest_add_cli_args_test_selection", list(group.tests) + extra_tests)
-            # a test's folder removed when its session ends, whatever its outcome
-            # (pytest keeps the last three sessions' folders, with what a runaway mutant
-            # wrote in them). Not a TMPDIR of the group's instead: a longer path puts
-            # gpg-agent's socket past the 108 bytes a socket's path may hold
-            + lines("pytest_add_cli_args", ["-p", "no:cacheprovider",
-                                            "-o", "tmp_path_retention_policy=none"])
+            + lines("pytest_add_cli_args", ["-p", "no:cacheprovider"])
             + lines("also_copy", ["tests", "schemas", "flows", "r", "scripts", "README.md"])
             # Fork isolation forks each mutant's tests from the process that already ran
             # them all: polars' thread pool and gpg-agent's sockets do not survive that,
