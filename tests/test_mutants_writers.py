@@ -184,6 +184,27 @@ def test_a_name_parquet_encryption_cannot_list_is_refused_before_a_byte_is_writt
         assert sink.getvalue() == b""
 
 
+def test_every_name_parquet_encryption_cannot_list_is_named(
+        own_keyring: Path) -> None:
+    keyring = Keyring.open(load_settings(home=own_keyring))
+    frame = pl.DataFrame({"a,b": [1], "visit": [2], "c:d": [3]})
+    with pytest.raises(OutputError) as caught:
+        write_parquet(frame, keyring, [], "visits.parquet", "ab" * 32, io.BytesIO())
+    assert str(caught.value).startswith("visits.parquet: column 'a,b', 'c:d' cannot be ")
+
+
+def test_no_key_material_stays_in_the_process_s_memory_file_system(
+        written: tuple[Keyring, Path, pl.DataFrame]) -> None:
+    # fsspec's in-memory file system is one store for the whole process
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    keyring, _, frame = written
+    write_parquet(frame.head(3), keyring, ["ward"], "again.parquet", "ab" * 32, io.BytesIO())
+    left = [p for p in [*MemoryFileSystem.store, *MemoryFileSystem.pseudo_dirs]
+            if "ingest-" in p or "KEY_MATERIAL" in p]
+    assert left == []
+
+
 def test_a_name_with_any_other_punctuation_is_written_and_read_as_it_is(
         own_keyring: Path, tmp_path: Path) -> None:
     keyring = Keyring.open(load_settings(home=own_keyring))
