@@ -56,6 +56,21 @@ def test_a_dropped_column_leaves_and_every_column_after_it_stays() -> None:
     assert out["ward"].to_list() == ["A", None]
 
 
+def test_identifiers_and_quasi_identifiers_are_the_restricted_columns() -> None:
+    from ingest.writers import restricted_columns, written_columns
+
+    class Stay(pa.DataFrameModel):
+        stay: int = pa.Field(metadata={"source": "STAY"})
+        person: int = pa.Field(metadata={"source": "PERSON", "policy": "pseudonymise"})
+        name: str = pa.Field(metadata={"source": "NAME", "policy": "drop"})
+        postcode: str = pa.Field(metadata={"source": "POSTCODE", "policy": "restrict"})
+        ward: str = pa.Field(metadata={"source": "WARD", "policy": "keep"})
+
+    stays = dataset(Stay, name="stays", version="1")
+    assert restricted_columns(stays) == ["person", "postcode"]
+    assert written_columns(stays) == ["stay", "person", "postcode", "ward"]
+
+
 def test_an_integer_identifier_is_pseudonymised_by_its_text() -> None:
     values = pl.Series("person", [12, None, 12, 7, 300])
     out = pseudonymise(values, KEY)
@@ -467,6 +482,7 @@ def test_batches_are_read_for_the_delivery_and_columns_asked_for(
     batches = list(writers_parquet.iter_parquet(path, keyring, ["visit"], "ab" * 32,
                                                 batch_size=50_000))
     assert [b.num_rows for b in batches][:2] == [50_000, 50_000]
+    assert {tuple(b.schema.names) for b in batches} == {("visit",)}
     assert sum(b.num_rows for b in batches) == frame.height
     with pytest.raises(OutputError, match="belongs to another delivery"):
         list(writers_parquet.iter_parquet(path, keyring, ["visit"], "cd" * 32))
