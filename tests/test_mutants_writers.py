@@ -373,11 +373,7 @@ def test_a_file_without_the_project_s_metadata_is_refused_or_read_plainly(
     pq.write_table(pa_.table({"v": [1, 2]}), path, encryption_properties=props)
     with pytest.raises(OutputError, match="belongs to another delivery"):
         read_parquet(path, keyring, delivery_sha256="ab" * 32)
-    reader = tmp_path / "reader"
-    shutil.copytree(keyring.settings.keys_dir, reader / "keys")
-    (reader / "keys" / "restricted.json").unlink()
-    general = Keyring.open(load_settings(home=reader))
-    assert read_parquet(path, general)["v"].to_pylist() == [1, 2]
+    assert read_parquet(path, _general_only(keyring, tmp_path))["v"].to_pylist() == [1, 2]
 
 
 # --- what goes wrong, told as what it is --------------------------------------------------
