@@ -43,7 +43,7 @@ from .writers import (
     write_parquet,
     written_columns,
 )
-from .writers.parquet import UNLISTABLE_WHY, key_material_name, unlistable
+from .writers.parquet import key_material_name, unlistable_refusal
 from .writers.publish import QUARANTINE, table_output
 
 logger = logging.getLogger("ingest")
@@ -290,10 +290,9 @@ def datasets_of(schema: str | Dataset | Sequence[str | Dataset]) -> tuple[Datase
                              "schema: " + ", ".join(repr(n) for n in unsafe) + " must be "
                              "letters, digits, _ and - only")
     for d in datasets:  # refused now, not once the delivery is read and validated
-        if refused := unlistable(written_columns(d)):
-            raise UsageError(f"schema {d.name}: column {', '.join(map(repr, refused))} cannot "
-                             f"be encrypted in Parquet: {UNLISTABLE_WHY}; name the field "
-                             "without them (the delivery's header stays in metadata 'source')")
+        if why := unlistable_refusal(written_columns(d)):
+            raise UsageError(f"schema {d.name}: {why}; name the field without them (the "
+                             "delivery's header stays in metadata 'source')")
     return datasets
 
 

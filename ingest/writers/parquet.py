@@ -40,14 +40,23 @@ def key_material_name(parquet_name: str) -> str:
 
 ROWS_PER_GROUP = 128 * 1024
 
-UNLISTABLE_WHY = ("Parquet Modular Encryption lists a key's columns by name, split at ',', "
-                  "';' and ':' and trimmed of spaces")
-
 
 def unlistable(names: list[str]) -> list[str]:
-    """The names of ``names`` that cannot be encrypted in Parquet (:data:`UNLISTABLE_WHY`:
-    pyarrow would encrypt a column of another name, or refuse the list)."""
+    """The names of ``names`` that cannot be encrypted in Parquet: Parquet Modular
+    Encryption lists a key's columns as one text, split at ``,`` ``;`` ``:`` and trimmed,
+    so pyarrow would encrypt a column of another name, or refuse the list."""
     return [n for n in names if n != n.strip() or any(c in n for c in ",;:")]
+
+
+def unlistable_refusal(names: list[str]) -> str | None:
+    """Why ``names`` cannot all be encrypted in Parquet, naming the columns; None if
+    they can."""
+    refused = unlistable(names)
+    if not refused:
+        return None
+    return (f"column {', '.join(map(repr, refused))} cannot be encrypted in Parquet: "
+            "Parquet Modular Encryption lists a key's columns by name, split at ',', ';' "
+            "and ':' and trimmed of spaces")
 
 
 def write_parquet(frame: pl.DataFrame, keyring: Keyring, restricted: list[str], name: str,
@@ -98,9 +107,8 @@ def encrypted_writer(empty: pl.DataFrame, keyring: Keyring, restricted: list[str
     """
     from fsspec.implementations.memory import MemoryFileSystem
 
-    if refused := unlistable(empty.columns):
-        raise OutputError(f"{name}: column {', '.join(map(repr, refused))} cannot be "
-                          f"encrypted in Parquet: {UNLISTABLE_WHY}")
+    if why := unlistable_refusal(empty.columns):
+        raise OutputError(f"{name}: {why}")
     restricted = [c for c in empty.columns if c in restricted]
     general = [c for c in empty.columns if c not in restricted]
     # a role without columns is left out: pyarrow refuses an empty list of columns
