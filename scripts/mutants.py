@@ -140,7 +140,8 @@ class Row:
         return None if tried == 0 else 100 * caught / tried
 
 
-def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float) -> str:
+def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float,
+              profile: bool = False) -> str:
     def lines(key: str, values: list[str]) -> str:
         return f"{key}=" + "\n    ".join(values) + "\n"
 
@@ -151,7 +152,8 @@ def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float) -> 
             "source_paths=ingest\n"
             + lines("only_mutate", list(group.mutate))
             + lines("pytest_add_cli_args_test_selection", list(group.tests) + extra_tests)
-            + lines("pytest_add_cli_args", ["-p", "no:cacheprovider"])
+            + lines("pytest_add_cli_args", ["-p", "no:cacheprovider"]
+                    + (["-p", "mutant_profile"] if profile else []))
             + lines("also_copy", ["tests", "schemas", "flows", "r", "scripts", "README.md"])
             # Fork isolation forks each mutant's tests from the process that already ran
             # them all: polars' thread pool and gpg-agent's sockets do not survive that,
@@ -205,7 +207,8 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     if args.tests:  # these tests alone: does a new test kill the mutants it was written for?
         group, extra = Group(group.mutate, tuple(args.tests), group.functions,
                              preload=group.preload), []
-    (work / "setup.cfg").write_text(setup_cfg(group, extra, args.timeout_constant))
+    (work / "setup.cfg").write_text(setup_cfg(group, extra, args.timeout_constant,
+                                              profile=args.profile))
     (work / "preload.txt").write_text("".join(f"{m}\n" for m in group.preload))
     patterns = list(group.functions)
     if args.only:
@@ -217,6 +220,9 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     # copy too, not the working tree the editable install points to.
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(work / "mutants"))
     env.pop("INGEST_HOME", None)
+    if args.profile:  # scripts/mutant_profile.py, copied into mutants/ with scripts/
+        env["PYTHONPATH"] += os.pathsep + str(work / "mutants" / "scripts")
+        env["MUTANT_PROFILE_OUT"] = str(work / "profile.jsonl")
     log = work / "mutmut.log"
     started, cpu, load = time.monotonic(), _children_cpu(), os.getloadavg()[0]
     server_home = work / "prefect-home"
@@ -348,6 +354,9 @@ def main() -> int:
                         help="run these tests (files or node ids; repeatable) instead of the "
                              "group's, e.g. a new test file with --only the mutants it was "
                              "written for: each must be killed by it alone")
+    parser.add_argument("--profile", action="store_true",
+                        help="record each test process's time (wall, CPU, set-up, call, "
+                             "tear-down, the tests it ran) in <workdir>/<group>/profile.jsonl")
     parser.add_argument("--list", action="store_true", help="list the groups and exit")
     args = parser.parse_args()
     if args.list:
