@@ -220,8 +220,8 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     # copy too, not the working tree the editable install points to.
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(work / "mutants"))
     env.pop("INGEST_HOME", None)
-    if args.profile:  # scripts/mutant_profile.py, copied into mutants/ with scripts/
-        env["PYTHONPATH"] += os.pathsep + str(work / "mutants" / "scripts")
+    if args.profile:  # scripts/mutant_profile.py, from the copy (mutants/ is made later)
+        env["PYTHONPATH"] += os.pathsep + str(work / "scripts")
         env["MUTANT_PROFILE_OUT"] = str(work / "profile.jsonl")
     log = work / "mutmut.log"
     started, cpu, load = time.monotonic(), _children_cpu(), os.getloadavg()[0]
