@@ -13,6 +13,7 @@ commit anyone can check out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import fnmatch
 import json
 import os
@@ -42,6 +43,9 @@ class Group:
     """Start the project's managed Prefect server once for the whole group and hand its
     INGEST_HOME to the tests (``INGEST_TEST_PREFECT_HOME``), rather than have every
     mutant's process start and stop one (seconds of wall time each)."""
+    warmup: tuple[str, ...] = ()
+    """Modules the fork server imports after collecting the tests, so that the mutants'
+    processes do not each import them (``MUTANT_WARMUP`` of scripts/mutant_plugin.py)."""
     preload: tuple[str, ...] = ()
     """When set, the fork server imports these modules instead of collecting the tests:
     for tests whose collection runs polars (its thread pool does not survive a fork, so
@@ -61,6 +65,12 @@ CSV_PROPERTIES = tuple(f"tests/test_properties.py::{name}" for name in (
     "test_utf8_csv_and_tsv_round_trip", "test_cp1252_csv_and_tsv_round_trip",
     "test_a_trailer_is_read_as_a_trailer_and_checked",
     "test_the_delimited_reader_survives_any_input"))
+PIPELINE = ("ingest.pipeline", "ingest.media._formats", "ingest.crypto._formats",
+            "ingest.readers._formats", "ingest.readers.excel._formats",
+            "ingest.formats.known", "schemas.reference", "pandera.polars", "pandas",
+            "pyarrow.parquet", "pyarrow.dataset", "fsspec", "ingest.keys.kms")
+"""What a test that runs a delivery imports lazily: about 0.4 s of every mutant's
+process that runs one, unless the fork server has imported it (``Group.warmup``)."""
 GROUPS: dict[str, Group] = {
     "validate": Group(
         ("ingest/validate/__init__.py", "ingest/validate/whole.py"),
@@ -76,7 +86,8 @@ GROUPS: dict[str, Group] = {
     "publish": Group(
         ("ingest/writers/publish.py",),
         ("tests/test_pipeline.py", "tests/test_custody.py", *FAULTS_IN_PROCESS),
-        why="staging, publishing, hashes of what was written, failures while writing"),
+        why="staging, publishing, hashes of what was written, failures while writing",
+        warmup=PIPELINE),
     "writers": Group(
         ("ingest/writers/jsonl.py", "ingest/writers/parquet.py", "ingest/writers/policy.py"),
         # its own file alone (added by its name): with test_pipeline.py and
@@ -87,11 +98,13 @@ GROUPS: dict[str, Group] = {
     "custody": Group(
         ("ingest/custody.py",),
         ("tests/test_custody.py",),
-        why="verification of outputs, key rotation"),
+        why="verification of outputs, key rotation",
+        warmup=PIPELINE),
     "audit": Group(
         ("ingest/audit.py",),
         ("tests/test_custody.py",),
-        why="the hash-chained audit log"),
+        why="the hash-chained audit log",
+        warmup=PIPELINE),
     "csv": Group(
         ("ingest/readers/csv.py",),
         ("tests/test_readers_csv.py", *CSV_PROPERTIES),
@@ -107,7 +120,7 @@ GROUPS: dict[str, Group] = {
         ("ingest/keys/*.py",),
         ("tests/test_custody.py",),
         why="keyring, sealed keys, KMS wrapping, passphrase session",
-        prefect_server=True),
+        prefect_server=True, warmup=PIPELINE),
 }
 
 STATUS = {  # mutmut's exit codes of a mutant's test run (mutmut/stats.py)
@@ -140,8 +153,7 @@ class Row:
         return None if tried == 0 else 100 * caught / tried
 
 
-def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float,
-              profile: bool = False) -> str:
+def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float) -> str:
     def lines(key: str, values: list[str]) -> str:
         return f"{key}=" + "\n    ".join(values) + "\n"
 
@@ -152,8 +164,9 @@ def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float,
             "source_paths=ingest\n"
             + lines("only_mutate", list(group.mutate))
             + lines("pytest_add_cli_args_test_selection", list(group.tests) + extra_tests)
-            + lines("pytest_add_cli_args", ["-p", "no:cacheprovider"]
-                    + (["-p", "mutant_profile"] if profile else []))
+            # scripts/mutant_plugin.py: each mutant's cheapest tests first, imports
+            # paid once in the fork server, and --profile
+            + lines("pytest_add_cli_args", ["-p", "no:cacheprovider", "-p", "mutant_plugin"])
             + lines("also_copy", ["tests", "schemas", "flows", "r", "scripts", "README.md"])
             # Fork isolation forks each mutant's tests from the process that already ran
             # them all: polars' thread pool and gpg-agent's sockets do not survive that,
@@ -205,10 +218,8 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     extra = sorted(str(p.relative_to(work))
                    for p in (work / "tests").glob(f"test_mutants_{name}*.py"))
     if args.tests:  # these tests alone: does a new test kill the mutants it was written for?
-        group, extra = Group(group.mutate, tuple(args.tests), group.functions,
-                             preload=group.preload), []
-    (work / "setup.cfg").write_text(setup_cfg(group, extra, args.timeout_constant,
-                                              profile=args.profile))
+        group, extra = dataclasses.replace(group, tests=tuple(args.tests)), []
+    (work / "setup.cfg").write_text(setup_cfg(group, extra, args.timeout_constant))
     (work / "preload.txt").write_text("".join(f"{m}\n" for m in group.preload))
     patterns = list(group.functions)
     if args.only:
@@ -218,10 +229,13 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
                     or ["*__mutmut_1"])
     # A child process (the `ingest` command a test starts) must import the mutated
     # copy too, not the working tree the editable install points to.
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYTHONPATH=str(work / "mutants"))
+    # scripts/mutant_plugin.py comes from the copy's scripts/ (a folder that exists when
+    # Python starts: mutants/ is made later, and a path entry missing at start is skipped)
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=os.pathsep.join((str(work / "mutants"), str(work / "scripts"))),
+               MUTANT_WARMUP=",".join(group.warmup))
     env.pop("INGEST_HOME", None)
-    if args.profile:  # scripts/mutant_profile.py, from the copy (mutants/ is made later)
-        env["PYTHONPATH"] += os.pathsep + str(work / "scripts")
+    if args.profile:
         env["MUTANT_PROFILE_OUT"] = str(work / "profile.jsonl")
     log = work / "mutmut.log"
     started, cpu, load = time.monotonic(), _children_cpu(), os.getloadavg()[0]
