@@ -41,9 +41,10 @@ WARMUP_ENV = "MUTANT_WARMUP"
 COSTS = "mutant-test-costs.json"
 """Seconds per test node id, written by the stats run into mutmut's folder (mutants/)."""
 LIMIT_FACTOR = 10
-LIMIT_FLOOR = 10.0
+LIMIT_FLOOR = float(os.environ.get("MUTANT_LIMIT_FLOOR", "10"))
 """A test's CPU limit in a mutant's process: generous enough for the session's set-up
-(imports, the keyring) paid by whichever test comes first, and for a loaded machine."""
+(imports, the keyring) paid by whichever test comes first, and for a loaded machine
+(``MUTANT_LIMIT_FLOOR`` seconds, 10 by default)."""
 TIMEOUT_EXIT = 36
 """mutmut's exit code for a mutant's tests that ran out of time."""
 
