@@ -388,6 +388,7 @@ def main() -> int:
     if args.list:
         for name, group in GROUPS.items():
             print(f"{name:9} {' '.join(group.mutate)}  <-  {' '.join(group.tests)}  ({group.why})"
+                  + "".join(f" [without {t}]" for t in group.deselect)
                   + ("" if group.default else " [not in the default run]"))
         return 0
     unknown = [g for g in args.groups if g not in GROUPS]
