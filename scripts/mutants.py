@@ -45,13 +45,15 @@ class Group:
     mutant's process start and stop one (seconds of wall time each)."""
     deselect: tuple[str, ...] = ()
     """Tests of those files left out (pytest's ``--deselect``)."""
-    warmup: tuple[str, ...] = ()
-    """Modules the fork server imports after collecting the tests, so that the mutants'
-    processes do not each import them (``MUTANT_WARMUP`` of scripts/mutant_plugin.py)."""
-    preload: tuple[str, ...] = ()
-    """When set, the fork server imports these modules instead of collecting the tests:
-    for tests whose collection runs polars (its thread pool does not survive a fork, so
-    every mutant's process would hang on its first parallel query)."""
+    imports: tuple[str, ...] = ()
+    """Modules the fork server imports before it forks each mutant's process, so that
+    those processes do not each import them: after collecting the tests
+    (``MUTANT_WARMUP`` of scripts/mutant_plugin.py), or instead of it (``collect``)."""
+    collect: bool = True
+    """Whether the fork server collects the tests. Not for tests whose collection runs
+    polars: its thread pool does not survive a fork, so every mutant's process would hang
+    on its first parallel query; their fork server only imports, and each mutant's
+    process collects its tests itself."""
 
 
 # Tests of the form tests/test_mutants_<group>.py are added to their group on their own.
@@ -72,7 +74,7 @@ PIPELINE = ("ingest.pipeline", "ingest.media._formats", "ingest.crypto._formats"
             "ingest.formats.known", "schemas.reference", "pandera.polars", "pandas",
             "pyarrow.parquet", "pyarrow.dataset", "fsspec", "ingest.keys.kms")
 """What a test that runs a delivery imports lazily: about 0.4 s of every mutant's
-process that runs one, unless the fork server has imported it (``Group.warmup``)."""
+process that runs one, unless the fork server has imported it (``Group.imports``)."""
 GROUPS: dict[str, Group] = {
     "validate": Group(
         ("ingest/validate/__init__.py", "ingest/validate/whole.py"),
@@ -89,7 +91,7 @@ GROUPS: dict[str, Group] = {
         ("ingest/writers/publish.py",),
         ("tests/test_pipeline.py", "tests/test_custody.py", *FAULTS_IN_PROCESS),
         why="staging, publishing, hashes of what was written, failures while writing",
-        warmup=PIPELINE),
+        imports=PIPELINE),
     "writers": Group(
         ("ingest/writers/jsonl.py", "ingest/writers/parquet.py", "ingest/writers/policy.py"),
         # its own file alone (added by its name): with test_pipeline.py and
@@ -101,7 +103,7 @@ GROUPS: dict[str, Group] = {
         ("ingest/custody.py",),
         ("tests/test_custody.py",),
         why="verification of outputs, key rotation",
-        warmup=PIPELINE),
+        imports=PIPELINE),
     "audit": Group(
         ("ingest/audit.py",),
         ("tests/test_custody.py",),
@@ -109,7 +111,7 @@ GROUPS: dict[str, Group] = {
         # reaches the log through its delivery, and killed none of its mutants
         deselect=("tests/test_custody.py::test_a_protected_keyring_needs_its_passphrase",),
         why="the hash-chained audit log",
-        warmup=PIPELINE),
+        imports=PIPELINE),
     "csv": Group(
         ("ingest/readers/csv.py",),
         ("tests/test_readers_csv.py", *CSV_PROPERTIES),
@@ -121,7 +123,8 @@ GROUPS: dict[str, Group] = {
         # test_properties.py builds its seed inputs with polars when it is imported
         # (and what collecting the tests imports: 0.95 s of each mutant's process
         # with the first six, 0.52 s with them all)
-        preload=("polars", "hypothesis", "ingest.readers.csv", "ingest.media",
+        collect=False,
+        imports=("polars", "hypothesis", "ingest.readers.csv", "ingest.media",
                  "ingest.schema", "ingest.synth", "pytest", "_hypothesis_pytestplugin",
                  "ingest.readers.excel", "ingest.synth.packaging", "ingest.catalog",
                  "ingest.declare", "schemas.reference", "pandera.polars", "pandas",
@@ -131,7 +134,7 @@ GROUPS: dict[str, Group] = {
         ("ingest/keys/*.py",),
         ("tests/test_custody.py",),
         why="keyring, sealed keys, KMS wrapping, passphrase session",
-        prefect_server=True, warmup=PIPELINE),
+        prefect_server=True, imports=PIPELINE),
 }
 
 STATUS = {  # mutmut's exit codes of a mutant's test run (mutmut/stats.py)
@@ -168,8 +171,8 @@ def setup_cfg(group: Group, extra_tests: list[str], timeout_constant: float) -> 
     def lines(key: str, values: list[str]) -> str:
         return f"{key}=" + "\n    ".join(values) + "\n"
 
-    warmup = ("forkserver_warmup=import\npreload_modules_file=preload.txt\n"
-              if group.preload else "")
+    warmup = ("" if group.collect
+              else "forkserver_warmup=import\npreload_modules_file=preload.txt\n")
 
     return ("[mutmut]\n"
             "source_paths=ingest\n"
@@ -232,7 +235,7 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     if args.tests:  # these tests alone: does a new test kill the mutants it was written for?
         group, extra = dataclasses.replace(group, tests=tuple(args.tests)), []
     (work / "setup.cfg").write_text(setup_cfg(group, extra, args.timeout_constant))
-    (work / "preload.txt").write_text("".join(f"{m}\n" for m in group.preload))
+    (work / "preload.txt").write_text("".join(f"{m}\n" for m in group.imports))
     patterns = list(group.functions)
     if args.only:
         patterns = args.only
@@ -245,7 +248,7 @@ def run_group(name: str, group: Group, args: argparse.Namespace) -> tuple[list[R
     # Python starts: mutants/ is made later, and a path entry missing at start is skipped)
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1",
                PYTHONPATH=os.pathsep.join((str(work / "mutants"), str(work / "scripts"))),
-               MUTANT_WARMUP=",".join(group.warmup))
+               MUTANT_WARMUP=",".join(group.imports))
     env.pop("INGEST_HOME", None)
     if args.profile:
         env["MUTANT_PROFILE_OUT"] = str(work / "profile.jsonl")
